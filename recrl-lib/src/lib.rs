@@ -1,0 +1,38 @@
+//! # recrl-lib: Shielded RecRL in Rust
+//!
+//! A sequential recommender (SASRec) gets chat-style explanations from a small
+//! Llama-architecture LLM with LoRA, trained with PPO against a simulated user, while a
+//! gradient shield keeps RL from moving the ranker's scores. The design of record is
+//! `DESIGN.md`; this crate implements it one module per pipeline step:
+//!
+//! | step | module | notebook |
+//! |---|---|---|
+//! | 0 environment | [`env`] | `00_environment.ipynb` |
+//! | 7 results (figures) | [`report`] | `07_results.ipynb` |
+//!
+//! Cross-cutting pieces: [`config`] (the typed `experiments/recrl_default.yaml`), [`assets`]
+//! (registry-fetched data and models, verified by sha256), [`paths`] (where the project's
+//! folders are), [`notebook`] (rich display in the evcxr Jupyter kernel) and [`io`] (atomic
+//! writes).
+//!
+//! ```no_run
+//! let cfg = recrl_lib::config::Config::load_default("ml-100k")?;
+//! let report = recrl_lib::env::EnvReport::collect();
+//! println!("{report}\nseed {}", cfg.seed);
+//! # anyhow::Ok(())
+//! ```
+
+pub mod assets;
+pub mod config;
+pub mod env;
+pub mod io;
+pub mod notebook;
+pub mod paths;
+pub mod report;
+
+/// Re-exported so notebooks and dependents build plots and tensors with the same versions.
+pub use plotly;
+pub use tch;
+
+/// This crate's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Run Rust (evcxr) notebooks headless, papermill-style.
+
+    .venv-nb/bin/python scripts/run_notebooks.py [NOTEBOOK ...] [-p NAME VALUE ...] [--smoke]
+
+* no NOTEBOOK: every notebooks/NN_*.ipynb, in order;
+* parameters go into the cell tagged `parameters` through a Rust translator: a declared
+  `let epochs: usize = 10;` becomes `let epochs: usize = 3;` for `-p epochs 3`;
+* the executed copy (and an HTML rendering) is written to notebooks/executed/ (or --out),
+  even when a cell fails, and is marked trusted so JupyterLab shows its HTML outputs;
+* a notebook fails on a compile error, a runtime error, a panic (evcxr reports a caught
+  panic only on stderr, so stderr is scanned too) or a cell running past --timeout;
+* prints one line per notebook with its time and, on failure, the failing cell and error,
+  then `notebooks: N passed, M failed`; exits 1 when any failed.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+
+import nbformat
+import papermill
+import papermill.execute
+import papermill.translators as translators
+from papermill.exceptions import PapermillExecutionError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LET_RE = re.compile(r"^\s*let\s+(?:mut\s+)?(\w+)\s*(?::\s*([^=]+?))?\s*=", re.M)
+KERNEL = "recrl-rust"
+
+
+class RustTranslator(translators.Translator):
+    """papermill has no Rust translator; parameters become typed `let` statements."""
+
+    declared = {}  # name -> type, read from the notebook's parameters cell
+
+    @classmethod
+    def translate_none(cls, val):
+        return "None"
+
+    @classmethod
+    def translate_str(cls, val):
+        return json.dumps(val)
+
+    @classmethod
+    def translate_bool(cls, val):
+        return "true" if val else "false"
+
+    @classmethod
+    def translate_int(cls, val):
+        return str(val)
+
+    @classmethod
+    def translate_float(cls, val):
+        if math.isnan(val):
+            return "f64::NAN"
+        if math.isinf(val):
+            return "f64::INFINITY" if val > 0 else "f64::NEG_INFINITY"
+        s = repr(val)
+        return s if any(c in s for c in ".eE") else s + ".0"
+
+    @classmethod
+    def translate_list(cls, val):
+        return "vec![" + ", ".join(cls.translate(v) for v in val) + "]"
+
+    @classmethod
+    def translate_dict(cls, val):
+        items = ", ".join(f"({cls.translate(k)}, {cls.translate(v)})" for k, v in val.items())
+        return f"std::collections::HashMap::from([{items}])"
+
+    @classmethod
+    def comment(cls, cmt_str):
+        return f"// {cmt_str}".strip()
+
+    @classmethod
+    def assign(cls, name, str_val):
+        ty = cls.declared.get(name)
+        if ty is None:
+            return f"let {name} = {str_val};"
+        compact = ty.replace(" ", "")
+        if str_val.startswith('"') and compact not in ("&str", "&'staticstr"):
+            str_val += ".into()"  # String, PathBuf, ...
+        if compact in ("f32", "f64") and re.fullmatch(r"-?\d+", str_val):
+            str_val += ".0"  # -p lr 1 for a float parameter
+        return f"let {name}: {ty} = {str_val};"
+
+    @classmethod
+    def inspect(cls, parameters_cell):
+        from papermill.models import Parameter
+
+        return [Parameter(name=m.group(1), inferred_type_name=(m.group(2) or "None").strip(),
+                          default=None, help="") for m in LET_RE.finditer(parameters_cell.source)]
+
+
+# papermill looks a translator up by kernel name, then by language: evcxr writes "Rust".
+for key in (KERNEL, "rust", "Rust"):
+    translators.papermill_translators.register(key, RustTranslator)
+
+_parameterize = papermill.execute.parameterize_notebook
+
+
+def _parameterize_typed(nb, parameters, *args, **kwargs):
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            RustTranslator.declared = {m.group(1): m.group(2).strip()
+                                       for m in LET_RE.finditer(cell.source) if m.group(2)}
+            break
+    return _parameterize(nb, parameters, *args, **kwargs)
+
+
+papermill.execute.parameterize_notebook = _parameterize_typed
+
+
+def parse_value(text):
+    """-p values: bool, int, float, list/dict as JSON, else a string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cell_label(nb, index):
+    """How a reader finds the cell: `In [n]` as Jupyter shows it, else its code-cell number."""
+    n = nb.cells[index].get("execution_count")
+    return f"In [{n}]" if n else f"code cell {sum(1 for c in nb.cells[: index + 1] if c.cell_type == 'code')}"
+
+
+def first_failure(nb):
+    """(cell label, message) of the first error or panic in an executed notebook."""
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return cell_label(nb, i), f"{out.get('ename')}: {first_line(out.get('evalue', ''))}"
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = out.get("text", "")
+                m = re.search(r"panicked at[^\n]*\n?([^\n]*)", text)
+                if m:
+                    return cell_label(nb, i), f"panic: {m.group(1).strip() or first_line(text)}"
+    return None
+
+
+def first_line(text):
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text)).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def run_one(path, out_dir, params, timeout, html):
+    name = os.path.splitext(os.path.basename(path))[0]
+    out = os.path.join(out_dir, name + ".ipynb")
+    nb = nbformat.read(path, 4)
+    has_params = any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    unknown = [] if has_params else sorted(params)
+    t0 = time.time()
+    err = None
+    try:
+        papermill.execute_notebook(
+            path, out, parameters=params if has_params else {}, kernel_name=KERNEL,
+            cwd=os.path.dirname(os.path.abspath(path)), execution_timeout=timeout,
+            progress_bar=False, log_output=False)
+    except PapermillExecutionError as e:
+        err = f"In [{e.exec_count}]: {e.ename}: {first_line(e.evalue)}"
+    except Exception as e:  # timeouts, a dead kernel, ...
+        err = f"{type(e).__name__}: {first_line(e)}"
+    if os.path.exists(out):
+        executed = nbformat.read(out, 4)
+        failure = first_failure(executed)
+        if failure:  # the executed copy names the cell as a reader sees it
+            err = f"{failure[0]}: {failure[1]}"
+        if html:
+            subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--log-level", "WARN", out],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "nbformat.sign", "--log-level", "WARN", out],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return name, time.time() - t0, err, unknown
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: notebooks/NN_*.ipynb)")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    ap.add_argument("--smoke", action="store_true", help="inject smoke = true (notebooks shrink their work)")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "notebooks", "executed"), help="executed copies")
+    ap.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
+    ap.add_argument("--timings", help="append {notebook, seconds, ok} JSON lines to this file")
+    a = ap.parse_args()
+
+    paths = a.notebooks or sorted(glob.glob(os.path.join(ROOT, "notebooks", "[0-9][0-9]_*.ipynb")))
+    if not paths:
+        sys.exit("run_notebooks: no notebooks found")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        sys.exit(f"run_notebooks: no such notebook: {', '.join(missing)}")
+    params = {k: parse_value(v) for k, v in a.parameter}
+    if a.smoke:
+        params["smoke"] = True
+    os.makedirs(a.out, exist_ok=True)
+    passed, failed = 0, 0
+    for path in paths:
+        name, secs, err, unknown = run_one(path, a.out, params, a.timeout, not a.no_html)
+        if unknown:
+            print(f"warning: {name} has no `parameters` cell; ignored {', '.join(unknown)}")
+        print(f"{'FAIL' if err else 'ok  '} {name} ({secs:.1f}s){' - ' + err if err else ''}", flush=True)
+        if a.timings:
+            with open(a.timings, "a") as f:
+                f.write(json.dumps({"notebook": name, "seconds": round(secs, 1), "ok": err is None}) + "\n")
+        passed, failed = passed + (err is None), failed + (err is not None)
+    print(f"executed copies in {os.path.relpath(a.out)}")
+    print(f"notebooks: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
