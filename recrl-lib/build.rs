@@ -13,7 +13,10 @@ fn main() {
     // Absolute rpath: `recrl`, `cargo test` and `cargo nextest` find libtorch on their own.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-env=RECRL_LIBTORCH_LIB={}", lib.display());
-    println!("cargo:rustc-env=RECRL_LIBTORCH_VERSION={}", torch_version(lib));
+    println!(
+        "cargo:rustc-env=RECRL_LIBTORCH_VERSION={}",
+        torch_version(lib)
+    );
     // rustc links with --as-needed, which drops libtorch.so -> libtorch_cuda.so, and CUDA never
     // registers. Link it when the nvidia wheels are present or TCH_LINK_CUDA=1.
     let link_cuda = match std::env::var("TCH_LINK_CUDA").as_deref() {

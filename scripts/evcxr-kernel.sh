@@ -3,6 +3,7 @@
 # Gives each running kernel a persistent build folder, target/evcxr/slot-N (the first one no
 # other kernel holds), so `:dep recrl-lib` compiles once and later kernels start warm. The
 # lock is held by the kernel process for its lifetime. All slots busy: evcxr's own temp dir.
+# Build output of slot N is appended to target/evcxr/slot-N.log.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 base=${RECRL_EVCXR_DIR:-$root/target/evcxr}
@@ -13,7 +14,8 @@ for i in 0 1 2 3 4 5 6 7; do
   if flock -n 9; then
     export EVCXR_TMPDIR="$base/slot-$i"
     mkdir -p "$EVCXR_TMPDIR"
-    exec "$kernel" --control_file "$1"
+    # the kernel's own output (cargo's `Compiling ...` lines of :dep builds) goes to a log
+    exec "$kernel" --control_file "$1" >>"$EVCXR_TMPDIR.log" 2>&1
   fi
   exec 9>&-
 done

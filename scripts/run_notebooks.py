@@ -135,22 +135,26 @@ def parse_value(text):
 
 
 def cell_label(nb, index):
-    """How a reader finds the cell: `In [n]` as Jupyter shows it, else its code-cell number."""
+    """`code cell k (In [n])`: k counts code cells as in the original notebook (papermill's
+    injected parameters cell is skipped), n is the execution count Jupyter shows."""
+    k = sum(1 for c in nb.cells[: index + 1] if c.cell_type == "code"
+            and "injected-parameters" not in c.metadata.get("tags", []))
     n = nb.cells[index].get("execution_count")
-    return f"In [{n}]" if n else f"code cell {sum(1 for c in nb.cells[: index + 1] if c.cell_type == 'code')}"
+    return f"code cell {k}" + (f" (In [{n}])" if n else "")
 
 
 def first_failure(nb):
-    """(cell label, message) of the first error or panic in an executed notebook."""
+    """(cell label, message) of the first cell with a panic or an error output."""
     for i, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
+        outs = cell.get("outputs", [])
+        stderr = "".join(o.get("text", "") for o in outs
+                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
+        m = re.search(r"panicked at [^\n]*\n([^\n]*)", stderr)
+        if m:
+            return cell_label(nb, i), f"panic: {m.group(1).strip()}"
+        for out in outs:
             if out.get("output_type") == "error":
                 return cell_label(nb, i), f"{out.get('ename')}: {first_line(out.get('evalue', ''))}"
-            if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                text = out.get("text", "")
-                m = re.search(r"panicked at[^\n]*\n?([^\n]*)", text)
-                if m:
-                    return cell_label(nb, i), f"panic: {m.group(1).strip() or first_line(text)}"
     return None
 
 

@@ -32,7 +32,7 @@ setup_notebooks() {
   # 1. the Rust kernel
   local bin
   bin=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
-  if ! "$bin" --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+  if ! { [ -x "$bin" ] && cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; }; then
     echo "installing evcxr_jupyter $EVCXR_VERSION (cargo install, several minutes, once) ..."
     cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION"
     bin="$HOME/.cargo/bin/evcxr_jupyter"

@@ -178,8 +178,13 @@ impl Config {
         for (key, value) in overrides {
             set_path(&mut merged, key, value).with_context(|| format!("override {key}={value}"))?;
         }
-        serde_path_to_error::deserialize(merged)
-            .map_err(|e| anyhow!("{origin}, dataset `{dataset}`, key `{}`: {}", e.path(), e.inner()))
+        serde_path_to_error::deserialize(merged).map_err(|e| {
+            anyhow!(
+                "{origin}, dataset `{dataset}`, key `{}`: {}",
+                e.path(),
+                e.inner()
+            )
+        })
     }
 
     /// The configuration as YAML (what `recrl config` prints).
@@ -254,7 +259,10 @@ mod tests {
         assert_eq!(c.ranker.hidden, 128);
         let bad = vec![("ranker.hiden".to_string(), "128".to_string())];
         let err = Config::from_yaml_str(DOC, "test", "ml-100k", &bad).unwrap_err();
-        assert!(format!("{err:#}").contains("unknown key `hiden`"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("unknown key `hiden`"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -135,13 +135,20 @@ impl EnvReport {
             ("device", self.device.clone()),
             (
                 "CUDA",
-                format!("{} ({} devices)", yes_no(self.cuda_available), self.cuda_devices),
+                format!(
+                    "{} ({} devices)",
+                    yes_no(self.cuda_available),
+                    self.cuda_devices
+                ),
             ),
             ("cuDNN", cudnn),
             ("GPUs", gpus),
             ("CPU cores", self.cpu_cores.to_string()),
             ("torch threads", self.torch_threads.to_string()),
-            ("MKL / OpenMP", format!("{} / {}", yes_no(self.mkl), yes_no(self.openmp))),
+            (
+                "MKL / OpenMP",
+                format!("{} / {}", yes_no(self.mkl), yes_no(self.openmp)),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -226,8 +233,14 @@ mod tests {
     #[test]
     fn report_matches_libtorch_and_build() {
         let r = EnvReport::collect();
-        assert!(r.libtorch_version.starts_with("2.11.0"), "{}", r.libtorch_version);
-        assert!(std::path::Path::new(&r.libtorch_lib).join("libtorch_cpu.so").is_file());
+        assert!(
+            r.libtorch_version.starts_with("2.11.0"),
+            "{}",
+            r.libtorch_version
+        );
+        assert!(std::path::Path::new(&r.libtorch_lib)
+            .join("libtorch_cpu.so")
+            .is_file());
         assert_eq!(r.cuda_available, tch::Cuda::is_available());
         assert!(r.torch_threads >= 1 && r.cpu_cores >= 1);
         assert!(r.to_string().contains("libtorch"));

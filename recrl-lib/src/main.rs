@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "recrl", version, about = "Shielded RecRL: explanations for a recommender, behind a gradient shield")]
+#[command(
+    name = "recrl",
+    version,
+    about = "Shielded RecRL: explanations for a recommender, behind a gradient shield"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

@@ -11,9 +11,8 @@ use std::fmt::Write;
 /// Displays `plot` in the notebook (interactive in JupyterLab, PNG elsewhere).
 pub fn show(plot: &Plot) {
     let json = plot.to_json();
-    let mut bundle = format!(
-        "EVCXR_BEGIN_CONTENT application/vnd.plotly.v1+json\n{json}\nEVCXR_END_CONTENT\n"
-    );
+    let mut bundle =
+        format!("EVCXR_BEGIN_CONTENT application/vnd.plotly.v1+json\n{json}\nEVCXR_END_CONTENT\n");
     use crate::report::figures::{render_static, FigureFormat, HEIGHT, WIDTH};
     if let Ok(png) = render_static(plot, &[FigureFormat::Png], WIDTH, HEIGHT) {
         use base64::Engine;
@@ -55,6 +54,20 @@ impl Table {
             &["field", "value"],
             rows.into_iter().map(|(k, v)| vec![k, v]).collect(),
         )
+    }
+
+    /// One row per file: path and size in kB (a missing file shows `-`).
+    pub fn files<P: AsRef<std::path::Path>>(paths: &[P]) -> Self {
+        let rows = paths
+            .iter()
+            .map(|p| {
+                let p = p.as_ref();
+                let kb = std::fs::metadata(p)
+                    .map_or("-".into(), |m| format!("{:.1}", m.len() as f64 / 1e3));
+                vec![p.display().to_string(), kb]
+            })
+            .collect();
+        Table::new(&["file", "kB"], rows)
     }
 
     /// HTML `<table>` with escaped cells.
@@ -129,5 +142,15 @@ mod tests {
              <tbody><tr><td>&lt;x&gt;</td><td>1</td></tr></tbody></table>"
         );
         assert_eq!(t.to_string(), "a    bb\n<x>  1\n");
+    }
+
+    #[test]
+    fn files_table_lists_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.txt");
+        std::fs::write(&f, vec![b'x'; 2500]).unwrap();
+        let t = Table::files(&[f.clone(), dir.path().join("missing")]);
+        assert_eq!(t.rows[0], vec![f.display().to_string(), "2.5".to_string()]);
+        assert_eq!(t.rows[1][1], "-");
     }
 }

@@ -1,0 +1,164 @@
+//! Headless notebook execution: notebook 00 runs and shows its outputs, and the runner injects
+//! parameters and fails (naming the cell) on panics and compile errors.
+//!
+//! Needs the project's Jupyter environment (`scripts/setup.sh notebooks`). Set
+//! RECRL_SKIP_NOTEBOOK_TESTS=1 to skip these tests in a quick local loop.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Kernels of concurrent tests would take different build slots; run them one at a time so
+/// every test finds the warm slot.
+static ONE_KERNEL_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn skip() -> bool {
+    let skip = std::env::var("RECRL_SKIP_NOTEBOOK_TESTS").as_deref() == Ok("1");
+    if skip {
+        eprintln!("RECRL_SKIP_NOTEBOOK_TESTS=1: notebook test skipped");
+    }
+    skip
+}
+
+/// Runs scripts/run_notebooks.py; returns (exit code, stdout).
+fn run_notebooks(args: &[&str], out: &Path) -> (i32, String) {
+    let python = root().join(".venv-nb/bin/python");
+    assert!(
+        python.is_file(),
+        "no Jupyter environment at {}: run scripts/setup.sh notebooks",
+        python.display()
+    );
+    let output = Command::new(python)
+        .arg(root().join("scripts/run_notebooks.py"))
+        .arg("--out")
+        .arg(out)
+        .args(["--no-html", "--timeout", "900"])
+        .args(args)
+        .output()
+        .expect("runner starts");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+fn outputs(notebook: &Path) -> Vec<Value> {
+    let nb: Value = serde_json::from_str(&std::fs::read_to_string(notebook).unwrap()).unwrap();
+    nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["outputs"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// nbformat stores text as a string or as a list of lines.
+fn joined(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
+        _ => String::new(),
+    }
+}
+
+fn text_of(out: &Value, key: &str) -> String {
+    joined(&out["data"][key])
+}
+
+/// All stream output (stdout and stderr) of a notebook.
+fn streams(outs: &[Value]) -> String {
+    outs.iter().map(|o| joined(&o["text"])).collect()
+}
+
+#[test]
+fn notebook_00_runs_headless_with_tables_plot_and_assets() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_KERNEL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let nb = root().join("notebooks/00_environment.ipynb");
+    let (code, stdout) = run_notebooks(&["--smoke", nb.to_str().unwrap()], out.path());
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("notebooks: 1 passed, 0 failed"), "{stdout}");
+
+    let outs = outputs(&out.path().join("00_environment.ipynb"));
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    assert!(
+        plain.contains("libtorch") && plain.contains("2.11.0"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("GFLOP/s") && plain.contains("00_matmul.png"),
+        "{plain}"
+    );
+    let plot = outs
+        .iter()
+        .find(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
+        .expect("a plotly figure output");
+    assert!(text_of(plot, "text/html").starts_with("<img src=\"data:image/png;base64,"));
+    let text = streams(&outs);
+    assert!(
+        text.contains("18 of 18 asset files verified"),
+        "assets not all verified: {text}"
+    );
+}
+
+#[test]
+fn runner_injects_parameters_and_names_failing_cells() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_KERNEL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let fixtures = root().join("recrl-lib/tests/fixtures/notebooks");
+    let nb = |name: &str| fixtures.join(name).to_str().unwrap().to_string();
+    let (params, panic, compile) = (
+        nb("params.ipynb"),
+        nb("panic.ipynb"),
+        nb("compile_error.ipynb"),
+    );
+    let args = [
+        "-p", "n", "7", "-p", "name", "zed", "-p", "lr", "2", "-p", "flag", "true", &params,
+        &panic, &compile,
+    ];
+    let (code, stdout) = run_notebooks(&args, out.path());
+
+    assert_eq!(code, 1, "a failed notebook must fail the run: {stdout}");
+    assert!(stdout.contains("notebooks: 1 passed, 2 failed"), "{stdout}");
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("ok") || l.starts_with("FAIL"))
+            .find(|l| l.contains(name))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(line("params").starts_with("ok"), "{stdout}");
+    let panic_line = line("panic");
+    assert!(panic_line.starts_with("FAIL"), "{stdout}");
+    assert!(
+        panic_line.contains("code cell 3 (In [") && panic_line.contains("boom in the third cell"),
+        "{panic_line}"
+    );
+    let compile_line = line("compile_error");
+    assert!(
+        compile_line.starts_with("FAIL") && compile_line.contains("code cell 2 (In ["),
+        "{compile_line}"
+    );
+
+    // typed injection: usize 7, String "zed", f64 from an integer literal, bool
+    let text = streams(&outputs(&out.path().join("params.ipynb")));
+    assert!(text.contains("RESULT zed 70 4 true"), "{text}");
+    // the executed copy of a failed notebook is still written, up to the failing cell
+    let text = streams(&outputs(&out.path().join("panic.ipynb")));
+    assert!(text.contains("before the panic: 42") && !text.contains("never reached"));
+}
