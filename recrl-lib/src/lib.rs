@@ -7,7 +7,7 @@
 //!
 //! | step | module | notebook |
 //! |---|---|---|
-//! | 0 environment | [`env`] | `00_environment.ipynb` |
+//! | 0 environment | [`mod@env`] | `00_environment.ipynb` |
 //! | 7 results (figures) | [`report`] | `07_results.ipynb` |
 //!
 //! Cross-cutting pieces: [`config`] (the typed `experiments/recrl_default.yaml`), [`assets`]

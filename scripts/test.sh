@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The tests: installs what is missing (scripts/setup.sh, idempotent), then checks formatting,
+# lints, docs, an outside crate that depends on recrl-lib, and runs every test (unit,
+# integration, the headless notebook tests). The last lines are cargo test's summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== cargo fmt --check"; cargo fmt --all -- --check
+echo "== cargo clippy"; cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== cargo doc"; RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
+echo "== examples/use-as-dependency"
+cargo run -q --manifest-path examples/use-as-dependency/Cargo.toml --target-dir target
+echo "== cargo test"; cargo test --workspace
