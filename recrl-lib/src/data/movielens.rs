@@ -1,0 +1,367 @@
+//! MovieLens in its three raw shapes: RecBole atomic files (ml-100k as shipped in the
+//! `recbole` wheel), GroupLens `.dat` files (ml-1m) and GroupLens CSV files (ml-25m).
+
+use super::raw::{ItemMeta, RawData, RawInteraction, UserMeta};
+use super::source::{column, csv_reader, decode, next_record, tolerate, Encoding, Lines};
+use anyhow::{anyhow, Result};
+use rustc_hash::FxHashMap;
+use std::path::Path;
+
+/// ml-100k: `ml-100k.inter`, `.item`, `.user` (tab-separated, typed headers `name:type`).
+pub fn load_ml100k(dir: &Path, max_malformed: usize) -> Result<RawData> {
+    let mut raw = RawData {
+        has_timestamps: true,
+        ..RawData::default()
+    };
+    let inter = dir.join("ml-100k.inter");
+    atomic_rows(
+        &inter,
+        &["user_id", "item_id", "rating", "timestamp"],
+        max_malformed,
+        &mut raw,
+        |raw, f, at| {
+            let rating = parse::<f32>(f[2], "rating", at)?;
+            let timestamp = parse::<f64>(f[3], "timestamp", at)? as i64;
+            let (user, item) = (raw.users.intern(f[0]), raw.items.intern(f[1]));
+            raw.interactions.push(RawInteraction {
+                user,
+                item,
+                rating,
+                timestamp,
+            });
+            Ok(())
+        },
+    )?;
+    let item = dir.join("ml-100k.item");
+    atomic_rows(
+        &item,
+        &["item_id", "movie_title", "release_year", "class"],
+        max_malformed,
+        &mut raw,
+        |raw, f, _| {
+            if let Some(id) = raw.items.get(f[0]) {
+                let meta = ItemMeta {
+                    title: readable_title(f[1]),
+                    year: f[2].trim().parse().ok(),
+                    genres: f[3].split_whitespace().map(str::to_string).collect(),
+                    ..ItemMeta::default()
+                };
+                raw.item_meta.insert(id, meta);
+            }
+            Ok(())
+        },
+    )?;
+    let user = dir.join("ml-100k.user");
+    atomic_rows(
+        &user,
+        &["user_id", "age", "gender", "occupation", "zip_code"],
+        max_malformed,
+        &mut raw,
+        |raw, f, _| {
+            if let Some(id) = raw.users.get(f[0]) {
+                raw.user_meta.insert(
+                    id,
+                    UserMeta {
+                        age: f[1].trim().parse().ok(),
+                        gender: Some(f[2].to_string()),
+                        occupation: Some(f[3].to_string()),
+                        location: Some(f[4].to_string()),
+                    },
+                );
+            }
+            Ok(())
+        },
+    )?;
+    Ok(raw)
+}
+
+/// Reads a RecBole atomic file, handing `row` the fields of `columns` in that order.
+fn atomic_rows(
+    path: &Path,
+    columns: &[&str],
+    max_malformed: usize,
+    raw: &mut RawData,
+    mut row: impl FnMut(&mut RawData, &[&str], &str) -> Result<()>,
+) -> Result<()> {
+    let mut lines = Lines::open(path, Encoding::Utf8)?;
+    let (_, header) = lines
+        .next_line()?
+        .ok_or_else(|| anyhow!("{}: empty file, expected a header", path.display()))?;
+    // typed header: `user_id:token`
+    let names: Vec<String> = header
+        .split('\t')
+        .map(|h| h.split(':').next().unwrap_or("").to_string())
+        .collect();
+    let idx = columns
+        .iter()
+        .map(|c| column(&names, c, &format!("{}:1", path.display())))
+        .collect::<Result<Vec<_>>>()?;
+    while let Some((_, text)) = lines.next_line()? {
+        if text.is_empty() {
+            continue;
+        }
+        let all: Vec<&str> = text.split('\t').collect();
+        if all.len() != names.len() {
+            let reason = format!("{} fields, the header has {}", all.len(), names.len());
+            tolerate(&mut raw.malformed, max_malformed, &lines.at(), &reason)?;
+            continue;
+        }
+        let fields: Vec<&str> = idx.iter().map(|&i| all[i]).collect();
+        row(raw, &fields, &lines.at())?;
+    }
+    Ok(())
+}
+
+/// ml-1m: `ratings.dat`, `movies.dat`, `users.dat` (`::`-separated, Latin-1).
+pub fn load_ml1m(dir: &Path, max_malformed: usize) -> Result<RawData> {
+    let mut raw = RawData {
+        has_timestamps: true,
+        ..RawData::default()
+    };
+    dat_rows(
+        &dir.join("ratings.dat"),
+        4,
+        max_malformed,
+        &mut raw,
+        |raw, f, at| {
+            let rating = parse::<f32>(f[2], "Rating", at)?;
+            let timestamp = parse::<i64>(f[3], "Timestamp", at)?;
+            let (user, item) = (raw.users.intern(f[0]), raw.items.intern(f[1]));
+            raw.interactions.push(RawInteraction {
+                user,
+                item,
+                rating,
+                timestamp,
+            });
+            Ok(())
+        },
+    )?;
+    dat_rows(
+        &dir.join("movies.dat"),
+        3,
+        max_malformed,
+        &mut raw,
+        |raw, f, _| {
+            if let Some(id) = raw.items.get(f[0]) {
+                let (title, year) = split_title_year(f[1]);
+                let genres = f[2]
+                    .split('|')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                raw.item_meta.insert(
+                    id,
+                    ItemMeta {
+                        title,
+                        year,
+                        genres,
+                        ..ItemMeta::default()
+                    },
+                );
+            }
+            Ok(())
+        },
+    )?;
+    let users = dir.join("users.dat");
+    if users.is_file() {
+        dat_rows(&users, 5, max_malformed, &mut raw, |raw, f, _| {
+            if let Some(id) = raw.users.get(f[0]) {
+                raw.user_meta.insert(
+                    id,
+                    UserMeta {
+                        gender: Some(f[1].to_string()),
+                        age: f[2].parse().ok(),
+                        occupation: Some(f[3].to_string()),
+                        location: Some(f[4].to_string()),
+                    },
+                );
+            }
+            Ok(())
+        })?;
+    }
+    Ok(raw)
+}
+
+fn dat_rows(
+    path: &Path,
+    n_fields: usize,
+    max_malformed: usize,
+    raw: &mut RawData,
+    mut row: impl FnMut(&mut RawData, &[&str], &str) -> Result<()>,
+) -> Result<()> {
+    let mut lines = Lines::open(path, Encoding::Latin1)?;
+    while let Some((_, text)) = lines.next_line()? {
+        if text.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = text.split("::").collect();
+        if fields.len() != n_fields {
+            let reason = format!(
+                "{} `::`-separated fields, expected {n_fields}",
+                fields.len()
+            );
+            tolerate(&mut raw.malformed, max_malformed, &lines.at(), &reason)?;
+            continue;
+        }
+        row(raw, &fields, &lines.at())?;
+    }
+    Ok(())
+}
+
+/// ml-25m: `ratings.csv`, `movies.csv` and, when present, `tags.csv` (UTF-8, quoted CSV).
+pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
+    let mut raw = RawData {
+        has_timestamps: true,
+        ..RawData::default()
+    };
+    csv_rows(
+        &dir.join("ratings.csv"),
+        &["userId", "movieId", "rating", "timestamp"],
+        max_malformed,
+        &mut raw,
+        |raw, f, at| {
+            let rating = parse::<f32>(f[2], "rating", at)?;
+            let timestamp = parse::<i64>(f[3], "timestamp", at)?;
+            let (user, item) = (raw.users.intern(f[0]), raw.items.intern(f[1]));
+            raw.interactions.push(RawInteraction {
+                user,
+                item,
+                rating,
+                timestamp,
+            });
+            Ok(())
+        },
+    )?;
+    csv_rows(
+        &dir.join("movies.csv"),
+        &["movieId", "title", "genres"],
+        max_malformed,
+        &mut raw,
+        |raw, f, _| {
+            if let Some(id) = raw.items.get(f[0]) {
+                let (title, year) = split_title_year(f[1]);
+                let genres = f[2]
+                    .split('|')
+                    .filter(|g| !g.is_empty() && *g != "(no genres listed)")
+                    .map(str::to_string)
+                    .collect();
+                raw.item_meta.insert(
+                    id,
+                    ItemMeta {
+                        title,
+                        year,
+                        genres,
+                        ..ItemMeta::default()
+                    },
+                );
+            }
+            Ok(())
+        },
+    )?;
+    let tags = dir.join("tags.csv");
+    if tags.is_file() {
+        let mut counts: FxHashMap<u32, FxHashMap<String, u32>> = FxHashMap::default();
+        csv_rows(
+            &tags,
+            &["movieId", "tag"],
+            max_malformed,
+            &mut raw,
+            |raw, f, _| {
+                if let Some(id) = raw.items.get(f[0]) {
+                    let tag = f[1].trim().to_lowercase();
+                    if !tag.is_empty() {
+                        *counts.entry(id).or_default().entry(tag).or_default() += 1;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        for (id, tag_counts) in counts {
+            let mut ranked: Vec<(String, u32)> = tag_counts.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let meta = raw.item_meta.entry(id).or_default();
+            meta.tags = ranked.into_iter().take(10).map(|(t, _)| t).collect();
+        }
+    }
+    Ok(raw)
+}
+
+/// Reads a headed CSV file, handing `row` the fields of `columns` in that order.
+pub(super) fn csv_rows(
+    path: &Path,
+    columns: &[&str],
+    max_malformed: usize,
+    raw: &mut RawData,
+    mut row: impl FnMut(&mut RawData, &[&str], &str) -> Result<()>,
+) -> Result<()> {
+    let mut reader = csv_reader(path, b',', true)?;
+    let header: Vec<String> = reader
+        .byte_headers()
+        .map_err(|e| anyhow!("{}:1: {e}", path.display()))?
+        .iter()
+        .map(|h| {
+            String::from_utf8_lossy(h)
+                .trim_start_matches('\u{feff}')
+                .to_string()
+        })
+        .collect();
+    let at1 = format!("{}:1", path.display());
+    let idx = columns
+        .iter()
+        .map(|c| column(&header, c, &at1))
+        .collect::<Result<Vec<_>>>()?;
+    let mut rec = csv::ByteRecord::new();
+    let mut owned: Vec<String> = Vec::with_capacity(columns.len());
+    while next_record(&mut reader, &mut rec, path)? {
+        let line = rec.position().map_or(0, |p| p.line());
+        let at = format!("{}:{line}", path.display());
+        if rec.len() != header.len() {
+            let reason = format!("{} fields, the header has {}", rec.len(), header.len());
+            tolerate(&mut raw.malformed, max_malformed, &at, &reason)?;
+            continue;
+        }
+        owned.clear();
+        for &i in &idx {
+            let text = decode(&rec[i], Encoding::Utf8)
+                .ok_or_else(|| anyhow!("{at}: not valid UTF-8 (wrong encoding?)"))?;
+            owned.push(text);
+        }
+        let fields: Vec<&str> = owned.iter().map(String::as_str).collect();
+        row(raw, &fields, &at)?;
+    }
+    Ok(())
+}
+
+/// Parses a number; the error names the place and the field.
+pub(super) fn parse<T: std::str::FromStr>(text: &str, field: &str, at: &str) -> Result<T> {
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow!("{at}: field `{field}` is `{text}`, not a number"))
+}
+
+/// `"American President, The (1995)"` → (`"The American President"`, `Some(1995)`).
+pub fn split_title_year(full: &str) -> (String, Option<i32>) {
+    let t = full.trim();
+    if let Some(open) = t.rfind('(') {
+        let inside = t[open + 1..].trim_end_matches(')').trim();
+        if t.ends_with(')') && inside.len() == 4 {
+            if let Ok(year) = inside.parse() {
+                return (readable_title(&t[..open]), Some(year));
+            }
+        }
+    }
+    (readable_title(t), None)
+}
+
+/// Moves a trailing article to the front: `"Usual Suspects, The"` → `"The Usual Suspects"`.
+pub fn readable_title(title: &str) -> String {
+    let t = title.trim();
+    for article in [
+        "The", "A", "An", "Les", "La", "Le", "Il", "Das", "Der", "Die", "El",
+    ] {
+        if let Some(stem) = t.strip_suffix(&format!(", {article}")) {
+            return format!("{article} {stem}");
+        }
+    }
+    t.to_string()
+}

@@ -1,0 +1,230 @@
+//! Reading raw files: plain or gzip, UTF-8 or Latin-1, line by line or as CSV records, with
+//! errors that name the file and line, and a budget of tolerated malformed lines.
+
+use super::raw::Malformed;
+use anyhow::{anyhow, bail, Context, Result};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Text encoding of a raw file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8; invalid bytes are an error.
+    Utf8,
+    /// ISO-8859-1: every byte is one character.
+    Latin1,
+}
+
+/// Opens `path` for reading, through a gzip decoder when it ends in `.gz`.
+pub fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// Decodes one line or field; `None` for invalid UTF-8.
+pub fn decode(bytes: &[u8], encoding: Encoding) -> Option<String> {
+    match encoding {
+        Encoding::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_string),
+        Encoding::Latin1 => Some(bytes.iter().map(|&b| b as char).collect()),
+    }
+}
+
+/// A text file read line by line with 1-based line numbers.
+pub struct Lines {
+    path: PathBuf,
+    reader: BufReader<Box<dyn Read>>,
+    encoding: Encoding,
+    line: usize,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// Opens `path` (plain or `.gz`).
+    pub fn open(path: &Path, encoding: Encoding) -> Result<Self> {
+        Ok(Lines {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(1 << 20, open(path)?),
+            encoding,
+            line: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next line without its line ending, with its number; `None` at the end.
+    pub fn next_line(&mut self) -> Result<Option<(usize, String)>> {
+        self.buf.clear();
+        let n = self.reader.read_until(b'\n', &mut self.buf).map_err(|e| {
+            anyhow!(
+                "{}:{}: read failed after this line ({e}); a truncated or corrupt gzip file?",
+                self.path.display(),
+                self.line
+            )
+        })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
+            self.buf.pop();
+        }
+        let text = decode(&self.buf, self.encoding).ok_or_else(|| {
+            anyhow!(
+                "{}:{}: not valid UTF-8 (wrong encoding? this format is read as UTF-8)",
+                self.path.display(),
+                self.line
+            )
+        })?;
+        Ok(Some((self.line, text)))
+    }
+
+    /// Where the reader is, as `file:line`.
+    pub fn at(&self) -> String {
+        format!("{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// A CSV reader over a plain or gzip file with the given delimiter; quotes may be doubled
+/// (`""`) or backslash-escaped (`\"`), and rows may have any number of fields.
+pub fn csv_reader(
+    path: &Path,
+    delimiter: u8,
+    has_header: bool,
+) -> Result<csv::Reader<Box<dyn Read>>> {
+    Ok(csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(has_header)
+        .flexible(true)
+        .double_quote(true)
+        .escape(Some(b'\\'))
+        .from_reader(Box::new(CrlfToLf::new(open(path)?)) as Box<dyn Read>))
+}
+
+/// Turns `\r\n` into `\n`. The csv crate counts a CRLF record as starting on the previous
+/// line; without the `\r`, record line numbers are exact (Book-Crossing files are CRLF).
+pub struct CrlfToLf<R> {
+    inner: R,
+    held_cr: bool,
+}
+
+impl<R: Read> CrlfToLf<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        CrlfToLf {
+            inner,
+            held_cr: false,
+        }
+    }
+}
+
+impl<R: Read> Read for CrlfToLf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            // leave room for a `\r` held back from the previous read
+            let start = usize::from(self.held_cr);
+            if out.is_empty() {
+                return Ok(0);
+            }
+            if out.len() < 2 {
+                let msg = "CrlfToLf reads need a buffer of at least 2 bytes";
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
+            }
+            let n = self.inner.read(&mut out[start..])?;
+            if start == 1 {
+                out[0] = b'\r';
+            }
+            let mut end = start + n;
+            if n == 0 {
+                self.held_cr = false;
+                return Ok(end); // a lone `\r` at the very end stays
+            }
+            self.held_cr = out[end - 1] == b'\r';
+            if self.held_cr {
+                end -= 1; // it may be the first half of a `\r\n` split across reads
+            }
+            let mut w = 0;
+            for r in 0..end {
+                if out[r] == b'\r' && r + 1 < end && out[r + 1] == b'\n' {
+                    continue;
+                }
+                out[w] = out[r];
+                w += 1;
+            }
+            if w > 0 {
+                return Ok(w);
+            }
+        }
+    }
+}
+
+/// Reads the next CSV record into `rec`; errors name the file and line.
+pub fn next_record(
+    reader: &mut csv::Reader<Box<dyn Read>>,
+    rec: &mut csv::ByteRecord,
+    path: &Path,
+) -> Result<bool> {
+    reader.read_byte_record(rec).map_err(|e| {
+        let line = e.position().map_or(0, |p| p.line());
+        anyhow!(
+            "{}:{line}: {e} (a truncated or corrupt file?)",
+            path.display()
+        )
+    })
+}
+
+/// Counts a malformed line and fails once more than `max` were seen.
+pub fn tolerate(malformed: &mut Malformed, max: usize, at: &str, reason: &str) -> Result<()> {
+    malformed.count += 1;
+    if malformed.examples.len() < 5 {
+        malformed.examples.push(format!("{at}: {reason}"));
+    }
+    if malformed.count > max {
+        bail!(
+            "{at}: {reason}; more than {max} malformed lines (first: {})",
+            malformed.examples.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Finds `name` in a header row; the error lists the columns that are there.
+pub fn column(header: &[String], name: &str, at: &str) -> Result<usize> {
+    header.iter().position(|h| h == name).ok_or_else(|| {
+        anyhow!(
+            "{at}: missing column `{name}` (columns: {})",
+            header.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_becomes_lf_even_across_read_boundaries() {
+        let data = b"a\r\nb\r\r\nc\rd\r\n\r".to_vec();
+        for chunk in 1..6 {
+            // a reader that returns at most `chunk` bytes per call
+            struct Chunked(Vec<u8>, usize, usize);
+            impl Read for Chunked {
+                fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                    let n = self.2.min(out.len()).min(self.0.len() - self.1);
+                    out[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                    self.1 += n;
+                    Ok(n)
+                }
+            }
+            let mut got = Vec::new();
+            CrlfToLf::new(Chunked(data.clone(), 0, chunk))
+                .read_to_end(&mut got)
+                .unwrap();
+            assert_eq!(got, b"a\nb\r\nc\rd\n\r", "chunk {chunk}");
+        }
+    }
+}
