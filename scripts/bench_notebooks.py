@@ -62,7 +62,9 @@ def main():
     try:
         for nb in notebooks:
             name = os.path.splitext(os.path.basename(nb))[0]
-            ours = os.path.join(tmp, "ours")
+            # inside the repo, so .cargo/config.toml applies as it does for every kernel
+            ours = os.path.join(ROOT, "target", "bench-evcxr")
+            shutil.rmtree(ours, ignore_errors=True)
             cold = run(nb, ours, os.path.join(tmp, "out"))
             warm = run(nb, ours, os.path.join(tmp, "out"))
             peer = run(peer_copy(nb, os.path.join(tmp, "peer-nb")), os.path.join(tmp, "peer"),
