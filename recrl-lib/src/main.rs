@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use recrl_lib::{assets, config::Config, env, notebook::Table, paths};
+use recrl_lib::{assets, config::Config, data, env, notebook::Table, paths};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,6 +39,24 @@ enum Cmd {
         /// Override a key, e.g. --set ranker.hidden=128 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+    },
+    /// Step 1: raw dataset → data/proc/<ds>/ (Parquet, stats.json) + data/_checksums/<ds>.json.
+    Data {
+        /// Dataset: ml-100k, ml-1m, ml-25m, books, bookcrossing, steam.
+        #[arg(long, default_value = "ml-100k")]
+        dataset: String,
+        /// Configuration file (default: experiments/recrl_default.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Iterative k-core (default: the configuration's data.k_core).
+        #[arg(long)]
+        k_core: Option<usize>,
+        /// Keep ratings >= this (default: the configuration's data.rating_threshold).
+        #[arg(long)]
+        rating_threshold: Option<f64>,
+        /// Process even when the outputs are up to date.
+        #[arg(long)]
+        force: bool,
     },
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
@@ -78,6 +96,25 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Assets { group } => cmd_assets(&group),
+        Cmd::Data {
+            dataset,
+            config,
+            k_core,
+            rating_threshold,
+            force,
+        } => {
+            let name: data::DatasetName = dataset.parse()?;
+            let path = config.unwrap_or_else(paths::default_config);
+            let cfg = Config::load(&path, name.as_str(), &[])?;
+            let settings = data::store::Settings {
+                k_core: k_core.unwrap_or(cfg.data.k_core),
+                rating_threshold: rating_threshold.unwrap_or(cfg.data.rating_threshold),
+            };
+            let root = paths::project_root();
+            let (_, stats, _) = data::prepare(&root, name, settings, force, |l| eprintln!("{l}"))?;
+            print!("{}\n{}", stats.counts_table(), stats.summary_table());
+            Ok(())
+        }
     }
 }
 

@@ -25,8 +25,12 @@ fn skip() -> bool {
     skip
 }
 
-/// Runs scripts/run_notebooks.py; returns (exit code, stdout).
+/// Runs scripts/run_notebooks.py with a per-cell timeout of 900 s; returns (exit code, stdout).
 fn run_notebooks(args: &[&str], out: &Path) -> (i32, String) {
+    run_notebooks_with_timeout(args, out, 900)
+}
+
+fn run_notebooks_with_timeout(args: &[&str], out: &Path, timeout_s: u32) -> (i32, String) {
     let python = root().join(".venv-nb/bin/python");
     assert!(
         python.is_file(),
@@ -37,7 +41,7 @@ fn run_notebooks(args: &[&str], out: &Path) -> (i32, String) {
         .arg(root().join("scripts/run_notebooks.py"))
         .arg("--out")
         .arg(out)
-        .args(["--no-html", "--timeout", "900"])
+        .args(["--no-html", "--timeout", &timeout_s.to_string()])
         .args(args)
         .output()
         .expect("runner starts");
@@ -161,4 +165,33 @@ fn runner_injects_parameters_and_names_failing_cells() {
     // the executed copy of a failed notebook is still written, up to the failing cell
     let text = streams(&outputs(&out.path().join("panic.ipynb")));
     assert!(text.contains("before the panic: 42") && !text.contains("never reached"));
+}
+
+#[test]
+fn runner_stops_a_cell_at_the_timeout() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_KERNEL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let slow = root().join("recrl-lib/tests/fixtures/notebooks/slow.ipynb");
+    let started = std::time::Instant::now();
+    let (code, stdout) = run_notebooks_with_timeout(&[slow.to_str().unwrap()], out.path(), 8);
+    assert_eq!(code, 1, "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL slow"))
+        .unwrap_or("");
+    assert!(
+        line.contains("Timeout") || line.contains("timed out"),
+        "{stdout}"
+    );
+    // the 120 s sleep was cut short
+    assert!(
+        started.elapsed().as_secs() < 100,
+        "took {:?}",
+        started.elapsed()
+    );
 }

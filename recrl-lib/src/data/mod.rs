@@ -10,6 +10,7 @@ pub mod process;
 mod pyliteral;
 pub mod raw;
 pub mod source;
+pub mod store;
 
 pub use movielens::{readable_title, split_title_year};
 pub use process::{leave_one_out, Counts};
@@ -111,6 +112,8 @@ pub struct Dataset {
     pub valid: Vec<u32>,
     /// `test[u - 1]`: the last item.
     pub test: Vec<u32>,
+    /// `times[u - 1]`: timestamps of user `u`'s whole sequence (row numbers without timestamps).
+    pub times: Vec<Vec<i64>>,
     /// `items[i]`: metadata of item `i` (`items[0]` is the padding placeholder).
     pub items: Vec<ItemMeta>,
     /// `users[u]`: attributes of user `u` (`users[0]` is a placeholder).
@@ -144,6 +147,7 @@ impl Dataset {
             train: Vec::new(),
             valid: Vec::new(),
             test: Vec::new(),
+            times: Vec::new(),
             items: vec![ItemMeta::default()],
             users: vec![UserMeta::default()],
             item_ids: vec![String::new()],
@@ -169,6 +173,7 @@ impl Dataset {
             ds.train.push(train.to_vec());
             ds.valid.push(valid);
             ds.test.push(test);
+            ds.times.push(s.times[u].clone());
             ds.users
                 .push(raw.user_meta.get(&raw_user).cloned().unwrap_or_default());
             ds.user_ids.push(raw.users.name(raw_user).to_string());
@@ -199,9 +204,94 @@ impl Dataset {
         s
     }
 
+    /// Events per user (whole sequences), indexed `u - 1`.
+    pub fn user_counts(&self) -> Vec<usize> {
+        self.train.iter().map(|t| t.len() + 2).collect()
+    }
+
+    /// Events per item (whole sequences), indexed `i - 1`.
+    pub fn item_counts(&self) -> Vec<usize> {
+        let mut c = vec![0usize; self.n_items()];
+        for u in 1..=self.n_users() {
+            for i in self.sequence(u) {
+                c[i as usize - 1] += 1;
+            }
+        }
+        c
+    }
+
     /// Interactions / (users × items) of the processed data.
     pub fn density(&self) -> f64 {
         let n: usize = self.train.iter().map(|t| t.len() + 2).sum();
         n as f64 / (self.n_users() as f64 * self.n_items() as f64)
     }
+}
+
+/// Step 1 for one dataset: reads `data/raw/<ds>/`, processes it and writes `data/proc/<ds>/`
+/// and `data/_checksums/<ds>.json`, unless those exist and their checksums match the raw files
+/// and settings (then the processed files are read back). `progress` receives one line per stage.
+/// Returns the dataset, its statistics and whether processing was skipped.
+pub fn prepare(
+    root: &Path,
+    name: DatasetName,
+    settings: store::Settings,
+    force: bool,
+    mut progress: impl FnMut(&str),
+) -> Result<(Dataset, store::Stats, bool)> {
+    let raw_dir = root.join("data/raw").join(name.as_str());
+    let t0 = std::time::Instant::now();
+    let secs = |t: std::time::Instant| format!("{:.1}s", t.elapsed().as_secs_f64());
+    if !force && store::is_fresh(root, name, &raw_dir, settings)? {
+        progress(&format!(
+            "{name}: processed files are up to date (checksums match); reading them"
+        ));
+        let ds = store::load(root, name)?;
+        let stats = store::Stats::of(&ds, settings);
+        progress(&format!(
+            "{name}: read {} users, {} items in {}",
+            ds.n_users(),
+            ds.n_items(),
+            secs(t0)
+        ));
+        return Ok((ds, stats, true));
+    }
+    progress(&format!(
+        "{name}: [1/3] reading raw files in {}",
+        raw_dir.display()
+    ));
+    let raw = load_raw(name, &raw_dir, MAX_MALFORMED)?;
+    progress(&format!(
+        "{name}: [1/3] {} interactions read in {}",
+        raw.interactions.len(),
+        secs(t0)
+    ));
+    let t1 = std::time::Instant::now();
+    let ds = Dataset::from_raw(name, &raw, settings.rating_threshold, settings.k_core);
+    drop(raw);
+    progress(&format!(
+        "{name}: [2/3] {}-core in {} passes, leave-one-out: {} users, {} items in {}",
+        settings.k_core,
+        ds.k_core_passes,
+        ds.n_users(),
+        ds.n_items(),
+        secs(t1)
+    ));
+    let t2 = std::time::Instant::now();
+    let stats = store::write(root, &ds, &raw_dir, settings)?;
+    progress(&format!(
+        "{name}: [3/3] wrote {} and checksums in {} (total {})",
+        store::proc_dir(root, name).display(),
+        secs(t2),
+        secs(t0)
+    ));
+    Ok((ds, stats, false))
+}
+
+/// `(count, how many ids have that count)`, sorted by count: the degree distribution.
+pub fn frequency_of(counts: &[usize]) -> Vec<(usize, usize)> {
+    let mut m = std::collections::BTreeMap::new();
+    for &c in counts {
+        *m.entry(c).or_insert(0) += 1;
+    }
+    m.into_iter().collect()
 }

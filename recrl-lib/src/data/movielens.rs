@@ -2,7 +2,7 @@
 //! `recbole` wheel), GroupLens `.dat` files (ml-1m) and GroupLens CSV files (ml-25m).
 
 use super::raw::{ItemMeta, RawData, RawInteraction, UserMeta};
-use super::source::{column, csv_reader, decode, next_record, tolerate, Encoding, Lines};
+use super::source::{column, csv_reader, next_record, tolerate, At, Encoding, Lines};
 use anyhow::{anyhow, Result};
 use rustc_hash::FxHashMap;
 use std::path::Path;
@@ -81,7 +81,7 @@ fn atomic_rows(
     columns: &[&str],
     max_malformed: usize,
     raw: &mut RawData,
-    mut row: impl FnMut(&mut RawData, &[&str], &str) -> Result<()>,
+    mut row: impl FnMut(&mut RawData, &[&str], &At) -> Result<()>,
 ) -> Result<()> {
     let mut lines = Lines::open(path, Encoding::Utf8)?;
     let (_, header) = lines
@@ -94,7 +94,7 @@ fn atomic_rows(
         .collect();
     let idx = columns
         .iter()
-        .map(|c| column(&names, c, &format!("{}:1", path.display())))
+        .map(|c| column(&names, c, &At(path, 1)))
         .collect::<Result<Vec<_>>>()?;
     while let Some((_, text)) = lines.next_line()? {
         if text.is_empty() {
@@ -187,7 +187,7 @@ fn dat_rows(
     n_fields: usize,
     max_malformed: usize,
     raw: &mut RawData,
-    mut row: impl FnMut(&mut RawData, &[&str], &str) -> Result<()>,
+    mut row: impl FnMut(&mut RawData, &[&str], &At) -> Result<()>,
 ) -> Result<()> {
     let mut lines = Lines::open(path, Encoding::Latin1)?;
     while let Some((_, text)) = lines.next_line()? {
@@ -292,7 +292,7 @@ pub(super) fn csv_rows(
     columns: &[&str],
     max_malformed: usize,
     raw: &mut RawData,
-    mut row: impl FnMut(&mut RawData, &[&str], &str) -> Result<()>,
+    mut row: impl FnMut(&mut RawData, &[&str], &At) -> Result<()>,
 ) -> Result<()> {
     let mut reader = csv_reader(path, b',', true)?;
     let header: Vec<String> = reader
@@ -305,35 +305,32 @@ pub(super) fn csv_rows(
                 .to_string()
         })
         .collect();
-    let at1 = format!("{}:1", path.display());
     let idx = columns
         .iter()
-        .map(|c| column(&header, c, &at1))
+        .map(|c| column(&header, c, &At(path, 1)))
         .collect::<Result<Vec<_>>>()?;
     let mut rec = csv::ByteRecord::new();
-    let mut owned: Vec<String> = Vec::with_capacity(columns.len());
     while next_record(&mut reader, &mut rec, path)? {
         let line = rec.position().map_or(0, |p| p.line());
-        let at = format!("{}:{line}", path.display());
+        let at = At(path, line as usize);
         if rec.len() != header.len() {
             let reason = format!("{} fields, the header has {}", rec.len(), header.len());
             tolerate(&mut raw.malformed, max_malformed, &at, &reason)?;
             continue;
         }
-        owned.clear();
-        for &i in &idx {
-            let text = decode(&rec[i], Encoding::Utf8)
-                .ok_or_else(|| anyhow!("{at}: not valid UTF-8 (wrong encoding?)"))?;
-            owned.push(text);
-        }
-        let fields: Vec<&str> = owned.iter().map(String::as_str).collect();
+        // borrowed from the record: no allocation per field
+        let fields = idx
+            .iter()
+            .map(|&i| std::str::from_utf8(&rec[i]))
+            .collect::<std::result::Result<Vec<&str>, _>>()
+            .map_err(|_| anyhow!("{at}: not valid UTF-8 (wrong encoding?)"))?;
         row(raw, &fields, &at)?;
     }
     Ok(())
 }
 
 /// Parses a number; the error names the place and the field.
-pub(super) fn parse<T: std::str::FromStr>(text: &str, field: &str, at: &str) -> Result<T> {
+pub(super) fn parse<T: std::str::FromStr>(text: &str, field: &str, at: &At) -> Result<T> {
     text.trim()
         .parse()
         .map_err(|_| anyhow!("{at}: field `{field}` is `{text}`, not a number"))

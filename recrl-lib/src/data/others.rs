@@ -3,7 +3,7 @@
 use super::movielens::parse;
 use super::pyliteral;
 use super::raw::{ItemMeta, RawData, RawInteraction, UserMeta};
-use super::source::{csv_reader, decode, next_record, tolerate, Encoding, Lines};
+use super::source::{csv_reader, decode, next_record, tolerate, At, Encoding, Lines};
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -222,7 +222,7 @@ fn bx_rows(
     columns: &[&str],
     max_malformed: usize,
     raw: &mut RawData,
-    mut row: impl FnMut(&mut RawData, &[String], &str) -> Result<()>,
+    mut row: impl FnMut(&mut RawData, &[String], &At) -> Result<()>,
 ) -> Result<()> {
     let mut reader = csv_reader(path, b';', true)?;
     let header: Vec<String> = reader
@@ -231,15 +231,14 @@ fn bx_rows(
         .iter()
         .map(|h| decode(h, Encoding::Latin1).unwrap_or_default())
         .collect();
-    let at1 = format!("{}:1", path.display());
     let idx = columns
         .iter()
-        .map(|c| super::source::column(&header, c, &at1))
+        .map(|c| super::source::column(&header, c, &At(path, 1)))
         .collect::<Result<Vec<_>>>()?;
     let mut rec = csv::ByteRecord::new();
     while next_record(&mut reader, &mut rec, path)? {
         let line = rec.position().map_or(0, |p| p.line());
-        let at = format!("{}:{line}", path.display());
+        let at = At(path, line as usize);
         if rec.len() != header.len() {
             let reason = format!("{} fields, the header has {}", rec.len(), header.len());
             tolerate(&mut raw.malformed, max_malformed, &at, &reason)?;
@@ -264,7 +263,7 @@ pub fn load_steam(dir: &Path, max_malformed: usize) -> Result<RawData> {
     let mut rec = csv::ByteRecord::new();
     while next_record(&mut reader, &mut rec, &path)? {
         let line = rec.position().map_or(0, |p| p.line());
-        let at = format!("{}:{line}", path.display());
+        let at = At(&path, line as usize);
         if rec.len() < 4 {
             tolerate(
                 &mut raw.malformed,

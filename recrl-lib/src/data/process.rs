@@ -3,10 +3,10 @@
 //! are no timestamps), leave-one-out split and 1-based ids (0 = padding).
 
 use super::raw::RawData;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Users, items and interactions at one stage of processing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Distinct users.
     pub users: usize,

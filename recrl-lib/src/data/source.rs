@@ -35,6 +35,16 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Option<String> {
     }
 }
 
+/// A place in a file, displayed as `file:line`; formatted only when an error needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a>(pub &'a Path, pub usize);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0.display(), self.1)
+    }
+}
+
 /// A text file read line by line with 1-based line numbers.
 pub struct Lines {
     path: PathBuf,
@@ -83,9 +93,9 @@ impl Lines {
         Ok(Some((self.line, text)))
     }
 
-    /// Where the reader is, as `file:line`.
-    pub fn at(&self) -> String {
-        format!("{}:{}", self.path.display(), self.line)
+    /// Where the reader is (`file:line` when displayed).
+    pub fn at(&self) -> At<'_> {
+        At(&self.path, self.line)
     }
 }
 
@@ -178,7 +188,12 @@ pub fn next_record(
 }
 
 /// Counts a malformed line and fails once more than `max` were seen.
-pub fn tolerate(malformed: &mut Malformed, max: usize, at: &str, reason: &str) -> Result<()> {
+pub fn tolerate(
+    malformed: &mut Malformed,
+    max: usize,
+    at: &dyn std::fmt::Display,
+    reason: &str,
+) -> Result<()> {
     malformed.count += 1;
     if malformed.examples.len() < 5 {
         malformed.examples.push(format!("{at}: {reason}"));
@@ -193,7 +208,7 @@ pub fn tolerate(malformed: &mut Malformed, max: usize, at: &str, reason: &str) -
 }
 
 /// Finds `name` in a header row; the error lists the columns that are there.
-pub fn column(header: &[String], name: &str, at: &str) -> Result<usize> {
+pub fn column(header: &[String], name: &str, at: &dyn std::fmt::Display) -> Result<usize> {
     header.iter().position(|h| h == name).ok_or_else(|| {
         anyhow!(
             "{at}: missing column `{name}` (columns: {})",
