@@ -195,3 +195,30 @@ fn runner_stops_a_cell_at_the_timeout() {
         started.elapsed()
     );
 }
+
+#[test]
+fn notebook_01_processes_ml100k_with_tables_and_plots() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_KERNEL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let nb = root().join("notebooks/01_data.ipynb");
+    let (code, stdout) = run_notebooks(&["--smoke", nb.to_str().unwrap()], out.path());
+    assert_eq!(code, 0, "{stdout}");
+    let outs = outputs(&out.path().join("01_data.ipynb"));
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    // the counts table: 943 users and 1349 items after the 5-core (the Python reference's numbers)
+    assert!(plain.contains("k_core     943    1349   99287"), "{plain}");
+    let plots = outs
+        .iter()
+        .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
+        .count();
+    assert_eq!(
+        plots, 4,
+        "activity, length histogram, long tail, split sizes"
+    );
+    assert!(streams(&outs).contains("top 20% of items hold"));
+}

@@ -204,6 +204,11 @@ impl Dataset {
         s
     }
 
+    /// Title of item `i`.
+    pub fn title(&self, i: u32) -> &str {
+        &self.items[i as usize].title
+    }
+
     /// Events per user (whole sequences), indexed `u - 1`.
     pub fn user_counts(&self) -> Vec<usize> {
         self.train.iter().map(|t| t.len() + 2).collect()

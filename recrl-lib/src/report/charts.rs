@@ -24,6 +24,12 @@ impl Series {
             y,
         }
     }
+
+    /// A series from integer (x, y) pairs, e.g. [`crate::data::frequency_of`]'s output.
+    pub fn from_pairs(name: impl Into<String>, pairs: &[(usize, usize)]) -> Self {
+        let (x, y) = pairs.iter().map(|&(a, b)| (a as f64, b as f64)).unzip();
+        Series::new(name, x, y)
+    }
 }
 
 fn layout(title: &str, x: &str, y: &str, log_x: bool, log_y: bool) -> Layout {
