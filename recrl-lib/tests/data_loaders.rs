@@ -16,6 +16,11 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// The error of a load that must fail, with its whole context chain.
+fn load_err(name: DatasetName, dir: &Path, max_malformed: usize) -> String {
+    format!("{:#}", load_raw(name, dir, max_malformed).unwrap_err())
+}
+
 fn title_of(raw: &recrl_lib::data::RawData, item: &str) -> String {
     let id = raw
         .items
@@ -48,20 +53,14 @@ fn missing_column_and_malformed_lines_name_file_and_line() {
         "ml-100k.inter",
         b"user_id:token\titem_id:token\trating:float\n1\t2\t3\n",
     );
-    let err = format!(
-        "{:#}",
-        load_raw(DatasetName::Ml100k, d.path(), 0).unwrap_err()
-    );
+    let err = load_err(DatasetName::Ml100k, d.path(), 0);
     assert!(
         err.contains("ml-100k.inter:1") && err.contains("missing column `timestamp`"),
         "{err}"
     );
 
     write(d.path(), "ml-100k.inter", b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t2\t3\t4\n1\t2\n5\t6\t7\t8\n");
-    let err = format!(
-        "{:#}",
-        load_raw(DatasetName::Ml100k, d.path(), 0).unwrap_err()
-    );
+    let err = load_err(DatasetName::Ml100k, d.path(), 0);
     assert!(
         err.contains("ml-100k.inter:3") && err.contains("2 fields"),
         "{err}"
@@ -72,10 +71,7 @@ fn missing_column_and_malformed_lines_name_file_and_line() {
         "ml-100k.inter",
         b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t2\tfive\t4\n",
     );
-    let err = format!(
-        "{:#}",
-        load_raw(DatasetName::Ml100k, d.path(), 0).unwrap_err()
-    );
+    let err = load_err(DatasetName::Ml100k, d.path(), 0);
     assert!(
         err.contains("ml-100k.inter:2") && err.contains("`rating` is `five`"),
         "{err}"
@@ -136,10 +132,7 @@ fn ml25m_csv_with_quoted_titles_and_tags() {
         "ratings.csv",
         b"userId,movieId,rating,timestamp\n1,1,4.0,1\n2,\xff1,4.0,2\n",
     );
-    let err = format!(
-        "{:#}",
-        load_raw(DatasetName::Ml25m, d.path(), 0).unwrap_err()
-    );
+    let err = load_err(DatasetName::Ml25m, d.path(), 0);
     assert!(
         err.contains("ratings.csv:3") && err.contains("UTF-8"),
         "{err}"
@@ -190,10 +183,7 @@ fn truncated_gzip_is_an_error_naming_the_file() {
     let many: String = REVIEWS_2014.repeat(200);
     let gz = gzip(many.as_bytes());
     write(d.path(), "reviews_Books_5.json.gz", &gz[..gz.len() / 2]);
-    let err = format!(
-        "{:#}",
-        load_raw(DatasetName::Books, d.path(), 0).unwrap_err()
-    );
+    let err = load_err(DatasetName::Books, d.path(), 0);
     assert!(
         err.contains("reviews_Books_5.json.gz:") && err.contains("truncated or corrupt gzip"),
         "{err}"
@@ -226,10 +216,7 @@ fn bookcrossing_semicolons_quotes_latin1_and_malformed_lines() {
     );
     assert_eq!(raw.user_meta[&raw.users.get("276725").unwrap()].age, None);
     // over the budget: an error naming the file and the line
-    let err = format!(
-        "{:#}",
-        load_raw(DatasetName::Bookcrossing, d.path(), 0).unwrap_err()
-    );
+    let err = load_err(DatasetName::Bookcrossing, d.path(), 0);
     assert!(
         err.contains("BX-Books.csv:4") && err.contains("malformed"),
         "{err}"
@@ -259,10 +246,7 @@ fn steam_keeps_purchases_in_file_order() {
         "steam-200k.csv",
         b"1,\"X\",purchase,1.0,0\n1,\"X\",rent,1.0,0\n",
     );
-    let err = format!(
-        "{:#}",
-        load_raw(DatasetName::Steam, d.path(), 0).unwrap_err()
-    );
+    let err = load_err(DatasetName::Steam, d.path(), 0);
     assert!(
         err.contains("steam-200k.csv:2") && err.contains("rent"),
         "{err}"

@@ -1,8 +1,8 @@
 //! MovieLens in its three raw shapes: RecBole atomic files (ml-100k as shipped in the
 //! `recbole` wheel), GroupLens `.dat` files (ml-1m) and GroupLens CSV files (ml-25m).
 
-use super::raw::{ItemMeta, RawData, RawInteraction, UserMeta};
-use super::source::{column, csv_reader, next_record, tolerate, At, Encoding, Lines};
+use super::raw::{ItemMeta, RawData, UserMeta};
+use super::source::{column, csv_rows, tolerate, At, Encoding, Lines};
 use anyhow::{anyhow, Result};
 use rustc_hash::FxHashMap;
 use std::path::Path;
@@ -22,13 +22,7 @@ pub fn load_ml100k(dir: &Path, max_malformed: usize) -> Result<RawData> {
         |raw, f, at| {
             let rating = parse::<f32>(f[2], "rating", at)?;
             let timestamp = parse::<f64>(f[3], "timestamp", at)? as i64;
-            let (user, item) = (raw.users.intern(f[0]), raw.items.intern(f[1]));
-            raw.interactions.push(RawInteraction {
-                user,
-                item,
-                rating,
-                timestamp,
-            });
+            raw.push(f[0], f[1], rating, timestamp);
             Ok(())
         },
     )?;
@@ -126,13 +120,7 @@ pub fn load_ml1m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         |raw, f, at| {
             let rating = parse::<f32>(f[2], "Rating", at)?;
             let timestamp = parse::<i64>(f[3], "Timestamp", at)?;
-            let (user, item) = (raw.users.intern(f[0]), raw.items.intern(f[1]));
-            raw.interactions.push(RawInteraction {
-                user,
-                item,
-                rating,
-                timestamp,
-            });
+            raw.push(f[0], f[1], rating, timestamp);
             Ok(())
         },
     )?;
@@ -143,21 +131,7 @@ pub fn load_ml1m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         &mut raw,
         |raw, f, _| {
             if let Some(id) = raw.items.get(f[0]) {
-                let (title, year) = split_title_year(f[1]);
-                let genres = f[2]
-                    .split('|')
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                raw.item_meta.insert(
-                    id,
-                    ItemMeta {
-                        title,
-                        year,
-                        genres,
-                        ..ItemMeta::default()
-                    },
-                );
+                raw.item_meta.insert(id, movie_meta(f[1], f[2]));
             }
             Ok(())
         },
@@ -215,6 +189,8 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         ..RawData::default()
     };
     csv_rows(
+        b',',
+        Encoding::Utf8,
         &dir.join("ratings.csv"),
         &["userId", "movieId", "rating", "timestamp"],
         max_malformed,
@@ -222,38 +198,20 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         |raw, f, at| {
             let rating = parse::<f32>(f[2], "rating", at)?;
             let timestamp = parse::<i64>(f[3], "timestamp", at)?;
-            let (user, item) = (raw.users.intern(f[0]), raw.items.intern(f[1]));
-            raw.interactions.push(RawInteraction {
-                user,
-                item,
-                rating,
-                timestamp,
-            });
+            raw.push(f[0], f[1], rating, timestamp);
             Ok(())
         },
     )?;
     csv_rows(
+        b',',
+        Encoding::Utf8,
         &dir.join("movies.csv"),
         &["movieId", "title", "genres"],
         max_malformed,
         &mut raw,
         |raw, f, _| {
             if let Some(id) = raw.items.get(f[0]) {
-                let (title, year) = split_title_year(f[1]);
-                let genres = f[2]
-                    .split('|')
-                    .filter(|g| !g.is_empty() && *g != "(no genres listed)")
-                    .map(str::to_string)
-                    .collect();
-                raw.item_meta.insert(
-                    id,
-                    ItemMeta {
-                        title,
-                        year,
-                        genres,
-                        ..ItemMeta::default()
-                    },
-                );
+                raw.item_meta.insert(id, movie_meta(f[1], f[2]));
             }
             Ok(())
         },
@@ -262,6 +220,8 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
     if tags.is_file() {
         let mut counts: FxHashMap<u32, FxHashMap<String, u32>> = FxHashMap::default();
         csv_rows(
+            b',',
+            Encoding::Utf8,
             &tags,
             &["movieId", "tag"],
             max_malformed,
@@ -286,54 +246,27 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
     Ok(raw)
 }
 
-/// Reads a headed CSV file, handing `row` the fields of `columns` in that order.
-pub(super) fn csv_rows(
-    path: &Path,
-    columns: &[&str],
-    max_malformed: usize,
-    raw: &mut RawData,
-    mut row: impl FnMut(&mut RawData, &[&str], &At) -> Result<()>,
-) -> Result<()> {
-    let mut reader = csv_reader(path, b',', true)?;
-    let header: Vec<String> = reader
-        .byte_headers()
-        .map_err(|e| anyhow!("{}:1: {e}", path.display()))?
-        .iter()
-        .map(|h| {
-            String::from_utf8_lossy(h)
-                .trim_start_matches('\u{feff}')
-                .to_string()
-        })
-        .collect();
-    let idx = columns
-        .iter()
-        .map(|c| column(&header, c, &At(path, 1)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut rec = csv::ByteRecord::new();
-    while next_record(&mut reader, &mut rec, path)? {
-        let line = rec.position().map_or(0, |p| p.line());
-        let at = At(path, line as usize);
-        if rec.len() != header.len() {
-            let reason = format!("{} fields, the header has {}", rec.len(), header.len());
-            tolerate(&mut raw.malformed, max_malformed, &at, &reason)?;
-            continue;
-        }
-        // borrowed from the record: no allocation per field
-        let fields = idx
-            .iter()
-            .map(|&i| std::str::from_utf8(&rec[i]))
-            .collect::<std::result::Result<Vec<&str>, _>>()
-            .map_err(|_| anyhow!("{at}: not valid UTF-8 (wrong encoding?)"))?;
-        row(raw, &fields, &at)?;
-    }
-    Ok(())
-}
-
 /// Parses a number; the error names the place and the field.
 pub(super) fn parse<T: std::str::FromStr>(text: &str, field: &str, at: &At) -> Result<T> {
     text.trim()
         .parse()
         .map_err(|_| anyhow!("{at}: field `{field}` is `{text}`, not a number"))
+}
+
+/// A GroupLens movie row's metadata: `"Heat (1995)"` and `"Action|Crime"`.
+fn movie_meta(title_with_year: &str, genres: &str) -> ItemMeta {
+    let (title, year) = split_title_year(title_with_year);
+    let genres = genres
+        .split('|')
+        .filter(|g| !g.is_empty() && *g != "(no genres listed)")
+        .map(str::to_string)
+        .collect();
+    ItemMeta {
+        title,
+        year,
+        genres,
+        ..ItemMeta::default()
+    }
 }
 
 /// `"American President, The (1995)"` → (`"The American President"`, `Some(1995)`).

@@ -2,8 +2,8 @@
 
 use super::movielens::parse;
 use super::pyliteral;
-use super::raw::{ItemMeta, RawData, RawInteraction, UserMeta};
-use super::source::{csv_reader, decode, next_record, tolerate, At, Encoding, Lines};
+use super::raw::{ItemMeta, RawData, UserMeta};
+use super::source::{csv_reader, csv_rows, decode, next_record, tolerate, At, Encoding, Lines};
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -57,19 +57,13 @@ pub fn load_books(dir: &Path, max_malformed: usize) -> Result<RawData> {
         let timestamp = field("unixReviewTime")?
             .as_i64()
             .ok_or_else(|| anyhow!("{at}: `unixReviewTime` is not an integer"))?;
-        let (user, item) = (raw.users.intern(&user), raw.items.intern(&item));
         if let Some(text) = v.get("reviewText").and_then(Value::as_str) {
             raw.reviews.insert(
                 raw.interactions.len(),
                 text.chars().take(REVIEW_CHARS).collect(),
             );
         }
-        raw.interactions.push(RawInteraction {
-            user,
-            item,
-            rating,
-            timestamp,
-        });
+        raw.push(&user, &item, rating, timestamp);
     }
     let meta = first_existing(dir, &["meta_Books.json.gz", "meta_Books.json"]);
     if let Ok(meta) = meta {
@@ -154,25 +148,23 @@ fn read_books_meta(path: &Path, max_malformed: usize, raw: &mut RawData) -> Resu
 /// quoted, Latin-1). No timestamps: the file order is the sequence order.
 pub fn load_bookcrossing(dir: &Path, max_malformed: usize) -> Result<RawData> {
     let mut raw = RawData::default();
-    bx_rows(
+    csv_rows(
+        b';',
+        Encoding::Latin1,
         &dir.join("BX-Book-Ratings.csv"),
         &["User-ID", "ISBN", "Book-Rating"],
         max_malformed,
         &mut raw,
         |raw, f, at| {
-            let rating = parse::<f32>(&f[2], "Book-Rating", at)?;
-            let (user, item) = (raw.users.intern(&f[0]), raw.items.intern(f[1].trim()));
-            let timestamp = raw.interactions.len() as i64;
-            raw.interactions.push(RawInteraction {
-                user,
-                item,
-                rating,
-                timestamp,
-            });
+            let rating = parse::<f32>(f[2], "Book-Rating", at)?;
+            let row = raw.interactions.len() as i64; // no timestamps: file order
+            raw.push(f[0], f[1].trim(), rating, row);
             Ok(())
         },
     )?;
-    bx_rows(
+    csv_rows(
+        b';',
+        Encoding::Latin1,
         &dir.join("BX-Books.csv"),
         &["ISBN", "Book-Title", "Book-Author", "Year-Of-Publication"],
         max_malformed,
@@ -194,18 +186,20 @@ pub fn load_bookcrossing(dir: &Path, max_malformed: usize) -> Result<RawData> {
     )?;
     let users = dir.join("BX-Users.csv");
     if users.is_file() {
-        bx_rows(
+        csv_rows(
+            b';',
+            Encoding::Latin1,
             &users,
             &["User-ID", "Location", "Age"],
             max_malformed,
             &mut raw,
             |raw, f, _| {
-                if let Some(id) = raw.users.get(&f[0]) {
+                if let Some(id) = raw.users.get(f[0]) {
                     raw.user_meta.insert(
                         id,
                         UserMeta {
                             age: f[2].trim().parse().ok(),
-                            location: Some(f[1].clone()),
+                            location: Some(f[1].to_string()),
                             ..UserMeta::default()
                         },
                     );
@@ -215,42 +209,6 @@ pub fn load_bookcrossing(dir: &Path, max_malformed: usize) -> Result<RawData> {
         )?;
     }
     Ok(raw)
-}
-
-fn bx_rows(
-    path: &Path,
-    columns: &[&str],
-    max_malformed: usize,
-    raw: &mut RawData,
-    mut row: impl FnMut(&mut RawData, &[String], &At) -> Result<()>,
-) -> Result<()> {
-    let mut reader = csv_reader(path, b';', true)?;
-    let header: Vec<String> = reader
-        .byte_headers()
-        .map_err(|e| anyhow!("{}:1: {e}", path.display()))?
-        .iter()
-        .map(|h| decode(h, Encoding::Latin1).unwrap_or_default())
-        .collect();
-    let idx = columns
-        .iter()
-        .map(|c| super::source::column(&header, c, &At(path, 1)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut rec = csv::ByteRecord::new();
-    while next_record(&mut reader, &mut rec, path)? {
-        let line = rec.position().map_or(0, |p| p.line());
-        let at = At(path, line as usize);
-        if rec.len() != header.len() {
-            let reason = format!("{} fields, the header has {}", rec.len(), header.len());
-            tolerate(&mut raw.malformed, max_malformed, &at, &reason)?;
-            continue;
-        }
-        let fields: Vec<String> = idx
-            .iter()
-            .map(|&i| decode(&rec[i], Encoding::Latin1).unwrap_or_default())
-            .collect();
-        row(raw, &fields, &at)?;
-    }
-    Ok(())
 }
 
 /// Steam-200K: header-less `user,game_title,behavior,value,0`; `purchase` rows are the
@@ -282,14 +240,8 @@ pub fn load_steam(dir: &Path, max_malformed: usize) -> Result<RawData> {
             other => bail!("{at}: behavior `{other}`, expected `purchase` or `play`"),
         }
         let title = field(1)?;
-        let (user, item) = (raw.users.intern(field(0)?.trim()), raw.items.intern(&title));
-        let timestamp = raw.interactions.len() as i64;
-        raw.interactions.push(RawInteraction {
-            user,
-            item,
-            rating: 1.0,
-            timestamp,
-        });
+        let row = raw.interactions.len() as i64; // no timestamps: file order
+        let item = raw.push(field(0)?.trim(), &title, 1.0, row);
         raw.item_meta.entry(item).or_insert_with(|| ItemMeta {
             title,
             ..ItemMeta::default()

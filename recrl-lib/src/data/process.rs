@@ -159,13 +159,7 @@ mod tests {
     fn raw_from(rows: &[(&str, &str, f32, i64)]) -> RawData {
         let mut raw = RawData::default();
         for &(u, i, rating, timestamp) in rows {
-            let (user, item) = (raw.users.intern(u), raw.items.intern(i));
-            raw.interactions.push(RawInteraction {
-                user,
-                item,
-                rating,
-                timestamp,
-            });
+            raw.push(u, i, rating, timestamp);
         }
         raw
     }

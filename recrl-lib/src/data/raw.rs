@@ -105,6 +105,20 @@ pub struct RawData {
     pub malformed: Malformed,
 }
 
+impl RawData {
+    /// Appends one event, interning its raw ids; returns the interned item id.
+    pub fn push(&mut self, user: &str, item: &str, rating: f32, timestamp: i64) -> u32 {
+        let (user, item) = (self.users.intern(user), self.items.intern(item));
+        self.interactions.push(RawInteraction {
+            user,
+            item,
+            rating,
+            timestamp,
+        });
+        item
+    }
+}
+
 /// Malformed input lines that were tolerated.
 #[derive(Debug, Clone, Default)]
 pub struct Malformed {

@@ -217,6 +217,64 @@ pub fn column(header: &[String], name: &str, at: &dyn std::fmt::Display) -> Resu
     })
 }
 
+/// Reads a headed CSV file (plain or gzip) with `delimiter` and `encoding`, handing `row`
+/// the fields of `columns` in that order. Rows with the wrong number of fields count as
+/// malformed. UTF-8 (and ASCII Latin-1) fields are borrowed from the record, not copied.
+pub fn csv_rows(
+    delimiter: u8,
+    encoding: Encoding,
+    path: &Path,
+    columns: &[&str],
+    max_malformed: usize,
+    raw: &mut super::RawData,
+    mut row: impl FnMut(&mut super::RawData, &[&str], &At) -> Result<()>,
+) -> Result<()> {
+    let mut reader = csv_reader(path, delimiter, true)?;
+    let header: Vec<String> = reader
+        .byte_headers()
+        .map_err(|e| anyhow!("{}:1: {e}", path.display()))?
+        .iter()
+        .map(|h| {
+            field_text(h, encoding)
+                .unwrap_or_default()
+                .trim_start_matches('\u{feff}')
+                .to_string()
+        })
+        .collect();
+    let idx = columns
+        .iter()
+        .map(|c| column(&header, c, &At(path, 1)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut rec = csv::ByteRecord::new();
+    while next_record(&mut reader, &mut rec, path)? {
+        let at = At(path, rec.position().map_or(0, |p| p.line() as usize));
+        if rec.len() != header.len() {
+            let reason = format!("{} fields, the header has {}", rec.len(), header.len());
+            tolerate(&mut raw.malformed, max_malformed, &at, &reason)?;
+            continue;
+        }
+        let cells = idx
+            .iter()
+            .map(|&i| field_text(&rec[i], encoding))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| anyhow!("{at}: not valid UTF-8 (wrong encoding?)"))?;
+        let fields: Vec<&str> = cells.iter().map(|c| c.as_ref()).collect();
+        row(raw, &fields, &at)?;
+    }
+    Ok(())
+}
+
+/// A field as text: borrowed when it is valid UTF-8 (or ASCII Latin-1), decoded otherwise.
+fn field_text(bytes: &[u8], encoding: Encoding) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    match (encoding, std::str::from_utf8(bytes)) {
+        (Encoding::Utf8, Ok(s)) => Some(Cow::Borrowed(s)),
+        (Encoding::Utf8, Err(_)) => None,
+        (Encoding::Latin1, Ok(s)) if s.is_ascii() => Some(Cow::Borrowed(s)),
+        (Encoding::Latin1, _) => decode(bytes, Encoding::Latin1).map(Cow::Owned),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
