@@ -232,6 +232,55 @@ impl Dataset {
     }
 }
 
+/// Loads the raw files on a scoped thread while this one reports a text progress bar
+/// (`[#####...............]  25%  170/680 MB`) through `progress` at every 10% of the bytes.
+fn load_with_progress(
+    name: DatasetName,
+    raw_dir: &Path,
+    progress: &mut impl FnMut(&str),
+) -> Result<RawData> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let total: u64 = store::raw_files(raw_dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let counter = std::sync::Arc::new(AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        let c = counter.clone();
+        let loader = scope.spawn(move || {
+            source::count_bytes_into(c);
+            load_raw(name, raw_dir, MAX_MALFORMED)
+        });
+        let mut shown = 0;
+        while !loader.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let done = counter.load(Ordering::Relaxed).min(total);
+            let pct = (done * 100).checked_div(total).unwrap_or(0) as usize;
+            if pct >= shown + 10 && pct < 100 {
+                shown = pct / 10 * 10;
+                progress(&progress_bar(name.as_str(), pct, done, total));
+            }
+        }
+        let raw = loader.join().expect("the loader thread does not panic")?;
+        progress(&progress_bar(name.as_str(), 100, total, total));
+        Ok(raw)
+    })
+}
+
+/// `ml-25m: [##########..........]  50%  340/680 MB`
+pub fn progress_bar(what: &str, pct: usize, done: u64, total: u64) -> String {
+    let filled = (pct.min(100) / 5).min(20);
+    format!(
+        "{what}: [{}{}] {pct:>3}%  {:.0}/{:.0} MB",
+        "#".repeat(filled),
+        ".".repeat(20 - filled),
+        done as f64 / 1e6,
+        total as f64 / 1e6
+    )
+}
+
 /// Step 1 for one dataset: reads `data/raw/<ds>/`, processes it and writes `data/proc/<ds>/`
 /// and `data/_checksums/<ds>.json`, unless those exist and their checksums match the raw files
 /// and settings (then the processed files are read back). `progress` receives one line per stage.
@@ -264,7 +313,7 @@ pub fn prepare(
         "{name}: [1/3] reading raw files in {}",
         raw_dir.display()
     ));
-    let raw = load_raw(name, &raw_dir, MAX_MALFORMED)?;
+    let raw = load_with_progress(name, &raw_dir, &mut progress)?;
     progress(&format!(
         "{name}: [1/3] {} interactions read in {}",
         raw.interactions.len(),
@@ -299,4 +348,30 @@ pub fn frequency_of(counts: &[usize]) -> Vec<(usize, usize)> {
         *m.entry(c).or_insert(0) += 1;
     }
     m.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_bar_fills_one_mark_per_five_percent() {
+        assert_eq!(
+            progress_bar("ml-25m", 50, 340_000_000, 680_000_000),
+            "ml-25m: [##########..........]  50%  340/680 MB"
+        );
+        assert_eq!(
+            progress_bar("x", 100, 5, 5),
+            "x: [####################] 100%  0/0 MB"
+        );
+        assert_eq!(
+            progress_bar("x", 0, 0, 0),
+            "x: [....................]   0%  0/0 MB"
+        );
+    }
+
+    #[test]
+    fn frequency_of_counts_ids_per_count() {
+        assert_eq!(frequency_of(&[3, 1, 3, 2, 3]), vec![(1, 1), (2, 1), (3, 3)]);
+    }
 }

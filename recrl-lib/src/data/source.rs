@@ -6,6 +6,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Text encoding of a raw file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,9 +18,41 @@ pub enum Encoding {
     Latin1,
 }
 
+thread_local! {
+    /// Where this thread's loaders count the raw bytes they read (see [`count_bytes_into`]).
+    static BYTES_READ: std::cell::RefCell<Option<Arc<AtomicU64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes every file this thread opens from now on add the bytes it reads (on disk, before
+/// decompression) to `counter`, so another thread can show progress.
+pub fn count_bytes_into(counter: Arc<AtomicU64>) {
+    BYTES_READ.with(|c| *c.borrow_mut() = Some(counter));
+}
+
+/// A reader that adds what it reads to a shared counter.
+struct Counted<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Opens `path` for reading, through a gzip decoder when it ends in `.gz`.
 pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file: Box<dyn Read> = match BYTES_READ.with(|c| c.borrow().clone()) {
+        Some(counter) => Box::new(Counted {
+            inner: file,
+            counter,
+        }),
+        None => Box::new(file),
+    };
     let reader = BufReader::with_capacity(1 << 20, file);
     Ok(if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
