@@ -40,7 +40,7 @@ enum Cmd {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Step 1: raw dataset → data/proc/<ds>/ (Parquet, stats.json) + data/_checksums/<ds>.json.
+    /// Step 1: raw dataset → `data/proc/<ds>/` (Parquet, stats.json) + `data/_checksums/<ds>.json`.
     Data {
         /// Dataset: ml-100k, ml-1m, ml-25m, books, bookcrossing, steam.
         #[arg(long, default_value = "ml-100k")]
