@@ -55,6 +55,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*")
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench", "notebooks.json"))
+    ap.add_argument("--no-peer", action="store_true",
+                    help="skip the evcxr-defaults peer (it recompiles everything at opt-level 2)")
     a = ap.parse_args()
     notebooks = a.notebooks or sorted(glob.glob(os.path.join(ROOT, "notebooks", "[0-9][0-9]_*.ipynb")))
     tmp = tempfile.mkdtemp(prefix="recrl-bench-")
@@ -67,11 +69,12 @@ def main():
             shutil.rmtree(ours, ignore_errors=True)
             cold = run(nb, ours, os.path.join(tmp, "out"))
             warm = run(nb, ours, os.path.join(tmp, "out"))
-            peer = run(peer_copy(nb, os.path.join(tmp, "peer-nb")), os.path.join(tmp, "peer"),
-                       os.path.join(tmp, "out-peer"))
-            row = {"notebook": name, "project_cold_s": cold, "project_warm_s": warm,
-                   "evcxr_defaults_s": peer, "cold_speedup": round(peer / cold, 2),
-                   "warm_speedup": round(peer / warm, 2)}
+            row = {"notebook": name, "project_cold_s": cold, "project_warm_s": warm}
+            if not a.no_peer:
+                peer = run(peer_copy(nb, os.path.join(tmp, "peer-nb")), os.path.join(tmp, "peer"),
+                           os.path.join(tmp, "out-peer"))
+                row.update(evcxr_defaults_s=peer, cold_speedup=round(peer / cold, 2),
+                           warm_speedup=round(peer / warm, 2))
             print(json.dumps(row), flush=True)
             results.append(row)
             shutil.rmtree(ours, ignore_errors=True)
