@@ -170,7 +170,7 @@ def run_one(path, out_dir, params, timeout, html):
     has_params = any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
     unknown = [] if has_params else sorted(params)
     t0 = time.time()
-    err = None
+    err = crash = None
     try:
         papermill.execute_notebook(
             path, out, parameters=params if has_params else {}, kernel_name=KERNEL,
@@ -178,13 +178,14 @@ def run_one(path, out_dir, params, timeout, html):
             progress_bar=False, log_output=False)
     except PapermillExecutionError as e:
         err = f"In [{e.exec_count}]: {e.ename}: {first_line(e.evalue)}"
-    except Exception as e:  # timeouts, a dead kernel, ...
-        err = f"{type(e).__name__}: {first_line(e)}"
+    except Exception as e:  # a cell timeout, a dead kernel, ...: the message says which
+        err = crash = f"{type(e).__name__}: {first_line(e)}"
     if os.path.exists(out):
         executed = nbformat.read(out, 4)
         failure = first_failure(executed)
         if failure:  # the executed copy names the cell as a reader sees it
-            err = f"{failure[0]}: {failure[1]}"
+            label, message = failure
+            err = f"{label}: {crash or message}"
         if html:
             subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--log-level", "WARN", out],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
