@@ -78,21 +78,26 @@ fn streams(outs: &[Value]) -> String {
     outs.iter().map(|o| joined(&o["text"])).collect()
 }
 
+/// Runs a project notebook with `--smoke` (one kernel at a time) and returns its outputs;
+/// the run must pass.
+fn smoke_outputs(name: &str) -> Vec<Value> {
+    let _one = ONE_KERNEL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let nb = root().join(format!("notebooks/{name}.ipynb"));
+    let (code, stdout) = run_notebooks(&["--smoke", nb.to_str().unwrap()], out.path());
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("notebooks: 1 passed, 0 failed"), "{stdout}");
+    outputs(&out.path().join(format!("{name}.ipynb")))
+}
+
 #[test]
 fn notebook_00_runs_headless_with_tables_plot_and_assets() {
     if skip() {
         return;
     }
-    let _one = ONE_KERNEL_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let out = tempfile::tempdir().unwrap();
-    let nb = root().join("notebooks/00_environment.ipynb");
-    let (code, stdout) = run_notebooks(&["--smoke", nb.to_str().unwrap()], out.path());
-    assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("notebooks: 1 passed, 0 failed"), "{stdout}");
-
-    let outs = outputs(&out.path().join("00_environment.ipynb"));
+    let outs = smoke_outputs("00_environment");
     let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
     assert!(
         plain.contains("libtorch") && plain.contains("2.11.0"),
@@ -201,14 +206,7 @@ fn notebook_01_processes_ml100k_with_tables_and_plots() {
     if skip() {
         return;
     }
-    let _one = ONE_KERNEL_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let out = tempfile::tempdir().unwrap();
-    let nb = root().join("notebooks/01_data.ipynb");
-    let (code, stdout) = run_notebooks(&["--smoke", nb.to_str().unwrap()], out.path());
-    assert_eq!(code, 0, "{stdout}");
-    let outs = outputs(&out.path().join("01_data.ipynb"));
+    let outs = smoke_outputs("01_data");
     let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
     // the counts table: 943 users and 1349 items after the 5-core (the Python reference's numbers)
     assert!(plain.contains("k_core     943    1349   99287"), "{plain}");

@@ -133,11 +133,6 @@ pub fn render_static(
     Ok(out)
 }
 
-/// True when static export can run (kaleido and a local plotly.js are found).
-pub fn static_export_available() -> bool {
-    kaleido_paths().is_ok()
-}
-
 /// The kaleido executable and a local plotly.js: `$KALEIDO_DIR/kaleido` and `$PLOTLYJS`, else
 /// the project's notebook venv (`.venv-nb`).
 fn kaleido_paths() -> Result<(PathBuf, PathBuf)> {
