@@ -7,22 +7,34 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = temp_beside(path, "")?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    persist(tmp, path)
+}
+
+/// A temporary file in `path`'s folder (created if missing) whose name ends in `suffix`;
+/// fill it, then [`persist`] it to `path`.
+pub fn temp_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    // NamedTempFile is created 0600; outputs are ordinary files (0644 less the umask)
+    tempfile::Builder::new()
+        .prefix(".tmp-")
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))
+}
+
+/// Gives `tmp` ordinary permissions (0666 less the umask; temporary files are 0600), syncs it
+/// to disk and renames it to `path`.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let mode = 0o666 & !current_umask();
-    tmp.write_all(bytes)
-        .and_then(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-        })
-        .and_then(|_| tmp.as_file().sync_all())
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+        .and_then(|_| std::fs::File::open(tmp.path())?.sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("renaming into {}", path.display()))?;

@@ -8,10 +8,12 @@
 //! | step | module | notebook |
 //! |---|---|---|
 //! | 0 environment | [`mod@env`] | `00_environment.ipynb` |
+//! | 1 data | [`data`] | `01_data.ipynb` |
+//! | 2 ranker | [`ranker`] | `02_ranker.ipynb` |
 //! | 7 results (figures) | [`report`] | `07_results.ipynb` |
 //!
 //! Cross-cutting pieces: [`config`] (the typed `experiments/recrl_default.yaml`), [`assets`]
-//! (registry-fetched data and models, verified by sha256), [`paths`] (where the project's
+//! (registry-fetched data and models, verified by sha256), [`rng`] (seeded sampling), [`paths`] (where the project's
 //! folders are), [`notebook`] (rich display in the evcxr Jupyter kernel) and [`io`] (atomic
 //! writes).
 //!
@@ -29,7 +31,9 @@ pub mod env;
 pub mod io;
 pub mod notebook;
 pub mod paths;
+pub mod ranker;
 pub mod report;
+pub mod rng;
 
 /// Re-exported so notebooks and dependents build plots and tensors with the same versions.
 pub use plotly;

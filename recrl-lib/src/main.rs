@@ -58,12 +58,119 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Step 2: train SASRec → `checkpoints/sasrec_<ds>.safetensors` + `.json`.
+    #[command(name = "train-ranker")]
+    TrainRanker(TrainRankerArgs),
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.
         #[arg(long, default_value = "default")]
         group: String,
     },
+}
+
+/// Flags of `recrl train-ranker`; each one overrides the `ranker` key of the same name.
+#[derive(clap::Args)]
+struct TrainRankerArgs {
+    /// Dataset (processed by step 1).
+    #[arg(long, default_value = "ml-100k")]
+    dataset: String,
+    /// Configuration file (default: experiments/recrl_default.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any key, e.g. --set ranker.blocks=3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Seed (default: the configuration's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Maximum epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Sequences (windows) per batch.
+    #[arg(long = "batch_size", alias = "batch-size")]
+    batch_size: Option<usize>,
+    /// AdamW learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// AdamW weight decay.
+    #[arg(long = "weight_decay", alias = "weight-decay")]
+    weight_decay: Option<f64>,
+    /// Hidden size.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Self-attention blocks.
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// Attention heads.
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Longest input sequence.
+    #[arg(long = "max_len", alias = "max-len")]
+    max_len: Option<usize>,
+    /// Dropout rate.
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Loss: ce (full softmax) or bce (sampled negatives).
+    #[arg(long)]
+    loss: Option<String>,
+    /// Negatives per position with --loss bce.
+    #[arg(long)]
+    negatives: Option<usize>,
+    /// Early-stopping patience in epochs.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Score with the input embeddings (classic SASRec; the shield needs them untied).
+    #[arg(long = "tie_output", alias = "tie-output")]
+    tie_output: bool,
+    /// Post-LN blocks instead of pre-LN.
+    #[arg(long = "post_ln", alias = "post-ln")]
+    post_ln: bool,
+    /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+    /// bf16 autocast on CUDA.
+    #[arg(long)]
+    bf16: bool,
+}
+
+impl TrainRankerArgs {
+    /// The flags as configuration overrides (`ranker.<key>=<value>`), after `--set`.
+    fn overrides(&self) -> Result<Vec<(String, String)>> {
+        let mut o = parse_sets(&self.sets)?;
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                o.push((k.to_string(), v));
+            }
+        };
+        let s = |v: Option<usize>| v.map(|v| v.to_string());
+        let f = |v: Option<f64>| v.map(|v| v.to_string());
+        put("seed", self.seed.map(|v| v.to_string()));
+        put("ranker.epochs", s(self.epochs));
+        put("ranker.batch_size", s(self.batch_size));
+        put("ranker.lr", f(self.lr));
+        put("ranker.weight_decay", f(self.weight_decay));
+        put("ranker.hidden", s(self.hidden));
+        put("ranker.blocks", s(self.blocks));
+        put("ranker.heads", s(self.heads));
+        put("ranker.max_len", s(self.max_len));
+        put("ranker.dropout", f(self.dropout));
+        put("ranker.loss", self.loss.clone());
+        put("ranker.negatives", s(self.negatives));
+        put("ranker.patience", s(self.patience));
+        put("ranker.tie_output", self.tie_output.then(|| "true".into()));
+        put("ranker.pre_ln", self.post_ln.then(|| "false".into()));
+        Ok(o)
+    }
+}
+
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
+    sets.iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+            None => bail!("--set expects KEY=VALUE, got `{s}`"),
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -84,18 +191,13 @@ fn run(cli: Cli) -> Result<()> {
             config,
             sets,
         } => {
-            let overrides = sets
-                .iter()
-                .map(|s| match s.split_once('=') {
-                    Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
-                    None => bail!("--set expects KEY=VALUE, got `{s}`"),
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let overrides = parse_sets(&sets)?;
             let path = config.unwrap_or_else(paths::default_config);
             print!("{}", Config::load(&path, &dataset, &overrides)?.to_yaml());
             Ok(())
         }
         Cmd::Assets { group } => cmd_assets(&group),
+        Cmd::TrainRanker(args) => cmd_train_ranker(&args),
         Cmd::Data {
             dataset,
             config,
@@ -143,6 +245,64 @@ fn cmd_env(json: bool, bench: bool) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
+    use recrl_lib::ranker::{self, TrainEvent, TrainOptions};
+    use std::io::IsTerminal;
+    let name: data::DatasetName = args.dataset.parse()?;
+    let path = args.config.clone().unwrap_or_else(paths::default_config);
+    let cfg = Config::load(&path, name.as_str(), &args.overrides()?)?;
+    let root = paths::project_root();
+    let ds = data::store::load(&root, name)?;
+    let device = match &args.device {
+        Some(d) => {
+            env::load_cuda_backend();
+            env::parse_device(Some(d))
+        }
+        None => env::device(),
+    };
+    let opts = TrainOptions {
+        config: cfg.ranker.clone(),
+        seed: cfg.seed,
+        device,
+        bf16: args.bf16,
+        log_path: None,
+    };
+    eprintln!(
+        "{name}: {} users, {} items; SASRec d={} blocks={} heads={} max_len={} loss={:?} on {device:?}",
+        ds.n_users(),
+        ds.n_items(),
+        cfg.ranker.hidden,
+        cfg.ranker.blocks,
+        cfg.ranker.heads,
+        cfg.ranker.max_len,
+        cfg.ranker.loss
+    );
+    let tty = std::io::stderr().is_terminal();
+    let (_, report) = ranker::train_and_save(&root, &ds, &opts, |ev| match ev {
+        TrainEvent::Batch {
+            epoch,
+            done,
+            total,
+            loss,
+        } if tty => eprint!(
+            "\repoch {epoch:>3} {}  {done}/{total} batches  loss {loss:.4}",
+            recrl_lib::notebook::bar(done * 100 / total.max(1))
+        ),
+        TrainEvent::Batch { .. } => {}
+        TrainEvent::Epoch(e) => eprintln!("{}{}", if tty { "\r\x1b[K" } else { "" }, e.line()),
+    })?;
+    let (w, _) = ranker::checkpoint::paths(&root.join("checkpoints"), name.as_str());
+    eprintln!(
+        "best epoch {} of {} ({:.1} s); saved {}",
+        report.best_epoch,
+        report.epochs.len(),
+        report.seconds,
+        w.display()
+    );
+    print!("{}", report.metrics_table());
     Ok(())
 }
 

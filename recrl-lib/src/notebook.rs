@@ -129,6 +129,16 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A 20-mark text progress bar with its percentage: `[##########..........]  50%`.
+pub fn bar(pct: usize) -> String {
+    let filled = pct.min(100) / 5;
+    format!(
+        "[{}{}] {pct:>3}%",
+        "#".repeat(filled),
+        ".".repeat(20 - filled)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -271,11 +271,9 @@ fn load_with_progress(
 
 /// `ml-25m: [##########..........]  50%  340/680 MB`
 pub fn progress_bar(what: &str, pct: usize, done: u64, total: u64) -> String {
-    let filled = (pct.min(100) / 5).min(20);
     format!(
-        "{what}: [{}{}] {pct:>3}%  {:.0}/{:.0} MB",
-        "#".repeat(filled),
-        ".".repeat(20 - filled),
+        "{what}: {}  {:.0}/{:.0} MB",
+        crate::notebook::bar(pct),
         done as f64 / 1e6,
         total as f64 / 1e6
     )

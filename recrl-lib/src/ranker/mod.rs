@@ -1,0 +1,224 @@
+//! Step 2: the SASRec ranker — model, training, both evaluation protocols, checkpoints.
+//!
+//! * [`Sasrec`]: the network (untied output item table `E` by default, see DESIGN §4);
+//! * [`train()`]: AdamW with early stopping on validation NDCG@10 (full ranking);
+//! * [`eval`]: full-ranking and sampled-100 metrics, batched on the device;
+//! * [`Ranker`]: a trained model with the API later steps use — user states `h_u`, scores,
+//!   top-k, the table `E` — and atomic, checksummed checkpoints.
+//!
+//! ```no_run
+//! use recrl_lib::{config::Config, data, ranker};
+//! let root = recrl_lib::paths::project_root();
+//! let ds = data::store::load(&root, data::DatasetName::Ml100k)?;
+//! let ranker = ranker::Ranker::load(&root.join("checkpoints"), &ds, tch::Device::Cpu)?;
+//! let top = ranker.top_k(&[ds.train[0].clone()], 10, true);
+//! println!("user 1: {:?}", top[0]);
+//! # anyhow::Ok(())
+//! ```
+
+pub mod batch;
+pub mod checkpoint;
+pub mod eval;
+pub mod metrics;
+pub mod model;
+mod train;
+
+pub use checkpoint::CheckpointMeta;
+pub use eval::{EvalSet, Split};
+pub use metrics::{Protocol, RankMetrics};
+pub use model::{Sasrec, SasrecShape};
+pub use train::{train, EpochLog, TrainEvent, TrainOptions, TrainReport};
+
+use crate::data::Dataset;
+use anyhow::{Context, Result};
+use std::path::Path;
+use tch::{nn, Device, Tensor};
+
+/// A SASRec model with its variables.
+#[derive(Debug)]
+pub struct Ranker {
+    /// The variables (all trainable).
+    pub vs: nn::VarStore,
+    /// The network.
+    pub net: Sasrec,
+    /// The checkpoint's sidecar when loaded from (or saved to) disk.
+    pub meta: Option<CheckpointMeta>,
+}
+
+impl Ranker {
+    /// A freshly initialised model on `device` (initialisation drawn from torch's generator).
+    pub fn new(shape: SasrecShape, device: Device) -> Ranker {
+        let vs = nn::VarStore::new(device);
+        let net = Sasrec::new(&vs.root(), shape);
+        Ranker {
+            vs,
+            net,
+            meta: None,
+        }
+    }
+
+    /// The device the variables are on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The output item table `E`, `[n_items + 1, d]` (row 0 unused).
+    pub fn output_table(&self) -> &Tensor {
+        self.net.output_table()
+    }
+
+    /// User states `h_u` (`[B, d]`, no gradient) of item histories, oldest item first; only the
+    /// last `max_len` items of each are read.
+    pub fn user_states<S: AsRef<[u32]>>(&self, histories: &[S]) -> Tensor {
+        let seqs = batch::left_pad(histories, self.net.shape.max_len, self.device());
+        tch::no_grad(|| self.net.user_states(&seqs))
+    }
+
+    /// Scores `[B, n_items + 1]` of every item after each history (column 0 is −∞).
+    pub fn scores<S: AsRef<[u32]>>(&self, histories: &[S]) -> Tensor {
+        tch::no_grad(|| self.net.scores(&self.user_states(histories)))
+    }
+
+    /// The `k` best items and their scores after each history, best first; with
+    /// `exclude_seen`, items in the history are skipped.
+    pub fn top_k<S: AsRef<[u32]>>(
+        &self,
+        histories: &[S],
+        k: usize,
+        exclude_seen: bool,
+    ) -> Vec<Vec<(u32, f32)>> {
+        let mut scores = self.scores(histories);
+        if exclude_seen {
+            let seen = batch::left_pad(histories, usize::MAX, self.device());
+            scores = scores.scatter_value(1, &seen, f64::NEG_INFINITY);
+        }
+        let k = k.min(self.net.shape.n_items) as i64;
+        let (values, items) = scores.topk(k, 1, true, true);
+        let values: Vec<Vec<f32>> = values.to_device(Device::Cpu).try_into().unwrap();
+        let items: Vec<Vec<i64>> = items.to_device(Device::Cpu).try_into().unwrap();
+        items
+            .iter()
+            .zip(values)
+            .map(|(is, vs)| is.iter().zip(vs).map(|(&i, v)| (i as u32, v)).collect())
+            .collect()
+    }
+
+    /// The variables by name, sorted.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Saves `checkpoints/sasrec_<ds>.{safetensors,json}` under `dir` atomically.
+    pub fn save(&mut self, dir: &Path, mut meta: CheckpointMeta) -> Result<()> {
+        let (w, j) = checkpoint::paths(dir, &meta.dataset);
+        checkpoint::save(&w, &j, &self.named_tensors(), &mut meta)?;
+        self.meta = Some(meta);
+        Ok(())
+    }
+
+    /// Loads `sasrec_<ds>.{safetensors,json}` from `dir` after checking the weights' sha256 and
+    /// that `ds` is the data they were trained on.
+    pub fn load(dir: &Path, ds: &Dataset, device: Device) -> Result<Ranker> {
+        let (w, j) = checkpoint::paths(dir, ds.name.as_str());
+        if !j.is_file() {
+            anyhow::bail!(
+                "{}: no ranker checkpoint; run step 2 (`recrl train-ranker --dataset {}`)",
+                j.display(),
+                ds.name
+            );
+        }
+        let meta = checkpoint::read_checked(&w, &j, ds)?;
+        let mut ranker = Ranker::new(meta.shape, device);
+        ranker
+            .vs
+            .load(&w)
+            .with_context(|| format!("loading {}", w.display()))?;
+        ranker.meta = Some(meta);
+        Ok(ranker)
+    }
+}
+
+/// Step 2 as one call: trains on `ds` and saves `<root>/checkpoints/sasrec_<ds>.*`, with the
+/// per-epoch log in `<root>/logs/<ds>/ranker/train.jsonl` unless `opts.log_path` says otherwise.
+pub fn train_and_save(
+    root: &Path,
+    ds: &Dataset,
+    opts: &TrainOptions,
+    on_event: impl FnMut(TrainEvent),
+) -> Result<(Ranker, TrainReport)> {
+    let mut opts = opts.clone();
+    opts.log_path
+        .get_or_insert_with(|| log_path(root, ds.name.as_str()));
+    let (mut ranker, report) = train(ds, &opts, on_event)?;
+    let data_files = std::fs::read_to_string(crate::data::store::checksum_path(root, ds.name))
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::data::store::Checksums>(&t).ok())
+        .map(|c| c.processed)
+        .unwrap_or_default();
+    let meta = CheckpointMeta {
+        format: checkpoint::FORMAT.to_string(),
+        dataset: ds.name.to_string(),
+        n_users: ds.n_users(),
+        shape: ranker.net.shape,
+        config: opts.config.clone(),
+        seed: opts.seed,
+        epoch: report.best_epoch,
+        epochs_run: report.epochs.len(),
+        valid: report.valid.clone(),
+        test: report.test.clone(),
+        dataset_sha256: checkpoint::dataset_fingerprint(ds),
+        data_files,
+        weights_sha256: String::new(),
+        device: format!("{:?}", opts.device),
+        train_seconds: report.seconds,
+    };
+    ranker.save(&root.join("checkpoints"), meta)?;
+    Ok((ranker, report))
+}
+
+/// `<root>/logs/<ds>/ranker/train.jsonl`.
+pub fn log_path(root: &Path, dataset: &str) -> std::path::PathBuf {
+    root.join("logs").join(dataset).join("ranker/train.jsonl")
+}
+
+impl EpochLog {
+    /// `epoch   3  loss 6.1234  41.2k pos/s  valid NDCG@10 0.0412  HR@10 0.0891 (full) *`
+    pub fn line(&self) -> String {
+        format!(
+            "epoch {:>3}  loss {:.4}  {:.1}k pos/s  valid NDCG@10 {:.4}  HR@10 {:.4} ({}){}",
+            self.epoch,
+            self.loss,
+            self.positions_per_s / 1e3,
+            self.valid.ndcg10,
+            self.valid.hr10,
+            self.valid.protocol,
+            if self.best { "  *best" } else { "" }
+        )
+    }
+}
+
+impl TrainReport {
+    /// Split × protocol table of the kept weights' metrics.
+    pub fn metrics_table(&self) -> crate::notebook::Table {
+        metrics_table(&self.valid, &self.test)
+    }
+}
+
+/// Split × protocol table: `split | protocol | users | HR@10 | NDCG@10 | HR@20 | NDCG@20 | MRR`.
+pub fn metrics_table(valid: &[RankMetrics], test: &[RankMetrics]) -> crate::notebook::Table {
+    let mut header = vec!["split"];
+    header.extend(RankMetrics::COLUMNS);
+    let rows = [("valid", valid), ("test", test)]
+        .iter()
+        .flat_map(|(split, ms)| {
+            ms.iter().map(move |m| {
+                let mut r = vec![split.to_string()];
+                r.extend(m.row());
+                r
+            })
+        })
+        .collect();
+    crate::notebook::Table::new(&header, rows)
+}
