@@ -60,7 +60,7 @@ enum Cmd {
     },
     /// Step 2: train SASRec → `checkpoints/sasrec_<ds>.safetensors` + `.json`.
     #[command(name = "train-ranker")]
-    TrainRanker(TrainRankerArgs),
+    TrainRanker(Box<TrainRankerArgs>),
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.

@@ -220,3 +220,46 @@ fn notebook_01_processes_ml100k_with_tables_and_plots() {
     );
     assert!(streams(&outs).contains("top 20% of items hold"));
 }
+
+#[test]
+fn notebook_02_trains_and_reports_both_protocols() {
+    if skip() {
+        return;
+    }
+    // step 2 reads step 1's output
+    let settings = recrl_lib::data::store::Settings {
+        k_core: 5,
+        rating_threshold: 0.0,
+    };
+    recrl_lib::data::prepare(
+        &root(),
+        recrl_lib::data::DatasetName::Ml100k,
+        settings,
+        false,
+        |_| {},
+    )
+    .unwrap();
+    let outs = smoke_outputs("02_ranker");
+    let text = streams(&outs);
+    assert!(
+        text.contains("epoch   1") && text.contains("epoch   2"),
+        "{text}"
+    );
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    for row in [
+        "valid  full",
+        "valid  sampled-100",
+        "test   full",
+        "test   sampled-100",
+    ] {
+        assert!(plain.contains(row), "{row} missing in {plain}");
+    }
+    assert!(plain.contains("top recommendations"), "{plain}");
+    let plots = outs
+        .iter()
+        .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
+        .count();
+    assert_eq!(plots, 2, "loss and validation curves");
+    let ckpt = root().join("target/smoke/checkpoints/sasrec_ml-100k.json");
+    assert!(ckpt.is_file(), "{} missing", ckpt.display());
+}

@@ -187,6 +187,49 @@ impl Dataset {
         ds
     }
 
+    /// A dataset from ready-made sequences (items in `1..=n_items`, oldest first, at least 3
+    /// each): leave-one-out split, sequences as users `1..`, placeholder titles (`item <i>`).
+    /// For tests and for data that does not come through a loader.
+    pub fn from_sequences(name: DatasetName, seqs: &[Vec<u32>], n_items: usize) -> Result<Dataset> {
+        let mut ds = Dataset {
+            name,
+            train: Vec::new(),
+            valid: Vec::new(),
+            test: Vec::new(),
+            times: Vec::new(),
+            items: vec![ItemMeta::default()],
+            users: vec![UserMeta::default()],
+            item_ids: vec![String::new()],
+            user_ids: vec![String::new()],
+            has_timestamps: false,
+            counts: Vec::new(),
+            k_core_passes: 0,
+            malformed: raw::Malformed::default(),
+        };
+        for i in 1..=n_items {
+            ds.items.push(ItemMeta {
+                title: format!("item {i}"),
+                ..Default::default()
+            });
+            ds.item_ids.push(i.to_string());
+        }
+        for (u, seq) in seqs.iter().enumerate() {
+            if let Some(&bad) = seq.iter().find(|&&i| i == 0 || i as usize > n_items) {
+                bail!("sequence {}: item {bad} outside 1..={n_items}", u + 1);
+            }
+            let Some((train, valid, test)) = leave_one_out(seq) else {
+                bail!("sequence {}: {} items, at least 3 needed", u + 1, seq.len());
+            };
+            ds.train.push(train.to_vec());
+            ds.valid.push(valid);
+            ds.test.push(test);
+            ds.times.push((0..seq.len() as i64).collect());
+            ds.users.push(UserMeta::default());
+            ds.user_ids.push((u + 1).to_string());
+        }
+        Ok(ds)
+    }
+
     /// Number of users (ids `1..=n_users`).
     pub fn n_users(&self) -> usize {
         self.train.len()

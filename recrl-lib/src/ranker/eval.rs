@@ -108,6 +108,16 @@ impl EvalSet {
         self.targets.len()
     }
 
+    /// Per user: the held-out item followed by its 100 sampled negatives.
+    pub fn candidates(&self) -> &[Vec<u32>] {
+        &self.candidates
+    }
+
+    /// Per user: the history the model reads (and full ranking excludes).
+    pub fn histories(&self) -> &[Vec<u32>] {
+        &self.histories
+    }
+
     /// True when there are no users.
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()

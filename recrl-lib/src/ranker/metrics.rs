@@ -13,6 +13,7 @@ pub enum Protocol {
     /// All items except the user's history (the headline protocol).
     Full,
     /// The held-out item and 100 unseen items drawn uniformly (Kang & McAuley 2018).
+    #[serde(rename = "sampled-100")]
     Sampled100,
 }
 

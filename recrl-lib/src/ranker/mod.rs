@@ -80,7 +80,8 @@ impl Ranker {
     }
 
     /// The `k` best items and their scores after each history, best first; with
-    /// `exclude_seen`, items in the history are skipped.
+    /// `exclude_seen`, items in the history are skipped. Padding (item 0) is never returned,
+    /// so a row is shorter than `k` when fewer items qualify.
     pub fn top_k<S: AsRef<[u32]>>(
         &self,
         histories: &[S],
@@ -99,7 +100,13 @@ impl Ranker {
         items
             .iter()
             .zip(values)
-            .map(|(is, vs)| is.iter().zip(vs).map(|(&i, v)| (i as u32, v)).collect())
+            .map(|(is, vs)| {
+                is.iter()
+                    .zip(vs)
+                    .filter(|(_, v)| *v > f32::NEG_INFINITY)
+                    .map(|(&i, v)| (i as u32, v))
+                    .collect()
+            })
             .collect()
     }
 
@@ -221,4 +228,85 @@ pub fn metrics_table(valid: &[RankMetrics], test: &[RankMetrics]) -> crate::note
         })
         .collect();
     crate::notebook::Table::new(&header, rows)
+}
+
+/// The saved ranker of `<root>/checkpoints` when it was trained on exactly `ds` with the same
+/// configuration and seed as `opts` (so re-running step 2 can be skipped); `None` otherwise.
+pub fn load_if_current(root: &Path, ds: &Dataset, opts: &TrainOptions) -> Option<Ranker> {
+    let ranker = Ranker::load(&root.join("checkpoints"), ds, opts.device).ok()?;
+    let meta = ranker.meta.as_ref()?;
+    (meta.config == opts.config && meta.seed == opts.seed).then_some(ranker)
+}
+
+/// Reads a JSON-lines training log written by [`train`]; a line that does not parse is an
+/// error naming the file and line.
+pub fn read_log(path: &Path) -> Result<Vec<EpochLog>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), n + 1))
+        })
+        .collect()
+}
+
+/// The training curves of a log: loss, and validation NDCG@10 and HR@10 (full ranking), by epoch.
+pub fn curves(epochs: &[EpochLog]) -> [crate::report::charts::Series; 3] {
+    use crate::report::charts::Series;
+    let x: Vec<f64> = epochs.iter().map(|e| e.epoch as f64).collect();
+    let y = |f: fn(&EpochLog) -> f64| epochs.iter().map(f).collect::<Vec<f64>>();
+    [
+        Series::new("training loss", x.clone(), y(|e| e.loss)),
+        Series::new("valid NDCG@10 (full)", x.clone(), y(|e| e.valid.ndcg10)),
+        Series::new("valid HR@10 (full)", x, y(|e| e.valid.hr10)),
+    ]
+}
+
+/// A look at the model: for each user (1-based), the last `recent` history titles, the top-`k`
+/// titles after the whole history before the test item (seen items skipped; the test item is
+/// starred) and the held-out test title.
+pub fn recommendations_table(
+    ranker: &Ranker,
+    ds: &Dataset,
+    users: &[usize],
+    k: usize,
+    recent: usize,
+) -> crate::notebook::Table {
+    let histories: Vec<Vec<u32>> = users.iter().map(|&u| Split::Test.history(ds, u)).collect();
+    let tops = ranker.top_k(&histories, k, true);
+    let rows = users
+        .iter()
+        .zip(histories.iter().zip(tops))
+        .map(|(&u, (h, top))| {
+            let test = ds.test[u - 1];
+            let last: Vec<&str> = h[h.len().saturating_sub(recent)..]
+                .iter()
+                .map(|&i| ds.title(i))
+                .collect();
+            let recs: Vec<String> = top
+                .iter()
+                .map(|&(i, _)| {
+                    let star = if i == test { "★ " } else { "" };
+                    format!("{star}{}", ds.title(i))
+                })
+                .collect();
+            vec![
+                u.to_string(),
+                last.join(" · "),
+                recs.join(" · "),
+                ds.title(test).to_string(),
+            ]
+        })
+        .collect();
+    crate::notebook::Table::new(
+        &[
+            "user",
+            "latest history (oldest first)",
+            "top recommendations (★ = test item)",
+            "test item",
+        ],
+        rows,
+    )
 }

@@ -149,7 +149,7 @@ impl Sasrec {
     /// Builds the network under `p` with N(0, 0.02²) embeddings (the padding row zero).
     pub fn new(p: &nn::Path, shape: SasrecShape) -> Sasrec {
         assert!(
-            shape.heads > 0 && shape.hidden % shape.heads == 0,
+            shape.heads > 0 && shape.hidden.is_multiple_of(shape.heads),
             "ranker.hidden ({}) must be a multiple of ranker.heads ({})",
             shape.hidden,
             shape.heads

@@ -89,6 +89,9 @@ pub struct TrainReport {
 }
 
 /// Trains SASRec on `ds.train` with early stopping on `ds.valid`, then evaluates on `ds.test`.
+///
+/// Deterministic on CPU for a seed, as long as nothing else in the process draws from torch's
+/// (process-wide) random generator at the same time.
 pub fn train(
     ds: &Dataset,
     opts: &TrainOptions,
@@ -96,7 +99,7 @@ pub fn train(
 ) -> Result<(Ranker, TrainReport)> {
     let t0 = Instant::now();
     let cfg = &opts.config;
-    if cfg.hidden % cfg.heads.max(1) != 0 || cfg.heads == 0 {
+    if cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
         bail!(
             "ranker.hidden ({}) must be a positive multiple of ranker.heads ({})",
             cfg.hidden,
