@@ -6,7 +6,9 @@
 //! recrl, sampled-100), training throughput in supervised target positions per second, and the
 //! time recrl needs to reach RecBole's best validation NDCG@10. Writes `target/bench/ranker.json`.
 //!
-//! Options (after `--`): `--no-peer` (recrl only), `--epochs N` (cap both, for a smoke run).
+//! Options (after `--`): `--no-peer` (recrl only), `--epochs N` (cap both, for a smoke run),
+//! `--peer-from FILE` (compare with a RecBole result written earlier by
+//! `scripts/bench/recbole_sasrec.py`, complete or partial, instead of running it).
 //! The peer runs in a scratch venv made by `scripts/bench/recbole-venv.sh`.
 
 use recrl_lib::config::Config;
@@ -95,7 +97,9 @@ fn main() -> anyhow::Result<()> {
 
     // --- RecBole ---
     let mut peer = serde_json::Value::Null;
-    if !no_peer {
+    if let Some(file) = arg::<String>(&args, "--peer-from") {
+        peer = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+    } else if !no_peer {
         let python = String::from_utf8(
             Command::new(repo.join("scripts/bench/recbole-venv.sh"))
                 .output()?
@@ -130,8 +134,20 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .find(|c| c["valid_ndcg10"].as_f64().unwrap() >= target)
             .map(|c| c["seconds"].as_f64().unwrap());
-        let peer_total = peer["seconds_total"].as_f64().unwrap();
+        let peer_total = peer["seconds_total"]
+            .as_f64()
+            .or_else(|| peer["curve"].as_array()?.last()?["seconds"].as_f64())
+            .unwrap_or(f64::NAN);
+        // a partial result: RecBole has one target per training prefix, i.e. as many per epoch
+        // as recrl supervises positions per epoch
+        let peer_tps = peer["targets_per_s"].as_f64().or_else(|| {
+            let last = peer["curve"].as_array()?.last()?;
+            let per_epoch = report.epochs.first()?.positions as f64;
+            Some(per_epoch * last["epoch"].as_f64()? / last["train_seconds"].as_f64()?)
+        });
         cmp = serde_json::json!({
+            "peer_finished": peer["finished"].as_bool().unwrap_or(false),
+            "peer_epochs": peer["curve"].as_array().map_or(0, Vec::len),
             "peer_best_valid_ndcg10": target,
             "ours_seconds_to_peer_best": reach,
             "peer_seconds_to_best": peer_best_epoch,
@@ -141,7 +157,8 @@ fn main() -> anyhow::Result<()> {
             "test_ndcg10_full": [report.test[0].ndcg10, peer["test"]["ndcg@10"].as_f64()],
             "test_hr10_full": [report.test[0].hr10, peer["test"]["hit@10"].as_f64()],
             "ratio_test_ndcg10_full": peer["test"]["ndcg@10"].as_f64().map(|p| report.test[0].ndcg10 / p),
-            "ratio_targets_per_s": peer["targets_per_s"].as_f64().map(|p| ours["targets_per_s"].as_f64().unwrap() / p),
+            "peer_targets_per_s": peer_tps,
+            "ratio_targets_per_s": peer_tps.map(|p| ours["targets_per_s"].as_f64().unwrap() / p),
         });
     }
     let out = serde_json::json!({

@@ -37,6 +37,13 @@ from recbole.trainer import Trainer  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402
 
 
+def dump(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data_dir")
@@ -105,7 +112,10 @@ def main():
 
     def on_epoch(epoch_idx, valid_score):
         curve.append({"epoch": epoch_idx + 1, "seconds": time.perf_counter() - t0,
-                      "valid_ndcg10": float(valid_score)})
+                      "train_seconds": train_time[0], "valid_ndcg10": float(valid_score)})
+        # a partial result after every epoch, so a run cut short still tells its curve
+        dump(a.out, {"finished": False, "peer": "RecBole 1.2.1 SASRec", "curve": curve,
+                     "best_valid_ndcg10": max(c["valid_ndcg10"] for c in curve)})
 
     best_valid, best_result = trainer.fit(train_data, valid_data, verbose=False,
                                           saved=True, callback_fn=on_epoch)
@@ -113,6 +123,7 @@ def main():
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     targets = len(train_data.dataset)  # one supervised target per training prefix
     out = {
+        "finished": True,
         "peer": "RecBole 1.2.1 SASRec", "torch": torch.__version__,
         "threads": torch.get_num_threads(), "seed": a.seed,
         "train_targets_per_epoch": targets,
@@ -125,8 +136,7 @@ def main():
         "test": {k: float(v) for k, v in test.items()},
         "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
     }
-    with open(a.out, "w") as f:
-        json.dump(out, f, indent=1)
+    dump(a.out, out)
     print(json.dumps({k: out[k] for k in ("epochs_run", "seconds_total", "best_valid_ndcg10", "test")}))
 
 
