@@ -287,9 +287,11 @@ fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
             done,
             total,
             loss,
+            positions_per_s,
         } if tty => eprint!(
-            "\repoch {epoch:>3} {}  {done}/{total} batches  loss {loss:.4}",
-            recrl_lib::notebook::bar(done * 100 / total.max(1))
+            "\repoch {epoch:>3} {}  {done}/{total} batches  loss {loss:.4}  {:.1}k pos/s",
+            recrl_lib::notebook::bar(done * 100 / total.max(1)),
+            positions_per_s / 1e3
         ),
         TrainEvent::Batch { .. } => {}
         TrainEvent::Epoch(e) => eprintln!("{}{}", if tty { "\r\x1b[K" } else { "" }, e.line()),
@@ -324,4 +326,57 @@ fn cmd_assets(group: &str) -> Result<()> {
         bail!("{missing} asset file(s) missing or corrupt: run `python3 scripts/fetch_assets.py`");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn train_ranker_flags_become_configuration_overrides() {
+        let cli = Cli::try_parse_from([
+            "recrl",
+            "train-ranker",
+            "--dataset",
+            "ml-100k",
+            "--epochs",
+            "3",
+            "--batch_size",
+            "32",
+            "--lr",
+            "0.002",
+            "--loss",
+            "bce",
+            "--negatives",
+            "4",
+            "--tie_output",
+            "--post_ln",
+            "--seed",
+            "9",
+            "--set",
+            "ranker.hidden=32",
+        ])
+        .unwrap();
+        let Cmd::TrainRanker(args) = cli.command else {
+            panic!("not train-ranker")
+        };
+        let cfg = Config::load(
+            &paths::default_config(),
+            "ml-100k",
+            &args.overrides().unwrap(),
+        )
+        .unwrap();
+        let r = &cfg.ranker;
+        assert_eq!(
+            (r.epochs, r.batch_size, r.negatives, r.hidden),
+            (3, 32, 4, 32)
+        );
+        assert_eq!(r.lr, 0.002);
+        assert_eq!(r.loss, recrl_lib::config::RankerLoss::Bce);
+        assert!(r.tie_output && !r.pre_ln);
+        assert_eq!(cfg.seed, 9);
+        // untouched keys keep the configuration's values (ml-100k: max_len 50)
+        assert_eq!(r.max_len, 50);
+        assert!(Cli::try_parse_from(["recrl", "train-ranker", "--epochs", "x"]).is_err());
+    }
 }

@@ -66,6 +66,8 @@ pub enum TrainEvent<'a> {
         total: usize,
         /// Loss of this batch.
         loss: f64,
+        /// Supervised positions per second so far in this epoch.
+        positions_per_s: f64,
     },
     /// An epoch finished and was evaluated.
     Epoch(&'a EpochLog),
@@ -160,6 +162,7 @@ pub fn train(
                 done: b + 1,
                 total: batches,
                 loss,
+                positions_per_s: positions as f64 / t.elapsed().as_secs_f64().max(1e-9),
             });
         }
         let train_seconds = t.elapsed().as_secs_f64();
