@@ -1,8 +1,9 @@
-//! From raw interactions to sequences: implicit threshold, iterative k-core, per-user
+//! From raw interactions to sequences, with polars: implicit threshold, iterative k-core, per-user
 //! chronological order (stable: file order breaks ties, and is the order itself where there
 //! are no timestamps), leave-one-out split and 1-based ids (0 = padding).
 
 use super::raw::RawData;
+use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Users, items and interactions at one stage of processing.
@@ -36,38 +37,49 @@ pub struct Sequences {
 /// Applies the threshold and the k-core, orders each user's events and remaps ids.
 /// Raw user/item order decides the new ids: ids are assigned in the natural order of the raw
 /// ids (numeric when they are numbers), so `1` stays before `2` and `10`.
+///
+/// The filtering and ordering run on a polars [`DataFrame`] (`row, user, item, rating,
+/// timestamp`; `row` is the file order and breaks timestamp ties).
 pub fn sequences(raw: &RawData, rating_threshold: f64, k_core: usize) -> Sequences {
-    let n = raw.interactions.len();
-    let loaded = count(raw, (0..n).collect::<Vec<_>>().as_slice());
-    let kept: Vec<usize> = (0..n)
-        .filter(|&i| f64::from(raw.interactions[i].rating) >= rating_threshold)
-        .collect();
-    let thresholded = count(raw, &kept);
-    let (kept, passes) = k_core_filter(raw, kept, k_core);
-    let cored = count(raw, &kept);
+    sequences_frame(raw, rating_threshold, k_core).expect("the interaction frame is well-typed")
+}
 
-    let mut user_of: Vec<u32> = distinct(kept.iter().map(|&i| raw.interactions[i].user));
-    let mut item_of: Vec<u32> = distinct(kept.iter().map(|&i| raw.interactions[i].item));
+fn sequences_frame(raw: &RawData, rating_threshold: f64, k_core: usize) -> PolarsResult<Sequences> {
+    let df = frame(raw, None)?;
+    let loaded = count(&df)?;
+    let df = df.filter(&series(&df, "rating")?.gt_eq(rating_threshold)?)?;
+    let thresholded = count(&df)?;
+    let (df, passes) = k_core_frame(df, k_core, raw)?;
+    let cored = count(&df)?;
+
+    let mut user_of: Vec<u32> = distinct(ids(&df, "user")?.into_iter());
+    let mut item_of: Vec<u32> = distinct(ids(&df, "item")?.into_iter());
     user_of.sort_by(|&a, &b| natural(raw.users.name(a), raw.users.name(b)));
     item_of.sort_by(|&a, &b| natural(raw.items.name(a), raw.items.name(b)));
     let new_user = inverse(&user_of, raw.users.len());
     let new_item = inverse(&item_of, raw.items.len());
 
-    // stable sort by (user, time): equal timestamps keep file order
-    let mut order = kept;
-    order.sort_by_key(|&i| {
-        let r = &raw.interactions[i];
-        (new_user[r.user as usize], r.timestamp)
-    });
+    // sort by (new user id, time, file row): equal timestamps keep file order
+    let remapped: Vec<u32> = ids(&df, "user")?
+        .iter()
+        .map(|&u| new_user[u as usize])
+        .collect();
+    let mut df = df;
+    df.with_column(Column::new("new_user".into(), remapped))?;
+    let df = df.sort(
+        ["new_user", "timestamp", "row"],
+        SortMultipleOptions::default(),
+    )?;
     let mut seqs = vec![Vec::new(); user_of.len()];
     let mut times = vec![Vec::new(); user_of.len()];
-    for i in order {
-        let r = &raw.interactions[i];
-        let u = new_user[r.user as usize] as usize - 1;
-        seqs[u].push(new_item[r.item as usize]);
-        times[u].push(r.timestamp);
+    let users = ids(&df, "new_user")?;
+    let items = ids(&df, "item")?;
+    let stamps = series(&df, "timestamp")?;
+    for ((u, i), t) in users.iter().zip(&items).zip(stamps.i64()?.into_no_null_iter()) {
+        seqs[*u as usize - 1].push(new_item[*i as usize]);
+        times[*u as usize - 1].push(t);
     }
-    Sequences {
+    Ok(Sequences {
         seqs,
         times,
         user_of,
@@ -78,42 +90,90 @@ pub fn sequences(raw: &RawData, rating_threshold: f64, k_core: usize) -> Sequenc
             ("k_core", cored),
         ],
         k_core_passes: passes,
-    }
+    })
+}
+
+/// The interactions (all, or the rows `only`) as a frame `row, user, item, rating, timestamp`.
+fn frame(raw: &RawData, only: Option<&[usize]>) -> PolarsResult<DataFrame> {
+    let all: Vec<usize>;
+    let rows = match only {
+        Some(r) => r,
+        None => {
+            all = (0..raw.interactions.len()).collect();
+            &all
+        }
+    };
+    let col = |f: &dyn Fn(&super::raw::RawInteraction) -> u32| -> Vec<u32> {
+        rows.iter().map(|&r| f(&raw.interactions[r])).collect()
+    };
+    df!(
+        "row" => rows.iter().map(|&r| r as u64).collect::<Vec<_>>(),
+        "user" => col(&|r| r.user),
+        "item" => col(&|r| r.item),
+        "rating" => rows.iter().map(|&r| raw.interactions[r].rating).collect::<Vec<_>>(),
+        "timestamp" => rows.iter().map(|&r| raw.interactions[r].timestamp).collect::<Vec<_>>(),
+    )
+}
+
+fn series<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<&'a Series> {
+    Ok(df.column(name)?.as_materialized_series())
+}
+
+fn ids(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
+    Ok(series(df, name)?.u32()?.into_no_null_iter().collect())
 }
 
 /// Removes interactions of users and items with fewer than `k` interactions, repeatedly,
-/// until every remaining user and item has at least `k`. Returns the kept indices and the
-/// number of passes.
-pub fn k_core_filter(raw: &RawData, mut kept: Vec<usize>, k: usize) -> (Vec<usize>, usize) {
+/// until every remaining user and item has at least `k`. Returns the kept indices (ascending)
+/// and the number of passes.
+pub fn k_core_filter(raw: &RawData, kept: Vec<usize>, k: usize) -> (Vec<usize>, usize) {
+    let run = || -> PolarsResult<(Vec<usize>, usize)> {
+        let (df, passes) = k_core_frame(frame(raw, Some(&kept))?, k, raw)?;
+        let rows = series(&df, "row")?.u64()?.into_no_null_iter();
+        Ok((rows.map(|r| r as usize).collect(), passes))
+    };
+    run().expect("the interaction frame is well-typed")
+}
+
+/// The k-core on a frame: per pass, polars counts each user's and item's rows (group-by) and
+/// the rows whose user or item falls below `k` are filtered out, until a pass removes nothing.
+fn k_core_frame(mut df: DataFrame, k: usize, raw: &RawData) -> PolarsResult<(DataFrame, usize)> {
     let mut passes = 0;
     loop {
         passes += 1;
-        let mut per_user = vec![0usize; raw.users.len()];
-        let mut per_item = vec![0usize; raw.items.len()];
-        for &i in &kept {
-            let r = &raw.interactions[i];
-            per_user[r.user as usize] += 1;
-            per_item[r.item as usize] += 1;
-        }
-        let before = kept.len();
-        kept.retain(|&i| {
-            let r = &raw.interactions[i];
-            per_user[r.user as usize] >= k && per_item[r.item as usize] >= k
-        });
-        if kept.len() == before {
-            return (kept, passes);
+        let before = df.height();
+        let users = frequent(&df, "user", k, raw.users.len())?;
+        let items = frequent(&df, "item", k, raw.items.len())?;
+        let keep: BooleanChunked = ids(&df, "user")?
+            .iter()
+            .zip(ids(&df, "item")?)
+            .map(|(&u, i)| users[u as usize] && items[i as usize])
+            .collect();
+        df = df.filter(&keep)?;
+        if df.height() == before {
+            return Ok((df, passes));
         }
     }
 }
 
-fn count(raw: &RawData, idx: &[usize]) -> Counts {
-    let users = distinct(idx.iter().map(|&i| raw.interactions[i].user)).len();
-    let items = distinct(idx.iter().map(|&i| raw.interactions[i].item)).len();
-    Counts {
-        users,
-        items,
-        interactions: idx.len(),
+/// `flag[id]`: whether `id` occurs at least `k` times in column `key` (ids below `n_ids`).
+fn frequent(df: &DataFrame, key: &str, k: usize, n_ids: usize) -> PolarsResult<Vec<bool>> {
+    let counts = df.group_by([key])?.select([key]).count()?;
+    let keys = counts.columns()[0].as_materialized_series().u32()?.clone();
+    let n = counts.columns()[1].as_materialized_series().cast(&DataType::UInt64)?;
+    let mut flag = vec![false; n_ids];
+    for (id, c) in keys.into_no_null_iter().zip(n.u64()?.into_no_null_iter()) {
+        flag[id as usize] = c as usize >= k;
     }
+    Ok(flag)
+}
+
+fn count(df: &DataFrame) -> PolarsResult<Counts> {
+    Ok(Counts {
+        users: series(df, "user")?.n_unique()?,
+        items: series(df, "item")?.n_unique()?,
+        interactions: df.height(),
+    })
 }
 
 fn distinct(ids: impl Iterator<Item = u32>) -> Vec<u32> {
