@@ -29,17 +29,7 @@ enum Cmd {
         bench: bool,
     },
     /// Print the resolved configuration of a dataset.
-    Config {
-        /// Dataset section of the configuration file.
-        #[arg(long, default_value = "ml-100k")]
-        dataset: String,
-        /// Configuration file (default: experiments/recrl_default.yaml).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Override a key, e.g. --set ranker.hidden=128 (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-    },
+    Config(ConfigArgs),
     /// Step 1: raw dataset → `data/proc/<ds>/` (Parquet, stats.json) + `data/_checksums/<ds>.json`.
     Data {
         /// Dataset: ml-100k, ml-1m, ml-25m, books, bookcrossing, steam.
@@ -69,18 +59,35 @@ enum Cmd {
     },
 }
 
-/// Flags of `recrl train-ranker`; each one overrides the `ranker` key of the same name.
+/// Which configuration: dataset section, file and `--set` overrides.
 #[derive(clap::Args)]
-struct TrainRankerArgs {
-    /// Dataset (processed by step 1).
+struct ConfigArgs {
+    /// Dataset (its section of the configuration file).
     #[arg(long, default_value = "ml-100k")]
     dataset: String,
     /// Configuration file (default: experiments/recrl_default.yaml).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Override any key, e.g. --set ranker.blocks=3 (repeatable).
+    /// Override any key, e.g. --set ranker.hidden=128 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// The resolved configuration, with `extra` overrides applied after `--set`.
+    fn load(&self, extra: Vec<(String, String)>) -> Result<Config> {
+        let mut overrides = parse_sets(&self.sets)?;
+        overrides.extend(extra);
+        let path = self.config.clone().unwrap_or_else(paths::default_config);
+        Config::load(&path, &self.dataset, &overrides)
+    }
+}
+
+/// Flags of `recrl train-ranker`; each one overrides the `ranker` key of the same name.
+#[derive(clap::Args)]
+struct TrainRankerArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Seed (default: the configuration's seed).
     #[arg(long)]
     seed: Option<u64>,
@@ -135,9 +142,9 @@ struct TrainRankerArgs {
 }
 
 impl TrainRankerArgs {
-    /// The flags as configuration overrides (`ranker.<key>=<value>`), after `--set`.
-    fn overrides(&self) -> Result<Vec<(String, String)>> {
-        let mut o = parse_sets(&self.sets)?;
+    /// The flags as configuration overrides (`ranker.<key>=<value>`).
+    fn overrides(&self) -> Vec<(String, String)> {
+        let mut o = Vec::new();
         let mut put = |k: &str, v: Option<String>| {
             if let Some(v) = v {
                 o.push((k.to_string(), v));
@@ -160,7 +167,7 @@ impl TrainRankerArgs {
         put("ranker.patience", s(self.patience));
         put("ranker.tie_output", self.tie_output.then(|| "true".into()));
         put("ranker.pre_ln", self.post_ln.then(|| "false".into()));
-        Ok(o)
+        o
     }
 }
 
@@ -186,14 +193,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Env { json, bench } => cmd_env(json, bench),
-        Cmd::Config {
-            dataset,
-            config,
-            sets,
-        } => {
-            let overrides = parse_sets(&sets)?;
-            let path = config.unwrap_or_else(paths::default_config);
-            print!("{}", Config::load(&path, &dataset, &overrides)?.to_yaml());
+        Cmd::Config(args) => {
+            print!("{}", args.load(Vec::new())?.to_yaml());
             Ok(())
         }
         Cmd::Assets { group } => cmd_assets(&group),
@@ -251,9 +252,8 @@ fn cmd_env(json: bool, bench: bool) -> Result<()> {
 fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
     use recrl_lib::ranker::{self, TrainEvent, TrainOptions};
     use std::io::IsTerminal;
-    let name: data::DatasetName = args.dataset.parse()?;
-    let path = args.config.clone().unwrap_or_else(paths::default_config);
-    let cfg = Config::load(&path, name.as_str(), &args.overrides()?)?;
+    let name: data::DatasetName = args.config.dataset.parse()?;
+    let cfg = args.config.load(args.overrides())?;
     let root = paths::project_root();
     let ds = data::store::load(&root, name)?;
     let device = match &args.device {
@@ -360,12 +360,7 @@ mod tests {
         let Cmd::TrainRanker(args) = cli.command else {
             panic!("not train-ranker")
         };
-        let cfg = Config::load(
-            &paths::default_config(),
-            "ml-100k",
-            &args.overrides().unwrap(),
-        )
-        .unwrap();
+        let cfg = args.config.load(args.overrides()).unwrap();
         let r = &cfg.ranker;
         assert_eq!(
             (r.epochs, r.batch_size, r.negatives, r.hidden),

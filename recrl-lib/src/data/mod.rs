@@ -133,6 +133,25 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// No users and no items yet: only the padding rows (id 0) of the id maps and metadata.
+    fn empty(name: DatasetName) -> Dataset {
+        Dataset {
+            name,
+            train: Vec::new(),
+            valid: Vec::new(),
+            test: Vec::new(),
+            times: Vec::new(),
+            items: vec![ItemMeta::default()],
+            users: vec![UserMeta::default()],
+            item_ids: vec![String::new()],
+            user_ids: vec![String::new()],
+            has_timestamps: false,
+            counts: Vec::new(),
+            k_core_passes: 0,
+            malformed: raw::Malformed::default(),
+        }
+    }
+
     /// Processes raw data: threshold, k-core, chronological order, leave-one-out, id remap.
     /// Users with fewer than 3 events after the k-core (possible only for k < 3) are dropped.
     pub fn from_raw(
@@ -143,19 +162,11 @@ impl Dataset {
     ) -> Dataset {
         let s = process::sequences(raw, rating_threshold, k_core);
         let mut ds = Dataset {
-            name,
-            train: Vec::new(),
-            valid: Vec::new(),
-            test: Vec::new(),
-            times: Vec::new(),
-            items: vec![ItemMeta::default()],
-            users: vec![UserMeta::default()],
-            item_ids: vec![String::new()],
-            user_ids: vec![String::new()],
             has_timestamps: raw.has_timestamps,
             counts: s.counts.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
             k_core_passes: s.k_core_passes,
             malformed: raw.malformed.clone(),
+            ..Dataset::empty(name)
         };
         for &item in &s.item_of {
             let mut meta = raw.item_meta.get(&item).cloned().unwrap_or_default();
@@ -191,21 +202,7 @@ impl Dataset {
     /// each): leave-one-out split, sequences as users `1..`, placeholder titles (`item <i>`).
     /// For tests and for data that does not come through a loader.
     pub fn from_sequences(name: DatasetName, seqs: &[Vec<u32>], n_items: usize) -> Result<Dataset> {
-        let mut ds = Dataset {
-            name,
-            train: Vec::new(),
-            valid: Vec::new(),
-            test: Vec::new(),
-            times: Vec::new(),
-            items: vec![ItemMeta::default()],
-            users: vec![UserMeta::default()],
-            item_ids: vec![String::new()],
-            user_ids: vec![String::new()],
-            has_timestamps: false,
-            counts: Vec::new(),
-            k_core_passes: 0,
-            malformed: raw::Malformed::default(),
-        };
+        let mut ds = Dataset::empty(name);
         for i in 1..=n_items {
             ds.items.push(ItemMeta {
                 title: format!("item {i}"),

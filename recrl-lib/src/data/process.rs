@@ -75,7 +75,11 @@ fn sequences_frame(raw: &RawData, rating_threshold: f64, k_core: usize) -> Polar
     let users = ids(&df, "new_user")?;
     let items = ids(&df, "item")?;
     let stamps = series(&df, "timestamp")?;
-    for ((u, i), t) in users.iter().zip(&items).zip(stamps.i64()?.into_no_null_iter()) {
+    for ((u, i), t) in users
+        .iter()
+        .zip(&items)
+        .zip(stamps.i64()?.into_no_null_iter())
+    {
         seqs[*u as usize - 1].push(new_item[*i as usize]);
         times[*u as usize - 1].push(t);
     }
@@ -160,7 +164,9 @@ fn k_core_frame(mut df: DataFrame, k: usize, raw: &RawData) -> PolarsResult<(Dat
 fn frequent(df: &DataFrame, key: &str, k: usize, n_ids: usize) -> PolarsResult<Vec<bool>> {
     let counts = df.group_by([key])?.select([key]).count()?;
     let keys = counts.columns()[0].as_materialized_series().u32()?.clone();
-    let n = counts.columns()[1].as_materialized_series().cast(&DataType::UInt64)?;
+    let n = counts.columns()[1]
+        .as_materialized_series()
+        .cast(&DataType::UInt64)?;
     let mut flag = vec![false; n_ids];
     for (id, c) in keys.into_no_null_iter().zip(n.u64()?.into_no_null_iter()) {
         flag[id as usize] = c as usize >= k;
