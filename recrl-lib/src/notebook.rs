@@ -9,6 +9,9 @@ use plotly::Plot;
 use std::fmt::Write;
 
 /// Displays `plot` in the notebook (interactive in JupyterLab, PNG elsewhere).
+///
+/// evcxr 0.22 folds the rich outputs one cell prints into a single display, so only one plot
+/// per cell survives: call `show` once per cell.
 pub fn show(plot: &Plot) {
     let json = plot.to_json();
     let mut bundle =
