@@ -130,6 +130,7 @@ pub fn train(
     let autocast = opts.bf16 && opts.device.is_cuda();
     let batches = windows.len().div_ceil(cfg.batch_size.max(1));
     let (mut epochs, mut best, mut best_ndcg) = (Vec::new(), Vec::new(), f64::NEG_INFINITY);
+    let mut best_epoch = 0;
     for epoch in 1..=cfg.epochs {
         let t = Instant::now();
         rng.shuffle(&mut windows);
@@ -171,7 +172,8 @@ pub fn train(
         let improved = valid.ndcg10 > best_ndcg;
         if improved {
             best_ndcg = valid.ndcg10;
-            best = snapshot(&ranker.vs);
+            best_epoch = epoch;
+            best = snapshot(&ranker);
         }
         let entry = EpochLog {
             epoch,
@@ -189,13 +191,11 @@ pub fn train(
         }
         on_event(TrainEvent::Epoch(&entry));
         epochs.push(entry);
-        let best_epoch = epochs.iter().rposition(|e: &EpochLog| e.best).unwrap_or(0) + 1;
         if epoch - best_epoch >= cfg.patience {
             break;
         }
     }
     restore(&ranker.vs, &best);
-    let best_epoch = epochs.iter().rposition(|e| e.best).map_or(0, |i| i + 1);
     let test_set = EvalSet::new(ds, Split::Test, opts.seed)?;
     let report = TrainReport {
         stopped_early: epochs.len() < cfg.epochs,
@@ -246,14 +246,12 @@ fn loss_of(net: &Sasrec, cfg: &RankerConfig, x: &Tensor, y: &Tensor) -> Tensor {
 }
 
 /// Copies of every variable, sorted by name.
-fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = vs
-        .variables()
+fn snapshot(ranker: &Ranker) -> Vec<(String, Tensor)> {
+    ranker
+        .named_tensors()
         .into_iter()
         .map(|(n, t)| (n, t.detach().copy()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+        .collect()
 }
 
 /// Writes a [`snapshot`] back into the variables.
