@@ -10,6 +10,7 @@
 //! | 0 environment | [`mod@env`] | `00_environment.ipynb` |
 //! | 1 data | [`data`] | `01_data.ipynb` |
 //! | 2 ranker | [`ranker`] | `02_ranker.ipynb` |
+//! | 4 explainer | [`explainer`] | `04_explainer.ipynb` |
 //! | 7 results (figures) | [`report`] | `07_results.ipynb` |
 //!
 //! Cross-cutting pieces: [`config`] (the typed `experiments/recrl_default.yaml`), [`assets`]
@@ -28,6 +29,7 @@ pub mod assets;
 pub mod config;
 pub mod data;
 pub mod env;
+pub mod explainer;
 pub mod io;
 pub mod notebook;
 pub mod paths;

@@ -1,0 +1,316 @@
+//! Batched generation with a KV cache: greedy or sampled (temperature, top-k, top-p),
+//! repetition penalty, stop on EOS or stop strings; returns per-token log-probs.
+
+use super::model::{positions_of, KvCache, Llama};
+use super::tokenizer::TextTokenizer;
+use crate::rng::Rng;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+/// How to pick tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationConfig {
+    /// Tokens to generate at most.
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 = greedy.
+    pub temperature: f64,
+    /// Nucleus sampling mass (1 = off).
+    pub top_p: f64,
+    /// Keep only the k most likely tokens (0 = off).
+    pub top_k: usize,
+    /// > 1 discourages tokens already in the prompt or reply (1 = off).
+    pub repetition_penalty: f64,
+    /// Stop once the reply's text contains one of these (the text is cut before it).
+    pub stop_strings: Vec<String>,
+    /// Seed of the sampler.
+    pub seed: u64,
+}
+
+impl Default for GenerationConfig {
+    /// DESIGN §7's rollout settings: 40 tokens, T 0.7, top-p 0.9.
+    fn default() -> Self {
+        GenerationConfig {
+            max_new_tokens: 40,
+            temperature: 0.7,
+            top_p: 0.9,
+            top_k: 0,
+            repetition_penalty: 1.0,
+            stop_strings: vec![],
+            seed: 0,
+        }
+    }
+}
+
+impl GenerationConfig {
+    /// Greedy decoding of `max_new_tokens`.
+    pub fn greedy(max_new_tokens: usize) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens,
+            temperature: 0.0,
+            top_p: 1.0,
+            ..Default::default()
+        }
+    }
+}
+
+/// Why a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// An end-of-sequence token (kept as the last token).
+    Eos,
+    /// A stop string.
+    StopString,
+    /// `max_new_tokens` reached.
+    Length,
+}
+
+/// One generated reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    /// Generated ids (an ending EOS included).
+    pub tokens: Vec<u32>,
+    /// Their text, special tokens dropped.
+    pub text: String,
+    /// `log π(token)` from the unwarped logits at the sampling temperature (1 for greedy).
+    pub logprobs: Vec<f32>,
+    /// Why it ended.
+    pub stop: StopReason,
+}
+
+/// A batch of left-padded prompts, optionally with vectors spliced in at given positions.
+#[derive(Debug)]
+pub struct PromptBatch {
+    /// `[B, T]` ids (pad where masked; placeholders where soft vectors go).
+    pub ids: Tensor,
+    /// `[B, T]` bool, true at real tokens.
+    pub mask: Tensor,
+    /// Flat indices `b·T + t` of soft-token slots, in prompt order.
+    pub soft_slots: Vec<i64>,
+}
+
+impl PromptBatch {
+    /// Left-pads `prompts`; `soft[b]` lists positions in prompt `b` that get soft vectors.
+    pub fn new(prompts: &[Vec<u32>], soft: &[Vec<usize>], pad: u32, device: Device) -> PromptBatch {
+        let t = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(prompts.len() * t);
+        let mut mask = Vec::with_capacity(prompts.len() * t);
+        let mut soft_slots = Vec::new();
+        for (b, p) in prompts.iter().enumerate() {
+            let shift = t - p.len();
+            ids.extend(std::iter::repeat_n(pad as i64, shift).chain(p.iter().map(|&x| x as i64)));
+            mask.extend(
+                std::iter::repeat_n(false, shift).chain(std::iter::repeat_n(true, p.len())),
+            );
+            for &pos in soft.get(b).map(Vec::as_slice).unwrap_or(&[]) {
+                soft_slots.push((b * t + shift + pos) as i64);
+            }
+        }
+        let shape = [prompts.len() as i64, t as i64];
+        PromptBatch {
+            ids: Tensor::from_slice(&ids).view(shape).to_device(device),
+            mask: Tensor::from_slice(&mask).view(shape).to_device(device),
+            soft_slots,
+        }
+    }
+
+    /// Input embeddings `[B, T, d]` with `soft` (`[N, d]`, one row per slot) spliced in.
+    pub fn embeds(&self, model: &Llama, soft: Option<&Tensor>) -> Tensor {
+        let emb = model.embed_tokens(&self.ids);
+        match soft {
+            Some(vectors) if !self.soft_slots.is_empty() => {
+                let size = emb.size();
+                let idx = Tensor::from_slice(&self.soft_slots).to_device(emb.device());
+                emb.view([-1, size[2]])
+                    .index_put(&[Some(idx)], &vectors.to_kind(emb.kind()), false)
+                    .view(size.as_slice())
+            }
+            _ => emb,
+        }
+    }
+}
+
+/// Generates a reply for every prompt of `batch` (soft vectors as in [`PromptBatch::embeds`]).
+pub fn generate(
+    model: &Llama,
+    tok: &TextTokenizer,
+    batch: &PromptBatch,
+    soft: Option<&Tensor>,
+    cfg: &GenerationConfig,
+) -> Result<Vec<Generation>> {
+    tch::no_grad(|| generate_inner(model, tok, batch, soft, cfg))
+}
+
+#[allow(clippy::assign_op_pattern)] // `next_pos += 1` would also move `positions` (shared storage)
+fn generate_inner(
+    model: &Llama,
+    tok: &TextTokenizer,
+    batch: &PromptBatch,
+    soft: Option<&Tensor>,
+    cfg: &GenerationConfig,
+) -> Result<Vec<Generation>> {
+    let device = model.device();
+    let bsz = batch.ids.size()[0] as usize;
+    let mut rng = Rng::new(cfg.seed);
+    let mut cache = KvCache::default();
+    let mut mask = batch.mask.shallow_clone();
+    let mut positions = positions_of(&mask);
+    let mut hidden = model.forward_embeds(
+        &batch.embeds(model, soft),
+        &mask,
+        &positions,
+        &mut cache,
+        false,
+    );
+    let mut next_pos = positions.select(1, -1).unsqueeze(1) + 1;
+    // Tokens seen per row (prompt + reply) for the repetition penalty.
+    let mut seen: Vec<Vec<i64>> = if cfg.repetition_penalty != 1.0 {
+        Vec::<i64>::try_from(batch.ids.to_device(Device::Cpu).flatten(0, -1))?
+            .chunks(batch.ids.size()[1] as usize)
+            .zip(
+                Vec::<bool>::try_from(batch.mask.to_device(Device::Cpu).flatten(0, -1))?
+                    .chunks(batch.ids.size()[1] as usize),
+            )
+            .map(|(ids, m)| {
+                ids.iter()
+                    .zip(m)
+                    .filter(|(_, &k)| k)
+                    .map(|(&i, _)| i)
+                    .collect()
+            })
+            .collect()
+    } else {
+        vec![vec![]; bsz]
+    };
+    let mut out: Vec<Generation> = (0..bsz)
+        .map(|_| Generation {
+            tokens: vec![],
+            text: String::new(),
+            logprobs: vec![],
+            stop: StopReason::Length,
+        })
+        .collect();
+    let mut done = vec![false; bsz];
+    let temp = if cfg.temperature > 0.0 {
+        cfg.temperature
+    } else {
+        1.0
+    };
+    for _ in 0..cfg.max_new_tokens {
+        let logits = model.logits(&hidden.select(1, -1)); // [B, V] f32
+        let logp = (&logits / temp).log_softmax(-1, Kind::Float);
+        let chosen = pick(&logits, &seen, cfg, &mut rng)?;
+        let chosen_t = Tensor::from_slice(&chosen).to_device(device);
+        let lp = Vec::<f32>::try_from(
+            logp.gather(1, &chosen_t.unsqueeze(1), false)
+                .squeeze_dim(1)
+                .to_device(Device::Cpu),
+        )?;
+        for b in 0..bsz {
+            if done[b] {
+                continue;
+            }
+            let g = &mut out[b];
+            g.tokens.push(chosen[b] as u32);
+            g.logprobs.push(lp[b]);
+            seen[b].push(chosen[b]);
+            if tok.eos.contains(&(chosen[b] as u32)) {
+                g.stop = StopReason::Eos;
+                done[b] = true;
+            } else if !cfg.stop_strings.is_empty() {
+                let text = tok.decode(&g.tokens, true)?;
+                if cfg.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+                    g.stop = StopReason::StopString;
+                    done[b] = true;
+                }
+            }
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        mask = Tensor::cat(
+            &[&mask, &Tensor::ones([bsz as i64, 1], (Kind::Bool, device))],
+            1,
+        );
+        positions = next_pos.shallow_clone();
+        next_pos = next_pos + 1;
+        let emb = model.embed_tokens(&chosen_t.unsqueeze(1));
+        hidden = model.forward_embeds(&emb, &mask, &positions, &mut cache, false);
+    }
+    for g in &mut out {
+        let mut text = tok.decode(&g.tokens, true)?;
+        if g.stop == StopReason::StopString {
+            if let Some(cut) = cfg
+                .stop_strings
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
+                text.truncate(cut);
+            }
+        }
+        g.text = text;
+    }
+    Ok(out)
+}
+
+/// Chooses the next token of every row: greedy, or sampled after the penalty, temperature,
+/// top-k and top-p warps.
+fn pick(
+    logits: &Tensor,
+    seen: &[Vec<i64>],
+    cfg: &GenerationConfig,
+    rng: &mut Rng,
+) -> Result<Vec<i64>> {
+    let mut logits = logits.shallow_clone();
+    if cfg.repetition_penalty != 1.0 {
+        logits = logits.copy();
+        for (b, ids) in seen.iter().enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            let idx = Tensor::from_slice(ids).to_device(logits.device());
+            let mut row = logits.get(b as i64);
+            let vals = row.index_select(0, &idx);
+            // HF's rule: negative logits are multiplied by the penalty, positive ones divided.
+            let pen = (&vals * cfg.repetition_penalty)
+                .where_self(&vals.lt(0.0), &(&vals / cfg.repetition_penalty));
+            let _ = row.index_put_(&[Some(idx)], &pen, false);
+        }
+    }
+    if cfg.temperature <= 0.0 {
+        return Ok(Vec::<i64>::try_from(
+            logits.argmax(-1, false).to_device(Device::Cpu),
+        )?);
+    }
+    let (sorted, order) = (logits / cfg.temperature).sort(-1, true);
+    let mut probs = sorted.softmax(-1, Kind::Float);
+    let vocab = probs.size()[1];
+    if cfg.top_k > 0 && (cfg.top_k as i64) < vocab {
+        let keep = Tensor::arange(vocab, (Kind::Int64, probs.device())).lt(cfg.top_k as i64);
+        probs *= keep.unsqueeze(0);
+    }
+    if cfg.top_p < 1.0 {
+        // Keep the smallest prefix whose mass reaches top_p (the first token always).
+        let before = probs.cumsum(-1, Kind::Float) - &probs;
+        probs = &probs * before.lt(cfg.top_p);
+    }
+    let probs = Vec::<f32>::try_from(probs.to_device(Device::Cpu).flatten(0, -1))?;
+    let order = Vec::<i64>::try_from(order.to_device(Device::Cpu).flatten(0, -1))?;
+    let v = vocab as usize;
+    Ok(probs
+        .chunks(v)
+        .zip(order.chunks(v))
+        .map(|(p, o)| {
+            let total: f64 = p.iter().map(|&x| x as f64).sum();
+            let mut u = rng.unit() * total;
+            for (j, &x) in p.iter().enumerate() {
+                u -= x as f64;
+                if u <= 0.0 && x > 0.0 {
+                    return o[j];
+                }
+            }
+            o[0]
+        })
+        .collect())
+}

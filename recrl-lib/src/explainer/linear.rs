@@ -1,0 +1,124 @@
+//! A frozen base linear layer (dense or int8 weight-only) with an optional LoRA adapter.
+
+use tch::{Kind, Tensor};
+
+/// Frozen base weight `[out, in]`.
+#[derive(Debug)]
+pub enum BaseWeight {
+    /// Full-precision (f32, or bf16 on CUDA).
+    Dense(Tensor),
+    /// Int8 weight-only: `q` int8 `[out, in]`, `scale` `[out, 1]` in the compute kind; the
+    /// weight is `q · scale`, dequantised per forward pass.
+    Int8 {
+        /// Quantised values.
+        q: Tensor,
+        /// Per-output-row scales.
+        scale: Tensor,
+    },
+}
+
+impl BaseWeight {
+    /// Symmetric per-row absmax int8 quantisation of `w`.
+    pub fn quantize_int8(w: &Tensor) -> BaseWeight {
+        let scale = w.abs().amax([1i64].as_slice(), true).clamp_min(1e-12) / 127.0;
+        let q = (w / &scale)
+            .round()
+            .clamp(-127.0, 127.0)
+            .to_kind(Kind::Int8);
+        BaseWeight::Int8 { q, scale }
+    }
+
+    /// The weight in `kind` (dequantised for int8).
+    pub fn dense(&self, kind: Kind) -> Tensor {
+        match self {
+            BaseWeight::Dense(w) => w.to_kind(kind),
+            BaseWeight::Int8 { q, scale } => q.to_kind(kind) * scale.to_kind(kind),
+        }
+    }
+
+    /// Bytes the weight occupies.
+    pub fn bytes(&self) -> i64 {
+        let size = |t: &Tensor| t.numel() as i64 * t.kind().elt_size_in_bytes() as i64;
+        match self {
+            BaseWeight::Dense(w) => size(w),
+            BaseWeight::Int8 { q, scale } => size(q) + size(scale),
+        }
+    }
+}
+
+/// A low-rank adapter `ΔW = scale · B A` (PEFT's LoRA).
+#[derive(Debug)]
+pub struct Lora {
+    /// `[rank, in]`, Kaiming-uniform initialised.
+    pub a: Tensor,
+    /// `[out, rank]`, zero initialised.
+    pub b: Tensor,
+    /// α / rank.
+    pub scale: f64,
+    /// Dropout on the adapter's input while training.
+    pub dropout: f64,
+}
+
+/// `y = x Wᵀ (+ scale · dropout(x) Aᵀ Bᵀ when the adapter is on)`.
+#[derive(Debug)]
+pub struct Linear {
+    /// The frozen base weight.
+    pub base: BaseWeight,
+    /// The adapter, if one was added.
+    pub lora: Option<Lora>,
+}
+
+impl Linear {
+    /// A plain layer around a frozen weight.
+    pub fn new(weight: Tensor) -> Linear {
+        Linear {
+            base: BaseWeight::Dense(weight),
+            lora: None,
+        }
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> i64 {
+        match &self.base {
+            BaseWeight::Dense(w) => w.size()[0],
+            BaseWeight::Int8 { q, .. } => q.size()[0],
+        }
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> i64 {
+        match &self.base {
+            BaseWeight::Dense(w) => w.size()[1],
+            BaseWeight::Int8 { q, .. } => q.size()[1],
+        }
+    }
+
+    /// Applies the layer; the adapter counts only when `use_lora`.
+    pub fn forward(&self, x: &Tensor, use_lora: bool, train: bool) -> Tensor {
+        let y = match &self.base {
+            BaseWeight::Dense(w) => x.linear::<Tensor>(w, None),
+            int8 => x.linear::<Tensor>(&int8.dense(x.kind()), None),
+        };
+        match (&self.lora, use_lora) {
+            (Some(l), true) => {
+                let h = x.dropout(l.dropout, train).to_kind(l.a.kind());
+                let delta = h.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
+                y + delta.to_kind(x.kind())
+            }
+            _ => y,
+        }
+    }
+
+    /// Folds the adapter into a dense base weight (`W + scale · B A`) and removes it.
+    pub fn merge(&mut self) {
+        if let Some(l) = self.lora.take() {
+            let kind = match &self.base {
+                BaseWeight::Dense(w) => w.kind(),
+                BaseWeight::Int8 { scale, .. } => scale.kind(),
+            };
+            let delta = l.b.matmul(&l.a) * l.scale;
+            let w = tch::no_grad(|| self.base.dense(Kind::Float) + delta.to_kind(Kind::Float));
+            self.base = BaseWeight::Dense(w.to_kind(kind).detach());
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Step 4: the explainer — a Llama-architecture LLM on tch with LoRA and soft item tokens.
+//!
+//! * [`model::Llama`]: RMSNorm, RoPE (configured θ), grouped-query attention with a KV cache,
+//!   SwiGLU, tied or untied lm_head; batched left-padded prompts;
+//! * [`load`]: a GGUF file (F32/F16/Q8_0/Q4_0/Q4_1 dequantised on load, tokenizer from the
+//!   metadata) or a Hugging Face folder (safetensors, sharded or not, and `tokenizer.json`);
+//! * [`generate()`]: greedy or sampled replies with per-token log-probs;
+//! * [`lora`]: PEFT-compatible adapters; [`Projector`]: `W_p`, ranker space → model space;
+//! * [`prompt`]: the explanation prompt with soft item token slots (DESIGN §5–6).
+//!
+//! ```no_run
+//! use recrl_lib::explainer::{Explainer, LoadOptions, GenerationConfig};
+//! let root = recrl_lib::paths::project_root();
+//! let ex = Explainer::load(&root.join("checkpoints/models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
+//!                          tch::Device::Cpu, LoadOptions::default())?;
+//! let reply = ex.chat("Say hello.", &GenerationConfig::greedy(20))?;
+//! println!("{}", reply.text);
+//! # anyhow::Ok(())
+//! ```
+
+pub mod config;
+pub mod generate;
+pub mod gguf;
+pub mod linear;
+pub mod load;
+pub mod lora;
+pub mod model;
+pub mod prompt;
+pub mod tokenizer;
+
+pub use config::LlamaConfig;
+pub use generate::{generate, Generation, GenerationConfig, PromptBatch, StopReason};
+pub use lora::LoraConfig;
+pub use model::Llama;
+pub use prompt::{BuiltPrompt, ExplainRequest};
+pub use tokenizer::{ChatTemplate, TextTokenizer};
+
+use crate::data::Dataset;
+use crate::io;
+use anyhow::{ensure, Context, Result};
+use linear::BaseWeight;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind, Tensor};
+
+/// How to hold the frozen base model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadOptions {
+    /// Int8 weight-only quantisation of the base linear layers (the seed's `--int8`).
+    pub int8: bool,
+    /// bf16 weights and activations (CUDA only; f32 otherwise).
+    pub bf16: bool,
+}
+
+/// `W_p`: maps ranker item vectors (`d`) to the model's embedding space (`d_model`).
+#[derive(Debug)]
+pub struct Projector {
+    /// `[d_model, d]`.
+    pub weight: Tensor,
+}
+
+impl Projector {
+    /// A projector in `vs` whose outputs, for rows of `table`, have the per-component scale of
+    /// the model's token embeddings `embed` (so soft tokens start at a familiar magnitude).
+    pub fn new(vs: &nn::Path, table: &Tensor, embed: &Tensor) -> Projector {
+        let (d, d_model) = (table.size()[1], embed.size()[1]);
+        let rms = |t: &Tensor| {
+            f64::try_from(
+                t.to_kind(Kind::Float)
+                    .pow_tensor_scalar(2)
+                    .mean(Kind::Float)
+                    .sqrt(),
+            )
+            .unwrap_or(1.0)
+        };
+        let std = rms(embed)
+            / (rms(&table.narrow(0, 1, table.size()[0] - 1)).max(1e-8) * (d as f64).sqrt());
+        let weight = vs.var(
+            "w_p",
+            &[d_model, d],
+            nn::Init::Randn {
+                mean: 0.0,
+                stdev: std,
+            },
+        );
+        Projector { weight }
+    }
+
+    /// `W_p e` for item vectors `[N, d]` → `[N, d_model]`.
+    pub fn forward(&self, items: &Tensor) -> Tensor {
+        items
+            .to_kind(self.weight.kind())
+            .linear::<Tensor>(&self.weight, None)
+    }
+}
+
+/// Parameter counts of the explainer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ParamCounts {
+    /// Frozen base parameters.
+    pub base: i64,
+    /// Bytes the base weights occupy.
+    pub base_bytes: i64,
+    /// LoRA parameters.
+    pub lora: i64,
+    /// `W_p` parameters.
+    pub projector: i64,
+}
+
+impl ParamCounts {
+    /// Trainable share of all parameters (LoRA + `W_p`, `E` excluded).
+    pub fn trainable_share(&self) -> f64 {
+        (self.lora + self.projector) as f64 / (self.base + self.lora + self.projector) as f64
+    }
+}
+
+/// A loaded explainer: model, tokenizer and the trainable parts (LoRA, `W_p`).
+#[derive(Debug)]
+pub struct Explainer {
+    /// The decoder.
+    pub model: Llama,
+    /// Its tokenizer.
+    pub tokenizer: TextTokenizer,
+    /// LoRA and `W_p` variables (the base model is not in it).
+    pub trainable: nn::VarStore,
+    /// Adapter settings once added.
+    pub lora: Option<LoraConfig>,
+    /// `W_p` once created.
+    pub projector: Option<Projector>,
+    /// Where the base model came from.
+    pub source: PathBuf,
+}
+
+impl Explainer {
+    /// Loads a GGUF file or a Hugging Face folder onto `device`.
+    pub fn load(path: &Path, device: Device, opts: LoadOptions) -> Result<Explainer> {
+        let kind = if opts.bf16 && device.is_cuda() {
+            Kind::BFloat16
+        } else {
+            Kind::Float
+        };
+        let (mut model, tokenizer) = load::load(path, device, kind)?;
+        if opts.int8 {
+            for (_, lin) in model.linears_mut() {
+                if let BaseWeight::Dense(w) = &lin.base {
+                    lin.base = BaseWeight::quantize_int8(w);
+                }
+            }
+        }
+        Ok(Explainer {
+            model,
+            tokenizer,
+            trainable: nn::VarStore::new(device),
+            lora: None,
+            projector: None,
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// Adds LoRA adapters (B = 0: outputs unchanged); returns the trainable values added.
+    pub fn init_lora(&mut self, cfg: &LoraConfig) -> Result<i64> {
+        ensure!(self.lora.is_none(), "LoRA adapters were already added");
+        let n = lora::add_lora(&mut self.model, &self.trainable.root(), cfg)?;
+        self.lora = Some(cfg.clone());
+        Ok(n)
+    }
+
+    /// Creates `W_p` for the ranker table `table` (`[n_items + 1, d]`).
+    pub fn init_projector(&mut self, table: &Tensor) {
+        self.projector = Some(Projector::new(
+            &self.trainable.root(),
+            table,
+            &self.model.embed,
+        ));
+    }
+
+    /// Parameter counts (base, LoRA, `W_p`).
+    pub fn counts(&mut self) -> ParamCounts {
+        let (base, base_bytes) = self.model.base_size();
+        let lora = self
+            .model
+            .linears_mut()
+            .iter()
+            .filter_map(|(_, l)| l.lora.as_ref())
+            .map(|l| (l.a.numel() + l.b.numel()) as i64)
+            .sum();
+        let projector = self
+            .projector
+            .as_ref()
+            .map_or(0, |p| p.weight.numel() as i64);
+        ParamCounts {
+            base,
+            base_bytes,
+            lora,
+            projector,
+        }
+    }
+
+    /// Builds the prompts of `requests` (soft slots only when `W_p` exists).
+    pub fn prompts(&self, ds: &Dataset, requests: &[ExplainRequest]) -> Result<Vec<BuiltPrompt>> {
+        requests
+            .iter()
+            .map(|r| prompt::build(ds, &self.tokenizer, r, self.projector.is_some()))
+            .collect()
+    }
+
+    /// The left-padded batch of `prompts` and, with `W_p` and `table`, their soft vectors.
+    pub fn batch(
+        &self,
+        prompts: &[BuiltPrompt],
+        table: Option<&Tensor>,
+    ) -> (PromptBatch, Option<Tensor>) {
+        let ids: Vec<Vec<u32>> = prompts.iter().map(|p| p.ids.clone()).collect();
+        let slots: Vec<Vec<usize>> = prompts.iter().map(|p| p.soft_positions.clone()).collect();
+        let batch = PromptBatch::new(&ids, &slots, self.tokenizer.pad, self.model.device());
+        let soft = match (&self.projector, table) {
+            (Some(p), Some(e)) if !batch.soft_slots.is_empty() => {
+                let items: Vec<i64> = prompts
+                    .iter()
+                    .flat_map(|p| p.soft_items.iter().map(|&i| i as i64))
+                    .collect();
+                let rows = e.index_select(0, &Tensor::from_slice(&items).to_device(e.device()));
+                Some(p.forward(&rows.to_device(self.model.device())))
+            }
+            _ => None,
+        };
+        (batch, soft)
+    }
+
+    /// Explanations for `requests` (`table` = the ranker's `E`, needed for soft tokens).
+    pub fn explain(
+        &self,
+        ds: &Dataset,
+        requests: &[ExplainRequest],
+        table: Option<&Tensor>,
+        cfg: &GenerationConfig,
+    ) -> Result<Vec<Generation>> {
+        let prompts = self.prompts(ds, requests)?;
+        let (batch, soft) = self.batch(&prompts, table);
+        generate(&self.model, &self.tokenizer, &batch, soft.as_ref(), cfg)
+    }
+
+    /// One reply to a plain user message (default system prompt of the template).
+    pub fn chat(&self, message: &str, cfg: &GenerationConfig) -> Result<Generation> {
+        let text = self.tokenizer.template.render(
+            "You are a helpful assistant.",
+            message,
+            &self.tokenizer.eos_text(),
+        );
+        let mut ids: Vec<u32> = self.tokenizer.bos.into_iter().collect();
+        ids.extend(self.tokenizer.encode(&text)?);
+        let batch = PromptBatch::new(&[ids], &[], self.tokenizer.pad, self.model.device());
+        Ok(generate(&self.model, &self.tokenizer, &batch, None, cfg)?.remove(0))
+    }
+
+    /// Writes the adapter (PEFT layout), `w_p.safetensors` and `explainer.json` into `dir`.
+    pub fn save(&mut self, dir: &Path) -> Result<()> {
+        let cfg = self
+            .lora
+            .clone()
+            .context("no LoRA adapters to save: call init_lora first")?;
+        lora::save_adapter(
+            &mut self.model,
+            &cfg,
+            &self.source.display().to_string(),
+            dir,
+        )?;
+        if let Some(p) = &self.projector {
+            let path = dir.join("w_p.safetensors");
+            let tmp = io::temp_beside(&path, ".safetensors")?;
+            let w = p
+                .weight
+                .detach()
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu);
+            Tensor::write_safetensors(&[("w_p", &w)], tmp.path())
+                .with_context(|| format!("writing {}", path.display()))?;
+            io::persist(tmp, &path)?;
+        }
+        let meta = serde_json::json!({
+            "format": "recrl-explainer/1", "base_model": self.source, "lora": cfg,
+            "projector": self.projector.as_ref().map(|p| p.weight.size()),
+            "files": sha256s(dir, &["adapter_model.safetensors", "w_p.safetensors"])?,
+        });
+        io::write_atomic(
+            &dir.join("explainer.json"),
+            serde_json::to_string_pretty(&meta)?.as_bytes(),
+        )
+    }
+}
+
+fn sha256s(dir: &Path, names: &[&str]) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    for n in names {
+        let p = dir.join(n);
+        if p.is_file() {
+            out.insert(n.to_string(), io::sha256_file(&p)?.into());
+        }
+    }
+    Ok(out)
+}
