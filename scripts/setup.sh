@@ -26,6 +26,7 @@ setup_libtorch() { bash scripts/setup-libtorch.sh; }
 setup_assets() {
   apt_install npm npm
   "$PY" scripts/fetch_assets.py --group default --group bookcrossing
+  "$PY" scripts/build_llama_tokenizer.py
 }
 
 setup_notebooks() {

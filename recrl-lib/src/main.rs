@@ -51,6 +51,9 @@ enum Cmd {
     /// Step 2: train SASRec → `checkpoints/sasrec_<ds>.safetensors` + `.json`.
     #[command(name = "train-ranker")]
     TrainRanker(Box<TrainRankerArgs>),
+    /// Step 4: load the explainer, add LoRA and W_p → `checkpoints/lora_init_<ds>/`.
+    #[command(name = "lora-init")]
+    LoraInit(LoraInitArgs),
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.
@@ -171,6 +174,50 @@ impl TrainRankerArgs {
     }
 }
 
+/// Flags of `recrl lora-init`; each one overrides the configuration key of the same name.
+#[derive(clap::Args)]
+struct LoraInitArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// LoRA rank.
+    #[arg(long = "lora_rank", alias = "lora-rank")]
+    lora_rank: Option<usize>,
+    /// Int8 weight-only quantisation of the frozen base.
+    #[arg(long)]
+    int8: bool,
+    /// Explainer weights: a GGUF file or a Hugging Face folder (key explainer_model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Seed of the adapter and W_p initialisation and of the sample explanations.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Users to write a sample explanation for (greedy), 0 for none.
+    #[arg(long, default_value_t = 3)]
+    users: usize,
+    /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+}
+
+impl LoraInitArgs {
+    fn overrides(&self) -> Vec<(String, String)> {
+        let mut o = Vec::new();
+        if let Some(r) = self.lora_rank {
+            o.push(("lora_rank".into(), r.to_string()));
+        }
+        if self.int8 {
+            o.push(("int8".into(), "true".into()));
+        }
+        if let Some(m) = &self.model {
+            o.push(("explainer_model".into(), m.display().to_string()));
+        }
+        if let Some(s) = self.seed {
+            o.push(("seed".into(), s.to_string()));
+        }
+        o
+    }
+}
+
 fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
     sets.iter()
         .map(|s| match s.split_once('=') {
@@ -199,6 +246,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Assets { group } => cmd_assets(&group),
         Cmd::TrainRanker(args) => cmd_train_ranker(&args),
+        Cmd::LoraInit(args) => cmd_lora_init(&args),
         Cmd::Data {
             dataset,
             config,
@@ -256,13 +304,7 @@ fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
     let cfg = args.config.load(args.overrides())?;
     let root = paths::project_root();
     let ds = data::store::load(&root, name)?;
-    let device = match &args.device {
-        Some(d) => {
-            env::load_cuda_backend();
-            env::parse_device(Some(d))
-        }
-        None => env::device(),
-    };
+    let device = pick_device(&args.device);
     let opts = TrainOptions {
         config: cfg.ranker.clone(),
         seed: cfg.seed,
@@ -308,6 +350,57 @@ fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
     Ok(())
 }
 
+fn pick_device(flag: &Option<String>) -> tch::Device {
+    match flag {
+        Some(d) => {
+            env::load_cuda_backend();
+            env::parse_device(Some(d))
+        }
+        None => env::device(),
+    }
+}
+
+fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
+    use recrl_lib::explainer::{init, GenerationConfig};
+    let name: data::DatasetName = args.config.dataset.parse()?;
+    let cfg = args.config.load(args.overrides())?;
+    let root = paths::project_root();
+    let device = pick_device(&args.device);
+    let ds = data::store::load(&root, name)?;
+    let ranker = recrl_lib::ranker::Ranker::load(&root.join("checkpoints"), &ds, device)?;
+    env::seed_everything(cfg.seed);
+    let t0 = std::time::Instant::now();
+    let mut ex = init::load_configured(&root, &cfg, device)?;
+    eprintln!(
+        "loaded {} in {:.1} s",
+        cfg.explainer_model.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    let dir = init::init_dir(&root, name.as_str());
+    let counts = init::init_and_save(&mut ex, &cfg, &ranker, &dir)?;
+    print!("{}{}", init::model_table(&ex), init::counts_table(&counts));
+    if args.users > 0 {
+        let users: Vec<usize> = (1..=args.users.min(ds.n_users())).collect();
+        let requests = init::requests_for(&ds, &ranker, &users, 5);
+        let gen = GenerationConfig {
+            max_new_tokens: cfg.max_new_tokens,
+            seed: cfg.seed,
+            ..GenerationConfig::greedy(0)
+        };
+        let replies = ex.explain(&ds, &requests, Some(ranker.output_table()), &gen)?;
+        print!(
+            "{}",
+            init::explanations_table(
+                &ds,
+                &requests,
+                &[("explanation (initial W_p, LoRA B = 0)", &replies)]
+            )
+        );
+    }
+    eprintln!("saved {}", dir.display());
+    Ok(())
+}
+
 fn cmd_assets(group: &str) -> Result<()> {
     let status = assets::check(&paths::project_root(), group)?;
     let rows = status
@@ -331,6 +424,30 @@ fn cmd_assets(group: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lora_init_flags_become_configuration_overrides() {
+        let cli = Cli::try_parse_from([
+            "recrl",
+            "lora-init",
+            "--lora_rank",
+            "4",
+            "--int8",
+            "--model",
+            "m.gguf",
+            "--seed",
+            "3",
+        ])
+        .unwrap();
+        let Cmd::LoraInit(args) = cli.command else {
+            panic!("not lora-init")
+        };
+        let cfg = args.config.load(args.overrides()).unwrap();
+        assert_eq!(cfg.lora_rank, 4);
+        assert!(cfg.int8);
+        assert_eq!(cfg.explainer_model, PathBuf::from("m.gguf"));
+        assert_eq!(cfg.seed, 3);
+    }
 
     #[test]
     fn train_ranker_flags_become_configuration_overrides() {

@@ -296,11 +296,7 @@ fn int8_weights_stay_close_and_take_a_quarter_of_the_bytes() {
     let r = read(&fixtures().join("tiny_reference.safetensors"));
     let (mut model, _) = tiny();
     let (_, f32_bytes) = model.base_size();
-    for (_, lin) in model.linears_mut() {
-        if let recrl_lib::explainer::linear::BaseWeight::Dense(w) = &lin.base {
-            lin.base = recrl_lib::explainer::linear::BaseWeight::quantize_int8(w);
-        }
-    }
+    model.quantize_int8();
     let (_, int8_bytes) = model.base_size();
     assert!(int8_bytes < f32_bytes, "{int8_bytes} vs {f32_bytes}");
     let mask = r["mask"].to_kind(Kind::Bool);
@@ -405,4 +401,37 @@ fn clone_tok(t: &TextTokenizer) -> TextTokenizer {
         pad: t.pad,
         template: t.template,
     }
+}
+
+#[test]
+fn llama2_tokenizer_rebuilt_from_npm_gives_the_known_ids() {
+    let dir = recrl_lib::paths::project_root().join("checkpoints/models/llama2-tokenizer");
+    assert!(
+        dir.join("tokenizer.json").is_file(),
+        "{} missing: run scripts/setup.sh",
+        dir.display()
+    );
+    let tok = TextTokenizer::from_hf_dir(&dir).unwrap();
+    let mut ids: Vec<u32> = tok.bos.into_iter().collect();
+    ids.extend(tok.encode("Hello world!").unwrap());
+    assert_eq!(ids, vec![1, 15043, 3186, 29991], "ASSETS.md's check");
+    assert_eq!(tok.eos, vec![2]);
+    assert_eq!(tok.template, recrl_lib::explainer::ChatTemplate::Zephyr);
+    let chat = tok.template.render("Be brief.", "Hi", &tok.eos_text());
+    assert_eq!(
+        chat,
+        "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n"
+    );
+    let ids = tok.encode(&chat).unwrap();
+    assert_eq!(
+        ids.iter().filter(|&&i| i == 2).count(),
+        2,
+        "</s> in the template is the EOS token: {ids:?}"
+    );
+    let text = "Toy Story (1995) is great.\nCafé 😀";
+    assert_eq!(
+        tok.decode(&tok.encode(text).unwrap(), true).unwrap(),
+        text,
+        "byte fallback round trip"
+    );
 }

@@ -226,19 +226,7 @@ fn notebook_02_trains_and_reports_both_protocols() {
     if skip() {
         return;
     }
-    // step 2 reads step 1's output
-    let settings = recrl_lib::data::store::Settings {
-        k_core: 5,
-        rating_threshold: 0.0,
-    };
-    recrl_lib::data::prepare(
-        &root(),
-        recrl_lib::data::DatasetName::Ml100k,
-        settings,
-        false,
-        |_| {},
-    )
-    .unwrap();
+    prepare_ml100k();
     let outs = smoke_outputs("02_ranker");
     let text = streams(&outs);
     assert!(
@@ -262,4 +250,57 @@ fn notebook_02_trains_and_reports_both_protocols() {
     assert_eq!(plots, 2, "loss and validation curves");
     let ckpt = root().join("target/smoke/checkpoints/sasrec_ml-100k.json");
     assert!(ckpt.is_file(), "{} missing", ckpt.display());
+}
+
+/// Steps 2 and 4 read step 1's output.
+fn prepare_ml100k() {
+    let settings = recrl_lib::data::store::Settings {
+        k_core: 5,
+        rating_threshold: 0.0,
+    };
+    recrl_lib::data::prepare(
+        &root(),
+        recrl_lib::data::DatasetName::Ml100k,
+        settings,
+        false,
+        |_| {},
+    )
+    .unwrap();
+}
+
+#[test]
+fn notebook_04_loads_the_model_explains_and_saves_the_initial_adapter() {
+    if skip() {
+        return;
+    }
+    prepare_ml100k();
+    let outs = smoke_outputs("04_explainer");
+    let text = streams(&outs);
+    assert!(
+        text.contains("loaded in") && text.contains("⟨item⟩"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<|im_start|>assistant"),
+        "the ChatML prompt is shown: {text}"
+    );
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    for row in [
+        "query / KV heads",
+        "9 / 3",
+        "trainable share",
+        "greedy",
+        "initial policy (soft tokens)",
+    ] {
+        assert!(plain.contains(row), "{row} missing in {plain}");
+    }
+    let dir = root().join("target/smoke/checkpoints/lora_init_ml-100k");
+    for f in [
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "w_p.safetensors",
+        "explainer.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
+    }
 }

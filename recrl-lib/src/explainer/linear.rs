@@ -5,8 +5,11 @@ use tch::{Kind, Tensor};
 /// Frozen base weight `[out, in]`.
 #[derive(Debug)]
 pub enum BaseWeight {
-    /// Full-precision (f32, or bf16 on CUDA).
-    Dense(Tensor),
+    /// Full-precision (f32, or bf16 on CUDA), stored transposed, `[in, out]` contiguous:
+    /// decoding one token is a matrix-vector product bound by memory bandwidth, and this layout
+    /// streams faster through `matmul` than `[out, in]` through `linear` (31.5 vs 38 ms per
+    /// SmolLM2 step on the 2-core CPU).
+    DenseT(Tensor),
     /// Int8 weight-only: `q` int8 `[out, in]`, `scale` `[out, 1]` in the compute kind; the
     /// weight is `q · scale`, dequantised per forward pass.
     Int8 {
@@ -18,7 +21,7 @@ pub enum BaseWeight {
 }
 
 impl BaseWeight {
-    /// Symmetric per-row absmax int8 quantisation of `w`.
+    /// Symmetric per-row absmax int8 quantisation of `w` (`[out, in]`).
     pub fn quantize_int8(w: &Tensor) -> BaseWeight {
         let scale = w.abs().amax([1i64].as_slice(), true).clamp_min(1e-12) / 127.0;
         let q = (w / &scale)
@@ -28,10 +31,10 @@ impl BaseWeight {
         BaseWeight::Int8 { q, scale }
     }
 
-    /// The weight in `kind` (dequantised for int8).
+    /// The weight `[out, in]` in `kind` (dequantised for int8).
     pub fn dense(&self, kind: Kind) -> Tensor {
         match self {
-            BaseWeight::Dense(w) => w.to_kind(kind),
+            BaseWeight::DenseT(wt) => wt.tr().to_kind(kind),
             BaseWeight::Int8 { q, scale } => q.to_kind(kind) * scale.to_kind(kind),
         }
     }
@@ -40,7 +43,7 @@ impl BaseWeight {
     pub fn bytes(&self) -> i64 {
         let size = |t: &Tensor| t.numel() as i64 * t.kind().elt_size_in_bytes() as i64;
         match self {
-            BaseWeight::Dense(w) => size(w),
+            BaseWeight::DenseT(w) => size(w),
             BaseWeight::Int8 { q, scale } => size(q) + size(scale),
         }
     }
@@ -69,10 +72,10 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A plain layer around a frozen weight.
+    /// A plain layer around a frozen weight `[out, in]`.
     pub fn new(weight: Tensor) -> Linear {
         Linear {
-            base: BaseWeight::Dense(weight),
+            base: BaseWeight::DenseT(weight.tr().contiguous()),
             lora: None,
         }
     }
@@ -80,7 +83,7 @@ impl Linear {
     /// Output features.
     pub fn out_features(&self) -> i64 {
         match &self.base {
-            BaseWeight::Dense(w) => w.size()[0],
+            BaseWeight::DenseT(wt) => wt.size()[1],
             BaseWeight::Int8 { q, .. } => q.size()[0],
         }
     }
@@ -88,7 +91,7 @@ impl Linear {
     /// Input features.
     pub fn in_features(&self) -> i64 {
         match &self.base {
-            BaseWeight::Dense(w) => w.size()[1],
+            BaseWeight::DenseT(wt) => wt.size()[0],
             BaseWeight::Int8 { q, .. } => q.size()[1],
         }
     }
@@ -96,7 +99,7 @@ impl Linear {
     /// Applies the layer; the adapter counts only when `use_lora`.
     pub fn forward(&self, x: &Tensor, use_lora: bool, train: bool) -> Tensor {
         let y = match &self.base {
-            BaseWeight::Dense(w) => x.linear::<Tensor>(w, None),
+            BaseWeight::DenseT(wt) => x.matmul(wt),
             int8 => x.linear::<Tensor>(&int8.dense(x.kind()), None),
         };
         match (&self.lora, use_lora) {
@@ -109,16 +112,23 @@ impl Linear {
         }
     }
 
+    /// Replaces a dense base weight by its int8 weight-only quantisation.
+    pub fn quantize_int8(&mut self) {
+        if let BaseWeight::DenseT(_) = &self.base {
+            self.base = BaseWeight::quantize_int8(&self.base.dense(Kind::Float));
+        }
+    }
+
     /// Folds the adapter into a dense base weight (`W + scale · B A`) and removes it.
     pub fn merge(&mut self) {
         if let Some(l) = self.lora.take() {
             let kind = match &self.base {
-                BaseWeight::Dense(w) => w.kind(),
+                BaseWeight::DenseT(w) => w.kind(),
                 BaseWeight::Int8 { scale, .. } => scale.kind(),
             };
             let delta = l.b.matmul(&l.a) * l.scale;
             let w = tch::no_grad(|| self.base.dense(Kind::Float) + delta.to_kind(Kind::Float));
-            self.base = BaseWeight::Dense(w.to_kind(kind).detach());
+            self.base = BaseWeight::DenseT(w.to_kind(kind).detach().tr().contiguous());
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod config;
 pub mod generate;
 pub mod gguf;
+pub mod init;
 pub mod linear;
 pub mod load;
 pub mod lora;
@@ -38,7 +39,6 @@ pub use tokenizer::{ChatTemplate, TextTokenizer};
 use crate::data::Dataset;
 use crate::io;
 use anyhow::{ensure, Context, Result};
-use linear::BaseWeight;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
@@ -141,11 +141,7 @@ impl Explainer {
         };
         let (mut model, tokenizer) = load::load(path, device, kind)?;
         if opts.int8 {
-            for (_, lin) in model.linears_mut() {
-                if let BaseWeight::Dense(w) = &lin.base {
-                    lin.base = BaseWeight::quantize_int8(w);
-                }
-            }
+            model.quantize_int8();
         }
         Ok(Explainer {
             model,

@@ -276,25 +276,10 @@ impl Llama {
             *pk = k.shallow_clone();
             *pv = v.shallow_clone();
         }
-        let rep = (c.num_attention_heads / c.num_key_value_heads) as i64;
-        let (ke, ve) = if rep > 1 {
-            (
-                k.repeat_interleave_self_int(rep, 1, None),
-                v.repeat_interleave_self_int(rep, 1, None),
-            )
-        } else {
-            (k.shallow_clone(), v.shallow_clone())
-        };
-        let y = Tensor::scaled_dot_product_attention(
-            &q,
-            &ke,
-            &ve,
-            Some(allowed),
-            0.0,
-            false,
-            None,
-            false,
-        );
+        // Grouped-query attention: SDPA repeats each KV head for its query heads.
+        let gqa = c.num_attention_heads != c.num_key_value_heads;
+        let y =
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(allowed), 0.0, false, None, gqa);
         let y = y.transpose(1, 2).contiguous().view([bsz, t, -1]);
         (b.o.forward(&y, l, train), (k, v))
     }
@@ -317,6 +302,13 @@ impl Llama {
             }
         }
         out
+    }
+
+    /// Int8 weight-only quantisation of every base linear layer (embeddings and norms stay).
+    pub fn quantize_int8(&mut self) {
+        for (_, lin) in self.linears_mut() {
+            lin.quantize_int8();
+        }
     }
 
     /// Base parameters (frozen) and bytes they occupy.
@@ -349,11 +341,9 @@ pub fn positions_of(mask: &Tensor) -> Tensor {
     (mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0)
 }
 
-/// `x / rms(x) · w`, computed in f32 (as the reference implementation does).
+/// `x / rms(x) · w` (libtorch's fused `rms_norm`, which accumulates in f32).
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {
-    let xf = x.to_kind(Kind::Float);
-    let var = xf.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
-    (xf * (var + eps).rsqrt()).to_kind(x.kind()) * w
+    x.rms_norm([w.size()[0]].as_slice(), Some(w), eps)
 }
 
 /// Rotary embedding in the `rotate_half` layout: `x cos + rotate_half(x) sin`.

@@ -122,14 +122,29 @@ impl TextTokenizer {
                 _ => vec![],
             }
         };
-        let mut eos = id_of(&gen_cfg["eos_token_id"]);
-        if eos.is_empty() {
-            eos = id_of(&model_cfg["eos_token_id"]);
-        }
-        let bos = id_of(&gen_cfg["bos_token_id"])
-            .first()
-            .or(id_of(&model_cfg["bos_token_id"]).first())
-            .copied();
+        // Ids from generation_config.json, else config.json, else tokenizer_config.json's strings.
+        let named = |key: &str| -> Vec<u32> {
+            let token = match &tok_cfg[key] {
+                serde_json::Value::String(s) => Some(s.as_str()),
+                v => v["content"].as_str(),
+            };
+            token
+                .and_then(|t| inner.token_to_id(t))
+                .into_iter()
+                .collect()
+        };
+        let pick = |key: &str| {
+            [
+                id_of(&gen_cfg[format!("{key}_id")]),
+                id_of(&model_cfg[format!("{key}_id")]),
+                named(key),
+            ]
+            .into_iter()
+            .find(|v| !v.is_empty())
+            .unwrap_or_default()
+        };
+        let eos = pick("eos_token");
+        let bos = pick("bos_token").first().copied();
         let add_bos = tok_cfg["add_bos_token"].as_bool().unwrap_or(bos.is_some());
         let jinja = tok_cfg["chat_template"].as_str();
         let template = ChatTemplate::detect(jinja, |t| inner.token_to_id(t).is_some());

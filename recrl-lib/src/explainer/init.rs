@@ -1,0 +1,160 @@
+//! Step 4 as one call: load the explainer, add LoRA and `W_p`, save `checkpoints/lora_init_<ds>/`;
+//! plus the tables notebook 04 and `recrl lora-init` show.
+
+use super::{ExplainRequest, Explainer, Generation, LoadOptions, LoraConfig, ParamCounts};
+use crate::config::Config;
+use crate::data::Dataset;
+use crate::notebook::Table;
+use crate::ranker::Ranker;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// `<root>/checkpoints/lora_init_<dataset>/`.
+pub fn init_dir(root: &Path, dataset: &str) -> PathBuf {
+    root.join("checkpoints")
+        .join(format!("lora_init_{dataset}"))
+}
+
+/// LoRA settings from the configuration (`lora_rank`, `lora_alpha`, `lora_dropout`; q,k,v,o).
+pub fn lora_config(cfg: &Config) -> LoraConfig {
+    LoraConfig {
+        rank: cfg.lora_rank,
+        alpha: cfg.lora_alpha,
+        dropout: cfg.lora_dropout,
+        ..LoraConfig::default()
+    }
+}
+
+/// Loads the configured explainer (`explainer_model`, `int8`; bf16 on CUDA).
+pub fn load_configured(root: &Path, cfg: &Config, device: Device) -> Result<Explainer> {
+    let opts = LoadOptions {
+        int8: cfg.int8,
+        bf16: device.is_cuda(),
+    };
+    Explainer::load(&root.join(&cfg.explainer_model), device, opts)
+}
+
+/// Explanation requests for `users`: the last `n_history` training items, and the ranker's top
+/// unseen item after the whole training history (the item PPO explains).
+pub fn requests_for(
+    ds: &Dataset,
+    ranker: &Ranker,
+    users: &[usize],
+    n_history: usize,
+) -> Vec<ExplainRequest> {
+    let histories: Vec<&Vec<u32>> = users.iter().map(|&u| &ds.train[u - 1]).collect();
+    let tops = ranker.top_k(&histories, 1, true);
+    users
+        .iter()
+        .zip(histories.iter().zip(tops))
+        .map(|(&user, (h, top))| ExplainRequest {
+            user,
+            history: h[h.len().saturating_sub(n_history)..].to_vec(),
+            recommended: top[0].0,
+        })
+        .collect()
+}
+
+/// Adds LoRA (from `cfg`) and `W_p` (for the ranker's `E`) and saves them into `dir`.
+pub fn init_and_save(
+    ex: &mut Explainer,
+    cfg: &Config,
+    ranker: &Ranker,
+    dir: &Path,
+) -> Result<ParamCounts> {
+    ex.init_lora(&lora_config(cfg))?;
+    ex.init_projector(ranker.output_table());
+    ex.save(dir)?;
+    Ok(ex.counts())
+}
+
+/// The model's shape, tokenizer and chat format as a two-column table.
+pub fn model_table(ex: &Explainer) -> Table {
+    let c = &ex.model.config;
+    Table::key_value(vec![
+        ("source".into(), ex.source.display().to_string()),
+        (
+            "layers / d_model / FFN".into(),
+            format!(
+                "{} / {} / {}",
+                c.num_hidden_layers, c.hidden_size, c.intermediate_size
+            ),
+        ),
+        (
+            "query / KV heads".into(),
+            format!("{} / {}", c.num_attention_heads, c.num_key_value_heads),
+        ),
+        (
+            "vocabulary, RoPE θ, RMSNorm ε".into(),
+            format!("{}, {}, {:e}", c.vocab_size, c.rope_theta, c.rms_norm_eps),
+        ),
+        (
+            "lm_head".into(),
+            if c.tie_word_embeddings {
+                "tied to the embedding"
+            } else {
+                "untied"
+            }
+            .into(),
+        ),
+        (
+            "chat template, EOS ids".into(),
+            format!("{:?}, {:?}", ex.tokenizer.template, ex.tokenizer.eos),
+        ),
+        (
+            "device, dtype".into(),
+            format!("{:?}, {:?}", ex.model.device(), ex.model.kind()),
+        ),
+    ])
+}
+
+/// Parameter counts, trainable share and weight memory.
+pub fn counts_table(c: &ParamCounts) -> Table {
+    let mib = |b: i64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+    Table::key_value(vec![
+        (
+            "base parameters (frozen)".into(),
+            format!("{} ({} as loaded)", c.base, mib(c.base_bytes)),
+        ),
+        ("LoRA parameters".into(), c.lora.to_string()),
+        ("W_p parameters".into(), c.projector.to_string()),
+        (
+            "trainable share (LoRA + W_p)".into(),
+            format!("{:.3}%", 100.0 * c.trainable_share()),
+        ),
+        (
+            "trainable memory (f32 + AdamW moments)".into(),
+            mib(16 * (c.lora + c.projector)),
+        ),
+    ])
+}
+
+/// One row per request: user, last history titles, recommended title, then each reply column.
+pub fn explanations_table(
+    ds: &Dataset,
+    requests: &[ExplainRequest],
+    columns: &[(&str, &[Generation])],
+) -> Table {
+    let mut header = vec![
+        "user".to_string(),
+        "recent history".into(),
+        "recommended".into(),
+    ];
+    header.extend(columns.iter().map(|(n, _)| n.to_string()));
+    let rows = requests
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let hist: Vec<&str> = r.history.iter().map(|&i| ds.title(i)).collect();
+            let mut row = vec![
+                r.user.to_string(),
+                hist.join(" · "),
+                ds.title(r.recommended).to_string(),
+            ];
+            row.extend(columns.iter().map(|(_, g)| g[k].text.trim().to_string()));
+            row
+        })
+        .collect();
+    Table::new(&header, rows)
+}
