@@ -28,7 +28,12 @@ fn read(path: &Path) -> HashMap<String, Tensor> {
 }
 
 fn tiny() -> (Llama, TextTokenizer) {
-    load::load(&fixtures().join("tiny-llama"), Device::Cpu, Kind::Float).unwrap()
+    load::load(
+        &fixtures().join("tiny-llama"),
+        Device::Cpu,
+        LoadOptions::default(),
+    )
+    .unwrap()
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {

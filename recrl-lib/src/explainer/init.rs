@@ -152,7 +152,11 @@ pub fn explanations_table(
                 hist.join(" · "),
                 ds.title(r.recommended).to_string(),
             ];
-            row.extend(columns.iter().map(|(_, g)| g[k].text.trim().replace('\n', " ")));
+            row.extend(
+                columns
+                    .iter()
+                    .map(|(_, g)| g[k].text.trim().replace('\n', " ")),
+            );
             row
         })
         .collect();

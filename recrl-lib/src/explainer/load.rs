@@ -4,6 +4,7 @@ use super::config::LlamaConfig;
 use super::gguf::Gguf;
 use super::model::Llama;
 use super::tokenizer::TextTokenizer;
+use super::LoadOptions;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,8 +47,8 @@ pub fn unpermute_qk(w: &Tensor, heads: i64) -> Tensor {
         .reshape([out, inp])
 }
 
-/// Reads a GGUF model: weights dequantised to f32 and placed on `device` in `kind`.
-pub fn from_gguf(path: &Path, device: Device, kind: Kind) -> Result<(Llama, TextTokenizer)> {
+/// Reads a GGUF model: weights dequantised to f32 and placed on `device` as `opts` asks.
+pub fn from_gguf(path: &Path, device: Device, opts: LoadOptions) -> Result<(Llama, TextTokenizer)> {
     let g = Gguf::open(path)?;
     let config = LlamaConfig::from_gguf(&g)?;
     let tokenizer = TextTokenizer::from_gguf(&g)?;
@@ -70,14 +71,18 @@ pub fn from_gguf(path: &Path, device: Device, kind: Kind) -> Result<(Llama, Text
             })
         },
         device,
-        kind,
+        opts,
     )?;
     Ok((model, tokenizer))
 }
 
 /// Reads a Hugging Face folder: `config.json`, `model.safetensors` (or shards listed in
 /// `model.safetensors.index.json`) and `tokenizer.json`.
-pub fn from_hf_dir(dir: &Path, device: Device, kind: Kind) -> Result<(Llama, TextTokenizer)> {
+pub fn from_hf_dir(
+    dir: &Path,
+    device: Device,
+    opts: LoadOptions,
+) -> Result<(Llama, TextTokenizer)> {
     let config = LlamaConfig::from_hf_json(&dir.join("config.json"))?;
     let tokenizer = TextTokenizer::from_hf_dir(dir)?;
     let mut tensors = HashMap::new();
@@ -87,7 +92,7 @@ pub fn from_hf_dir(dir: &Path, device: Device, kind: Kind) -> Result<(Llama, Tex
             .with_context(|| format!("reading {}", path.display()))?;
         tensors.extend(read.into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float))));
     }
-    let model = Llama::from_map(config, tensors, device, kind)
+    let model = Llama::from_map(config, tensors, device, opts)
         .with_context(|| format!("loading {}", dir.display()))?;
     Ok((model, tokenizer))
 }
@@ -119,11 +124,11 @@ fn safetensors_files(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Loads `path`: a `.gguf` file or a Hugging Face folder.
-pub fn load(path: &Path, device: Device, kind: Kind) -> Result<(Llama, TextTokenizer)> {
+pub fn load(path: &Path, device: Device, opts: LoadOptions) -> Result<(Llama, TextTokenizer)> {
     if path.is_dir() {
-        from_hf_dir(path, device, kind)
+        from_hf_dir(path, device, opts)
     } else if path.extension().is_some_and(|e| e == "gguf") {
-        from_gguf(path, device, kind)
+        from_gguf(path, device, opts)
     } else if !path.exists() {
         bail!(
             "explainer model {} does not exist (run scripts/setup.sh to fetch the default)",

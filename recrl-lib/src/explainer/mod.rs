@@ -52,6 +52,17 @@ pub struct LoadOptions {
     pub bf16: bool,
 }
 
+impl LoadOptions {
+    /// The compute kind on `device`: bf16 when asked for and on CUDA, else f32.
+    pub fn kind(&self, device: Device) -> Kind {
+        if self.bf16 && device.is_cuda() {
+            Kind::BFloat16
+        } else {
+            Kind::Float
+        }
+    }
+}
+
 /// `W_p`: maps ranker item vectors (`d`) to the model's embedding space (`d_model`).
 #[derive(Debug)]
 pub struct Projector {
@@ -134,15 +145,7 @@ pub struct Explainer {
 impl Explainer {
     /// Loads a GGUF file or a Hugging Face folder onto `device`.
     pub fn load(path: &Path, device: Device, opts: LoadOptions) -> Result<Explainer> {
-        let kind = if opts.bf16 && device.is_cuda() {
-            Kind::BFloat16
-        } else {
-            Kind::Float
-        };
-        let (mut model, tokenizer) = load::load(path, device, kind)?;
-        if opts.int8 {
-            model.quantize_int8();
-        }
+        let (model, tokenizer) = load::load(path, device, opts)?;
         Ok(Explainer {
             model,
             tokenizer,

@@ -4,6 +4,7 @@
 
 use super::config::LlamaConfig;
 use super::linear::Linear;
+use super::LoadOptions;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
@@ -68,13 +69,15 @@ pub struct Llama {
 
 impl Llama {
     /// Builds the model from Hugging Face-named tensors (f32, any device), moved to `device`
-    /// in `kind`. Missing tensors are named in the error.
+    /// in the kind `opts` asks for; linear layers are quantised one by one as they arrive when
+    /// `opts.int8`, so the f32 model never exists whole. Missing tensors are named in the error.
     pub fn from_tensors(
         config: LlamaConfig,
         mut get: impl FnMut(&str) -> Result<Tensor>,
         device: Device,
-        kind: Kind,
+        opts: LoadOptions,
     ) -> Result<Llama> {
+        let kind = opts.kind(device);
         let mut take = |name: &str| -> Result<Tensor> {
             Ok(get(name)?
                 .to_device(device)
@@ -84,8 +87,13 @@ impl Llama {
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let p = format!("model.layers.{i}");
-            let mut lin =
-                |n: &str| -> Result<Linear> { Ok(Linear::new(take(&format!("{p}.{n}.weight"))?)) };
+            let mut lin = |n: &str| -> Result<Linear> {
+                let mut l = Linear::new(take(&format!("{p}.{n}.weight"))?);
+                if opts.int8 {
+                    l.quantize_int8();
+                }
+                Ok(l)
+            };
             blocks.push(Block {
                 q: lin("self_attn.q_proj")?,
                 k: lin("self_attn.k_proj")?,
@@ -125,7 +133,7 @@ impl Llama {
         config: LlamaConfig,
         mut map: HashMap<String, Tensor>,
         device: Device,
-        kind: Kind,
+        opts: LoadOptions,
     ) -> Result<Llama> {
         Llama::from_tensors(
             config,
@@ -134,7 +142,7 @@ impl Llama {
                     .with_context(|| format!("tensor {n} is missing"))
             },
             device,
-            kind,
+            opts,
         )
     }
 
