@@ -10,6 +10,7 @@
 //! | 0 environment | [`mod@env`] | `00_environment.ipynb` |
 //! | 1 data | [`data`] | `01_data.ipynb` |
 //! | 2 ranker | [`ranker`] | `02_ranker.ipynb` |
+//! | 3 shield | [`shield`] | `03_shield.ipynb` |
 //! | 4 explainer | [`explainer`] | `04_explainer.ipynb` |
 //! | 7 results (figures) | [`report`] | `07_results.ipynb` |
 //!
@@ -36,6 +37,7 @@ pub mod paths;
 pub mod ranker;
 pub mod report;
 pub mod rng;
+pub mod shield;
 
 /// Re-exported so notebooks and dependents build plots and tensors with the same versions.
 pub use plotly;
