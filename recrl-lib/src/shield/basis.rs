@@ -24,7 +24,7 @@ pub struct Basis {
 /// The smallest `k` with `Σ_{j≤k} σ_j² ≥ τ Σ_j σ_j²` (0 when every σ is 0).
 pub fn k_for(sigma: &[f64], tau: f64) -> usize {
     let total: f64 = sigma.iter().map(|s| s * s).sum();
-    if total == 0.0 {
+    if total == 0.0 || tau <= 0.0 {
         return 0;
     }
     let mut cum = 0.0;
@@ -41,15 +41,27 @@ impl Basis {
     /// Fits the basis of the rows of `h` (`[M, d]`, any device) at energy threshold `tau`
     /// (SVD in f64 on the CPU).
     pub fn fit(h: &Tensor, tau: f64) -> Result<Basis> {
-        ensure!((0.0..=1.0).contains(&tau), "shield.tau must be in [0, 1], got {tau}");
+        ensure!(
+            (0.0..=1.0).contains(&tau),
+            "shield.tau must be in [0, 1], got {tau}"
+        );
         let size = h.size();
-        ensure!(size.len() == 2 && size[0] > 0, "probe states must be a non-empty [M, d] matrix, got {size:?}");
+        ensure!(
+            size.len() == 2 && size[0] > 0,
+            "probe states must be a non-empty [M, d] matrix, got {size:?}"
+        );
         let h64 = h.detach().to_device(Device::Cpu).to_kind(Kind::Double);
-        let (_, s, vh) = Tensor::linalg_svd(&h64, false, "");
+        // Thin SVD: V is [d, min(M, d)]; tch's linalg_svd cannot leave its driver unset.
+        let (_, s, v) = h64.svd(true, true);
         let sigma = Vec::<f64>::try_from(&s)?;
         let k = k_for(&sigma, tau) as i64;
-        let b = vh.narrow(0, 0, k).tr().contiguous().to_kind(Kind::Float);
-        Ok(Basis { b, sigma, tau, probes: size[0] as usize })
+        let b = v.narrow(1, 0, k).contiguous().to_kind(Kind::Float);
+        Ok(Basis {
+            b,
+            sigma,
+            tau,
+            probes: size[0] as usize,
+        })
     }
 
     /// Hidden size d.
@@ -66,7 +78,11 @@ impl Basis {
     pub fn energy_kept(&self) -> f64 {
         let total: f64 = self.sigma.iter().map(|s| s * s).sum();
         let kept: f64 = self.sigma.iter().take(self.k()).map(|s| s * s).sum();
-        if total == 0.0 { 1.0 } else { kept / total }
+        if total == 0.0 {
+            1.0
+        } else {
+            kept / total
+        }
     }
 
     /// The projector `P = I − B Bᵀ` (`[d, d]`) on `device`.
@@ -85,8 +101,15 @@ impl Basis {
     /// states the basis holds); the drift bound is `|δs| ≤ ‖P h_u‖ ‖Δe_i‖`.
     pub fn residual_shares(&self, h: &Tensor) -> Vec<f64> {
         let h = h.detach().to_kind(Kind::Float);
-        let res = self.project(&h).to_kind(Kind::Double).norm_scalaropt_dim(2.0, [1i64].as_slice(), false);
-        let norm = h.to_kind(Kind::Double).norm_scalaropt_dim(2.0, [1i64].as_slice(), false).clamp_min(1e-30);
+        let res = self.project(&h).to_kind(Kind::Double).norm_scalaropt_dim(
+            2.0,
+            [1i64].as_slice(),
+            false,
+        );
+        let norm = h
+            .to_kind(Kind::Double)
+            .norm_scalaropt_dim(2.0, [1i64].as_slice(), false)
+            .clamp_min(1e-30);
         Vec::<f64>::try_from(res / norm).unwrap_or_default()
     }
 }

@@ -29,7 +29,9 @@ use tch::{Kind, Tensor};
 /// Training users whose states form the probe set: all of them, or `cap` drawn with `seed`
 /// (sorted), 1-based.
 pub fn probe_users(ds: &Dataset, cap: usize, seed: u64) -> Vec<usize> {
-    let mut users: Vec<usize> = (1..=ds.n_users()).filter(|&u| !ds.train[u - 1].is_empty()).collect();
+    let mut users: Vec<usize> = (1..=ds.n_users())
+        .filter(|&u| !ds.train[u - 1].is_empty())
+        .collect();
     if users.len() > cap {
         Rng::new(seed).shuffle(&mut users);
         users.truncate(cap);
@@ -41,7 +43,9 @@ pub fn probe_users(ds: &Dataset, cap: usize, seed: u64) -> Vec<usize> {
 /// Probe states `H` (`[M, d]`): the frozen encoder's `h_u` after each probe user's training
 /// history, the states that rank the validation item.
 pub fn probe_states(ranker: &Ranker, ds: &Dataset, cap: usize, seed: u64) -> Tensor {
-    states_of(ranker, &probe_users(ds, cap, seed), |u| ds.train[u - 1].clone())
+    states_of(ranker, &probe_users(ds, cap, seed), |u| {
+        ds.train[u - 1].clone()
+    })
 }
 
 /// `h_u` of `users` after the histories `history(u)`, in batches of 1,024.
@@ -71,9 +75,14 @@ impl Shield {
             let delta = &*table - before;
             let kept = self.basis.project(&delta);
             let total = f64::try_from(delta.norm().to_kind(Kind::Double)).unwrap_or(0.0);
-            let removed = f64::try_from((&delta - &kept).norm().to_kind(Kind::Double)).unwrap_or(0.0);
+            let removed =
+                f64::try_from((&delta - &kept).norm().to_kind(Kind::Double)).unwrap_or(0.0);
             table.copy_(&(before + kept));
-            if total > 0.0 { removed / total } else { 0.0 }
+            if total > 0.0 {
+                removed / total
+            } else {
+                0.0
+            }
         })
     }
 }

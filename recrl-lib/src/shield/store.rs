@@ -39,13 +39,19 @@ pub struct BasisMeta {
 
 /// `(weights, sidecar)` paths in `dir`.
 pub fn basis_paths(dir: &Path, dataset: &str) -> (PathBuf, PathBuf) {
-    (dir.join(format!("basis_{dataset}.safetensors")), dir.join(format!("basis_{dataset}.json")))
+    (
+        dir.join(format!("basis_{dataset}.safetensors")),
+        dir.join(format!("basis_{dataset}.json")),
+    )
 }
 
 impl Basis {
     /// Saves `B` and σ with a sidecar naming the ranker checkpoint they came from.
     pub fn save(&self, dir: &Path, dataset: &str, ranker: &Ranker) -> Result<BasisMeta> {
-        let rmeta = ranker.meta.as_ref().context("the ranker has no checkpoint: save it before fitting a basis")?;
+        let rmeta = ranker
+            .meta
+            .as_ref()
+            .context("the ranker has no checkpoint: save it before fitting a basis")?;
         let (w, j) = basis_paths(dir, dataset);
         let tmp = temp_beside(&w, ".safetensors")?;
         let sigma = Tensor::from_slice(&self.sigma);
@@ -72,15 +78,33 @@ impl Basis {
     /// another ranker checkpoint than `ranker`'s.
     pub fn load(dir: &Path, dataset: &str, ranker: &Ranker) -> Result<(Basis, BasisMeta)> {
         let (w, j) = basis_paths(dir, dataset);
-        let text = std::fs::read_to_string(&j)
-            .with_context(|| format!("reading {} (fit the basis first: notebook 03 or `recrl basis`)", j.display()))?;
-        let meta: BasisMeta = serde_json::from_str(&text).with_context(|| format!("{}: not a basis sidecar", j.display()))?;
-        ensure!(meta.format == FORMAT, "{}: format {:?}, expected {FORMAT:?}", j.display(), meta.format);
+        let text = std::fs::read_to_string(&j).with_context(|| {
+            format!(
+                "reading {} (fit the basis first: notebook 03 or `recrl basis`)",
+                j.display()
+            )
+        })?;
+        let meta: BasisMeta = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a basis sidecar", j.display()))?;
+        ensure!(
+            meta.format == FORMAT,
+            "{}: format {:?}, expected {FORMAT:?}",
+            j.display(),
+            meta.format
+        );
         let sha = sha256_file(&w).with_context(|| format!("reading {}", w.display()))?;
         if sha != meta.basis_sha256 {
-            bail!("{}: sha256 {sha} differs from the sidecar's {} (corrupt or overwritten)", w.display(), meta.basis_sha256);
+            bail!(
+                "{}: sha256 {sha} differs from the sidecar's {} (corrupt or overwritten)",
+                w.display(),
+                meta.basis_sha256
+            );
         }
-        let current = ranker.meta.as_ref().map(|m| m.weights_sha256.as_str()).unwrap_or("");
+        let current = ranker
+            .meta
+            .as_ref()
+            .map(|m| m.weights_sha256.as_str())
+            .unwrap_or("");
         if current != meta.ranker_weights_sha256 {
             bail!(
                 "{}: fitted on ranker weights {} but the ranker now is {current}: refit the basis (notebook 03 or `recrl basis`)",
@@ -88,10 +112,22 @@ impl Basis {
                 meta.ranker_weights_sha256
             );
         }
-        let mut t: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&w)?.into_iter().collect();
-        let b = t.remove("basis").with_context(|| format!("{}: tensor basis missing", w.display()))?;
-        let sigma = t.remove("sigma").with_context(|| format!("{}: tensor sigma missing", w.display()))?;
-        ensure!(b.size() == [meta.d as i64, meta.k as i64], "{}: basis has shape {:?}, sidecar says [{}, {}]", w.display(), b.size(), meta.d, meta.k);
+        let mut t: std::collections::HashMap<String, Tensor> =
+            Tensor::read_safetensors(&w)?.into_iter().collect();
+        let b = t
+            .remove("basis")
+            .with_context(|| format!("{}: tensor basis missing", w.display()))?;
+        let sigma = t
+            .remove("sigma")
+            .with_context(|| format!("{}: tensor sigma missing", w.display()))?;
+        ensure!(
+            b.size() == [meta.d as i64, meta.k as i64],
+            "{}: basis has shape {:?}, sidecar says [{}, {}]",
+            w.display(),
+            b.size(),
+            meta.d,
+            meta.k
+        );
         let basis = Basis {
             b: b.to_device(Device::Cpu).to_kind(Kind::Float),
             sigma: Vec::<f64>::try_from(sigma.to_kind(Kind::Double))?,
