@@ -51,6 +51,20 @@ enum Cmd {
     /// Step 2: train SASRec → `checkpoints/sasrec_<ds>.safetensors` + `.json`.
     #[command(name = "train-ranker")]
     TrainRanker(Box<TrainRankerArgs>),
+    /// Step 3: fit the shield's basis of user states → `checkpoints/basis_<ds>.safetensors` + `.json`.
+    Basis {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Energy threshold τ (key shield.tau).
+        #[arg(long)]
+        tau: Option<f64>,
+        /// Cap on the probe users (key shield.probe_users).
+        #[arg(long = "probe_users", alias = "probe-users")]
+        probe_users: Option<usize>,
+        /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Step 4: load the explainer, add LoRA and W_p → `checkpoints/lora_init_<ds>/`.
     #[command(name = "lora-init")]
     LoraInit(LoraInitArgs),
@@ -247,6 +261,21 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Assets { group } => cmd_assets(&group),
         Cmd::TrainRanker(args) => cmd_train_ranker(&args),
         Cmd::LoraInit(args) => cmd_lora_init(&args),
+        Cmd::Basis {
+            config,
+            tau,
+            probe_users,
+            device,
+        } => {
+            let mut o = Vec::new();
+            if let Some(t) = tau {
+                o.push(("shield.tau".to_string(), t.to_string()));
+            }
+            if let Some(p) = probe_users {
+                o.push(("shield.probe_users".to_string(), p.to_string()));
+            }
+            cmd_basis(&config, o, &device)
+        }
         Cmd::Data {
             dataset,
             config,
@@ -360,6 +389,51 @@ fn pick_device(flag: &Option<String>) -> tch::Device {
     }
 }
 
+fn cmd_basis(
+    args: &ConfigArgs,
+    overrides: Vec<(String, String)>,
+    device: &Option<String>,
+) -> Result<()> {
+    use recrl_lib::shield::report;
+    let name: data::DatasetName = args.dataset.parse()?;
+    let cfg = args.load(overrides)?;
+    let root = paths::project_root();
+    let ds = data::store::load(&root, name)?;
+    let ranker =
+        recrl_lib::ranker::Ranker::load(&root.join("checkpoints"), &ds, pick_device(device))?;
+    let (basis, meta, probes) = report::fit_and_save(&root, &ds, &ranker, &cfg.shield, cfg.seed)?;
+    eprintln!(
+        "{} probe users, d = {}: τ = {} keeps k = {} ({:.4}% of the energy)",
+        meta.probes,
+        meta.d,
+        meta.tau,
+        meta.k,
+        100.0 * meta.energy_kept
+    );
+    let groups = vec![
+        (
+            "probe users (train history)",
+            basis.residual_shares(&probes),
+        ),
+        (
+            "all users at test time",
+            basis.residual_shares(&report::test_time_states(&ranker, &ds)),
+        ),
+    ];
+    print!(
+        "{}{}",
+        report::k_table(&basis),
+        report::residual_table(&groups)
+    );
+    eprintln!(
+        "saved {}",
+        recrl_lib::shield::basis_paths(&root.join("checkpoints"), name.as_str())
+            .0
+            .display()
+    );
+    Ok(())
+}
+
 fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
     use recrl_lib::explainer::{init, GenerationConfig};
     let name: data::DatasetName = args.config.dataset.parse()?;
@@ -447,6 +521,19 @@ mod tests {
         assert!(cfg.int8);
         assert_eq!(cfg.explainer_model, PathBuf::from("m.gguf"));
         assert_eq!(cfg.seed, 3);
+    }
+
+    #[test]
+    fn basis_flags_parse() {
+        let cli = Cli::try_parse_from(["recrl", "basis", "--tau", "0.99", "--probe_users", "500"])
+            .unwrap();
+        let Cmd::Basis {
+            tau, probe_users, ..
+        } = cli.command
+        else {
+            panic!("not basis")
+        };
+        assert_eq!((tau, probe_users), (Some(0.99), Some(500)));
     }
 
     #[test]

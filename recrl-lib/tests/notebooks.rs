@@ -304,3 +304,33 @@ fn notebook_04_loads_the_model_explains_and_saves_the_initial_adapter() {
         assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
     }
 }
+
+#[test]
+fn notebook_03_fits_the_basis_and_plots_spectrum_and_residuals() {
+    if skip() {
+        return;
+    }
+    prepare_ml100k();
+    let outs = smoke_outputs("03_shield");
+    let text = streams(&outs);
+    assert!(
+        text.contains("probe users, d = 64") && text.contains("keeps k ="),
+        "{text}"
+    );
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    for row in [
+        "← configured",
+        "energy kept",
+        "probe users (train history)",
+        "all users at test time (held out)",
+    ] {
+        assert!(plain.contains(row), "{row} missing in {plain}");
+    }
+    let plots = outs
+        .iter()
+        .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
+        .count();
+    assert_eq!(plots, 3, "spectrum, cumulative energy, residual CDFs");
+    let json = root().join("target/smoke/checkpoints/basis_ml-100k.json");
+    assert!(json.is_file(), "{} missing", json.display());
+}

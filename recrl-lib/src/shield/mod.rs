@@ -16,6 +16,7 @@
 //! ```
 
 pub mod basis;
+pub mod report;
 pub mod store;
 
 pub use basis::{k_for, Basis};
