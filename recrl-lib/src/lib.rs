@@ -34,6 +34,7 @@ pub mod explainer;
 pub mod io;
 pub mod notebook;
 pub mod paths;
+pub mod ppo;
 pub mod ranker;
 pub mod report;
 pub mod rng;
