@@ -3,13 +3,22 @@
 //!
 //! * [`advantage`]: GAE (γ, λ), per-token rewards with the KL penalty, whitening, the clipped
 //!   surrogate and the approximate-KL estimator;
+//! * [`policy`]: prompt + response scoring in one forward pass (log-probs at the sampling
+//!   temperature, hidden states for the [`policy::ValueHead`]) and the clipped PPO loss;
+//! * [`update()`]: one PPO update — reference/old log-probs, KL-penalised rewards, GAE,
+//!   whitened advantages, clipped objective + value loss, gradient clipping, a hook after each
+//!   optimiser step for the shield;
 //! * [`simulator`]: the simulated user `P(click) = σ(α s + β_q q(x) + b_u)` and the grounded
 //!   quality score `q(x)`.
 //!
-//! The rollout/update loop, `recrl ppo` and notebook 05 are not built yet (issue 6).
+//! The rollout loop over the ranker and simulator, `recrl ppo`, its logs and checkpoints, and
+//! notebook 05 are not built yet (issue 6).
 
 pub mod advantage;
+pub mod policy;
 pub mod simulator;
+pub mod update;
 
 pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
 pub use simulator::{QualityScorer, SimUser};
+pub use update::{update, PpoConfig, UpdateStats};

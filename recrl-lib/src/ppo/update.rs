@@ -1,0 +1,155 @@
+//! One PPO update (DESIGN §7) on a batch of sampled responses with sequence rewards:
+//! reference and old log-probs, KL-penalised token rewards, GAE, whitened advantages, then
+//! `epochs` passes of the clipped objective plus the value loss, with gradient clipping.
+
+use super::advantage::{gae, token_rewards, whiten};
+use super::policy::{
+    masked_mean, policy_loss, rows_to_tensor, tensor_to_rows, Responses, ValueHead,
+};
+use crate::explainer::Llama;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+/// PPO hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpoConfig {
+    /// Clip range ε of the probability ratio.
+    pub clip: f64,
+    /// Optimisation passes over each batch.
+    pub epochs: usize,
+    /// Weight of the value loss.
+    pub vf_coef: f64,
+    /// Gradient norm clip.
+    pub max_grad_norm: f64,
+    /// Sampling temperature (log-probs are taken at it).
+    pub temperature: f64,
+    /// Discount γ.
+    pub gamma: f64,
+    /// GAE λ.
+    pub lambda: f64,
+    /// Per-token KL penalty β (`--kl_beta`).
+    pub kl_beta: f64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        PpoConfig {
+            clip: 0.2,
+            epochs: 4,
+            vf_coef: 0.5,
+            max_grad_norm: 1.0,
+            temperature: 0.7,
+            gamma: 1.0,
+            lambda: 0.95,
+            kl_beta: 0.05,
+        }
+    }
+}
+
+/// What one update measured (means over response tokens unless said otherwise).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateStats {
+    /// Mean sequence reward (before the KL penalty).
+    pub reward: f64,
+    /// Mean over responses of `Σ_t (log π − log π_ref)`.
+    pub kl: f64,
+    /// Policy loss of the last pass.
+    pub policy_loss: f64,
+    /// Value loss of the last pass.
+    pub value_loss: f64,
+    /// Share of tokens whose ratio was clipped (last pass).
+    pub clip_frac: f64,
+    /// Approximate KL between the rollout and updated policy (last pass).
+    pub approx_kl: f64,
+    /// Mean of `−log π_old` per token (an entropy estimate).
+    pub entropy: f64,
+    /// Mean response length in tokens.
+    pub response_len: f64,
+}
+
+/// Runs one update. `soft()` gives the current soft-token vectors (with gradient, or `None`),
+/// `soft_ref` the reference policy's (initial `W_p`, `E`); the reference is the model with
+/// LoRA off. `after_step` runs after every optimiser step (the shield's projection goes there).
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    model: &mut Llama,
+    value: &ValueHead,
+    opt: &mut nn::Optimizer,
+    resp: &Responses,
+    soft: &dyn Fn() -> Option<Tensor>,
+    soft_ref: Option<&Tensor>,
+    seq_rewards: &[f64],
+    cfg: &PpoConfig,
+    after_step: &mut dyn FnMut(),
+) -> UpdateStats {
+    let mask = &resp.token_mask;
+    let lens: Vec<usize> =
+        Vec::<f64>::try_from(mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Double))
+            .unwrap_or_default()
+            .iter()
+            .map(|&n| n as usize)
+            .collect();
+    let (logp_old, values_old, logp_ref) = tch::no_grad(|| {
+        let (lp, h) = resp.score(model, soft().as_ref(), cfg.temperature, false);
+        let v = value.forward(&h);
+        let was = model.lora_enabled;
+        model.lora_enabled = false;
+        let (lr, _) = resp.score(model, soft_ref, cfg.temperature, false);
+        model.lora_enabled = was;
+        (lp, v, lr)
+    });
+    let (old_rows, ref_rows, val_rows) = (
+        tensor_to_rows(&logp_old, &lens),
+        tensor_to_rows(&logp_ref, &lens),
+        tensor_to_rows(&values_old, &lens),
+    );
+    let mut advs = Vec::new();
+    let mut rets = Vec::new();
+    for i in 0..lens.len() {
+        let r = token_rewards(seq_rewards[i], &old_rows[i], &ref_rows[i], cfg.kl_beta);
+        let (a, ret) = gae(&r, &val_rows[i], cfg.gamma, cfg.lambda);
+        advs.push(a);
+        rets.push(ret);
+    }
+    let mut flat: Vec<f64> = advs.iter().flatten().copied().collect();
+    whiten(&mut flat);
+    let mut it = flat.into_iter();
+    let advs: Vec<Vec<f64>> = advs
+        .iter()
+        .map(|row| row.iter().map(|_| it.next().unwrap_or(0.0)).collect())
+        .collect();
+    let width = mask.size()[1];
+    let (adv_t, ret_t) = (
+        rows_to_tensor(&advs, width, mask.device()),
+        rows_to_tensor(&rets, width, mask.device()),
+    );
+    let n = lens.len().max(1) as f64;
+    let mut stats = UpdateStats {
+        reward: seq_rewards.iter().sum::<f64>() / n,
+        kl: old_rows
+            .iter()
+            .zip(&ref_rows)
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x - y).sum::<f64>())
+            .sum::<f64>()
+            / n,
+        entropy: -f64::try_from(masked_mean(&logp_old, mask)).unwrap_or(0.0),
+        response_len: lens.iter().sum::<usize>() as f64 / n,
+        ..Default::default()
+    };
+    for _ in 0..cfg.epochs {
+        let (lp, h) = resp.score(model, soft().as_ref(), cfg.temperature, true);
+        let (pl, clip_frac, approx_kl) = policy_loss(&lp, &logp_old, &adv_t, mask, cfg.clip);
+        let vl = masked_mean(&(value.forward(&h) - &ret_t).pow_tensor_scalar(2), mask) * 0.5;
+        let loss = &pl + &vl * cfg.vf_coef;
+        opt.zero_grad();
+        loss.backward();
+        opt.clip_grad_norm(cfg.max_grad_norm);
+        opt.step();
+        after_step();
+        stats.policy_loss = f64::try_from(&pl).unwrap_or(f64::NAN);
+        stats.value_loss = f64::try_from(&vl).unwrap_or(f64::NAN);
+        stats.clip_frac = clip_frac;
+        stats.approx_kl = approx_kl;
+    }
+    stats
+}
