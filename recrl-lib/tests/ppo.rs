@@ -149,3 +149,152 @@ fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
         kls[29]
     );
 }
+
+mod shield_in_ppo {
+    use super::*;
+    use recrl_lib::data::{Dataset, DatasetName};
+    use recrl_lib::ppo::Coupling;
+    use recrl_lib::ranker::{self, EvalSet, Ranker, Split, TrainOptions};
+    use recrl_lib::rng::Rng;
+    use recrl_lib::shield::{self, Basis, Shield};
+
+    fn successor_dataset(users: usize, n_items: usize, seed: u64) -> Dataset {
+        let mut rng = Rng::new(seed);
+        let seqs: Vec<Vec<u32>> = (0..users)
+            .map(|_| {
+                let start = rng.below(n_items);
+                (0..10 + rng.below(6))
+                    .map(|t| ((start + t) % n_items) as u32 + 1)
+                    .collect()
+            })
+            .collect();
+        Dataset::from_sequences(DatasetName::Ml100k, &seqs, n_items).unwrap()
+    }
+
+    /// Runs PPO updates whose soft tokens read `E`; returns (max |δs| over the probe users'
+    /// validation scores, validation NDCG@10 full before, after).
+    fn run_arm(root: &Path, ds: &Dataset, shielded: bool) -> (f64, f64, f64) {
+        let ck = root.join("checkpoints");
+        let rk = Ranker::load(&ck, ds, Device::Cpu).unwrap();
+        let valid = EvalSet::new(ds, Split::Valid, 1).unwrap();
+        let ndcg =
+            |r: &Ranker| ranker::eval::evaluate(&r.net, &valid, Device::Cpu).unwrap()[0].ndcg10;
+        let before_ndcg = ndcg(&rk);
+        let histories: Vec<Vec<u32>> = ds.train.clone();
+        let s0 = rk.scores(&histories).narrow(1, 1, ds.n_items() as i64);
+        let h = shield::probe_states(&rk, ds, 1_000, 1);
+        assert!(h.size()[0] < h.size()[1], "exact preservation needs M < d");
+        let guard = shielded.then(|| Shield {
+            basis: Basis::fit(&h, 1.0).unwrap(),
+        });
+
+        let mut ex = tiny();
+        ex.init_lora(&LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            ..Default::default()
+        })
+        .unwrap();
+        ex.init_projector(rk.output_table());
+        let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
+        let mut coupling = Coupling::new(&ex.trainable.root(), &rk, guard, false);
+        let mut opt = nn::AdamW {
+            wd: 0.01,
+            ..Default::default()
+        }
+        .build(&ex.trainable, 5e-2)
+        .unwrap();
+        let cfg = PpoConfig {
+            epochs: 2,
+            temperature: 1.0,
+            kl_beta: 0.01,
+            ..Default::default()
+        };
+        // Prompts with two soft slots each, about items 1..8.
+        let ps: Vec<Vec<u32>> = (0..8)
+            .map(|i| vec![0, 5 + i, ex.tokenizer.pad, 9, ex.tokenizer.pad])
+            .collect();
+        let slots: Vec<Vec<usize>> = (0..8).map(|_| vec![2, 4]).collect();
+        let batch = PromptBatch::new(&ps, &slots, ex.tokenizer.pad, Device::Cpu);
+        let items = Tensor::from_slice(&(0..16).map(|k| 1 + (k % 8) as i64).collect::<Vec<_>>());
+        let e = coupling.e.shallow_clone();
+        let proj = ex.projector.as_ref().unwrap().weight.shallow_clone();
+        let soft = || Some(e.index_select(0, &items).linear::<Tensor>(&proj, None));
+        let soft0 = ex
+            .projector
+            .as_ref()
+            .map(|p| p.forward(&coupling.e0.index_select(0, &items)).detach());
+        for it in 0..8 {
+            let gen = GenerationConfig {
+                max_new_tokens: 6,
+                temperature: 1.0,
+                top_p: 1.0,
+                seed: it,
+                ..Default::default()
+            };
+            let gens = generate(&ex.model, &ex.tokenizer, &batch, soft().as_ref(), &gen).unwrap();
+            let seq: Vec<f64> = gens
+                .iter()
+                .map(|g| g.tokens.iter().filter(|&&t| t == TARGET).count() as f64 / 6.0)
+                .collect();
+            let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
+            update(
+                &mut ex.model,
+                &value,
+                &mut opt,
+                &resp,
+                &soft,
+                soft0.as_ref(),
+                &seq,
+                &cfg,
+                &mut || coupling.after_step(),
+            );
+        }
+        assert!(
+            f64::try_from((&coupling.e - &coupling.e0).abs().max()).unwrap() > 1e-3,
+            "E moved"
+        );
+        coupling.sync_into(&rk);
+        let s1 = rk.scores(&histories).narrow(1, 1, ds.n_items() as i64);
+        let drift = f64::try_from((s1 - s0).abs().max()).unwrap();
+        (drift, before_ndcg, ndcg(&rk))
+    }
+
+    #[test]
+    fn shield_keeps_validation_ranking_and_no_projection_does_not() {
+        let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(2);
+        let root = tempfile::tempdir().unwrap();
+        let ds = successor_dataset(12, 150, 3);
+        let mut rc = recrl_lib::config::Config::load_default("ml-100k")
+            .unwrap()
+            .ranker;
+        (
+            rc.hidden,
+            rc.blocks,
+            rc.max_len,
+            rc.epochs,
+            rc.lr,
+            rc.patience,
+        ) = (16, 1, 10, 60, 1e-2, 60);
+        let opts = TrainOptions {
+            config: rc,
+            seed: 1,
+            device: Device::Cpu,
+            bf16: false,
+            log_path: None,
+        };
+        ranker::train_and_save(root.path(), &ds, &opts, |_| {}).unwrap();
+        let (drift_s, n0_s, n1_s) = run_arm(root.path(), &ds, true);
+        let (drift_n, n0_n, n1_n) = run_arm(root.path(), &ds, false);
+        eprintln!("shielded: max|δs| {drift_s:.2e}, NDCG@10 {n0_s:.4} → {n1_s:.4}; no_proj: {drift_n:.2e}, {n0_n:.4} → {n1_n:.4}");
+        assert!(drift_s < 1e-4, "shielded probe scores moved by {drift_s}");
+        assert!(n0_s > 0.05, "the ranker learned something: NDCG@10 {n0_s}");
+        assert_eq!(n0_s, n1_s, "shielded validation NDCG@10 (full) unchanged");
+        assert!(
+            drift_n > 1e-2,
+            "without projection the scores drift: {drift_n}"
+        );
+    }
+}

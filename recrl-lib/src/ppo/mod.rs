@@ -8,6 +8,8 @@
 //! * [`update()`]: one PPO update — reference/old log-probs, KL-penalised rewards, GAE,
 //!   whitened advantages, clipped objective + value loss, gradient clipping, a hook after each
 //!   optimiser step for the shield;
+//! * [`coupling`]: the trainable copy of `E` behind the soft tokens, with the shield applied
+//!   to every optimiser step (arms shielded / no projection / frozen);
 //! * [`simulator`]: the simulated user `P(click) = σ(α s + β_q q(x) + b_u)` and the grounded
 //!   quality score `q(x)`.
 //!
@@ -15,10 +17,12 @@
 //! notebook 05 are not built yet (issue 6).
 
 pub mod advantage;
+pub mod coupling;
 pub mod policy;
 pub mod simulator;
 pub mod update;
 
 pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
+pub use coupling::Coupling;
 pub use simulator::{QualityScorer, SimUser};
 pub use update::{update, PpoConfig, UpdateStats};
