@@ -68,6 +68,8 @@ enum Cmd {
     /// Step 4: load the explainer, add LoRA and W_p → `checkpoints/lora_init_<ds>/`.
     #[command(name = "lora-init")]
     LoraInit(LoraInitArgs),
+    /// Step 5: shielded PPO → `logs/<ds>/<tag>/metrics.jsonl`, `checkpoints/ppo_<ds>_<tag>/`.
+    Ppo(Box<PpoArgs>),
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.
@@ -232,6 +234,128 @@ impl LoraInitArgs {
     }
 }
 
+/// Flags of `recrl ppo` (the seed's names); each overrides the configuration key of the same name.
+#[derive(clap::Args)]
+struct PpoArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
+    #[arg(long = "ranker_ckpt", alias = "ranker-ckpt")]
+    ranker_ckpt: Option<PathBuf>,
+    /// Folder (or file in it) of the shield basis (default: checkpoints/).
+    #[arg(long = "projection_basis", alias = "projection-basis")]
+    projection_basis: Option<PathBuf>,
+    /// Fit the basis at this τ now instead of loading it (the τ sweep).
+    #[arg(long)]
+    tau: Option<f64>,
+    /// Train E without the shield (the no_proj arm).
+    #[arg(long = "no_projection", alias = "no-projection")]
+    no_projection: bool,
+    /// Keep E frozen (the control arm).
+    #[arg(long = "freeze_items", alias = "freeze-items")]
+    freeze_items: bool,
+    /// LoRA rank.
+    #[arg(long = "lora_rank", alias = "lora-rank")]
+    lora_rank: Option<usize>,
+    /// Per-token KL penalty β.
+    #[arg(long = "kl_beta", alias = "kl-beta")]
+    kl_beta: Option<f64>,
+    /// Rollouts per forward/backward pass.
+    #[arg(long = "micro_batch_size", alias = "micro-batch-size")]
+    micro_batch_size: Option<usize>,
+    /// Micro-batches per optimiser step.
+    #[arg(long = "grad_accum", alias = "grad-accum")]
+    grad_accum: Option<usize>,
+    /// Prompt + reply token budget.
+    #[arg(long = "max_seq_len_explainer", alias = "max-seq-len-explainer")]
+    max_seq_len_explainer: Option<usize>,
+    /// Characters of an explanation kept for scoring and logs.
+    #[arg(long = "explanation_max_len", alias = "explanation-max-len")]
+    explanation_max_len: Option<usize>,
+    /// PPO steps.
+    #[arg(long = "max_steps", alias = "max-steps")]
+    max_steps: Option<usize>,
+    /// Run name: logs/<ds>/<tag>/ (default: the arm, e.g. shielded, no_proj, frozen, kl0).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Int8 weight-only base model.
+    #[arg(long)]
+    int8: bool,
+    /// Validation drift every N steps.
+    #[arg(long = "eval_every", alias = "eval-every", default_value_t = 10)]
+    eval_every: usize,
+    /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+}
+
+impl PpoArgs {
+    fn overrides(&self) -> Vec<(String, String)> {
+        let mut o = Vec::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                o.push((k.to_string(), v));
+            }
+        };
+        put("lora_rank", self.lora_rank.map(|v| v.to_string()));
+        put("kl_beta", self.kl_beta.map(|v| v.to_string()));
+        put(
+            "micro_batch_size",
+            self.micro_batch_size.map(|v| v.to_string()),
+        );
+        put("grad_accum", self.grad_accum.map(|v| v.to_string()));
+        put(
+            "max_seq_len_explainer",
+            self.max_seq_len_explainer.map(|v| v.to_string()),
+        );
+        put(
+            "explanation_max_len",
+            self.explanation_max_len.map(|v| v.to_string()),
+        );
+        put("max_steps", self.max_steps.map(|v| v.to_string()));
+        put("seed", self.seed.map(|v| v.to_string()));
+        put("int8", self.int8.then(|| "true".to_string()));
+        put("shield.tau", self.tau.map(|v| v.to_string()));
+        o
+    }
+
+    /// The arm these flags select.
+    fn coupled(&self) -> recrl_lib::ppo::Coupled {
+        use recrl_lib::ppo::Coupled;
+        match (self.freeze_items, self.no_projection) {
+            (true, _) => Coupled::Frozen,
+            (false, true) => Coupled::NoProjection,
+            _ => Coupled::Shielded,
+        }
+    }
+
+    /// `--tag`, else the arm's name (kl0 when β = 0, with the τ when refitted).
+    fn tag(&self, cfg: &Config) -> String {
+        use recrl_lib::ppo::Coupled;
+        if let Some(t) = &self.tag {
+            return t.clone();
+        }
+        let mut t = match self.coupled() {
+            Coupled::Frozen => "frozen".to_string(),
+            Coupled::NoProjection => "no_proj".to_string(),
+            Coupled::Shielded => "shielded".to_string(),
+        };
+        if cfg.kl_beta == 0.0 {
+            t = "kl0".into();
+        }
+        if let Some(tau) = self.tau {
+            t.push_str(&format!("_tau{tau}"));
+        }
+        if let Some(r) = self.lora_rank {
+            t.push_str(&format!("_lora{r}"));
+        }
+        t
+    }
+}
+
 fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
     sets.iter()
         .map(|s| match s.split_once('=') {
@@ -261,6 +385,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Assets { group } => cmd_assets(&group),
         Cmd::TrainRanker(args) => cmd_train_ranker(&args),
         Cmd::LoraInit(args) => cmd_lora_init(&args),
+        Cmd::Ppo(args) => cmd_ppo(&args),
         Cmd::Basis {
             config,
             tau,
@@ -475,6 +600,115 @@ fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
     Ok(())
 }
 
+fn dir_of(path: Option<&PathBuf>, default: PathBuf) -> PathBuf {
+    match path {
+        Some(p) if p.is_file() => p.parent().map(PathBuf::from).unwrap_or_default(),
+        Some(p) => p.clone(),
+        None => default,
+    }
+}
+
+fn cmd_ppo(args: &PpoArgs) -> Result<()> {
+    use recrl_lib::explainer::{init, GenerationConfig};
+    use recrl_lib::ppo::{self, Coupled, PpoConfig, RunOptions};
+    use recrl_lib::shield::{self, Basis, Shield};
+    let name: data::DatasetName = args.config.dataset.parse()?;
+    let cfg = args.config.load(args.overrides())?;
+    let root = paths::project_root();
+    let device = pick_device(&args.device);
+    let ds = data::store::load(&root, name)?;
+    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), root.join("checkpoints"));
+    let ranker = recrl_lib::ranker::Ranker::load(&ranker_dir, &ds, device)?;
+    let coupled = args.coupled();
+    let shield = match (coupled, args.tau) {
+        (Coupled::Shielded, Some(_)) => {
+            let h = shield::probe_states(&ranker, &ds, cfg.shield.probe_users, cfg.seed);
+            Some(Shield {
+                basis: Basis::fit(&h, cfg.shield.tau)?,
+            })
+        }
+        (Coupled::Shielded, None) => {
+            let dir = dir_of(args.projection_basis.as_ref(), root.join("checkpoints"));
+            Some(Shield {
+                basis: Basis::load(&dir, name.as_str(), &ranker)?.0,
+            })
+        }
+        _ => None,
+    };
+    env::seed_everything(cfg.seed);
+    let mut ex = init::load_configured(&root, &cfg, device)?;
+    ex.init_lora(&init::lora_config(&cfg))?;
+    ex.init_projector(ranker.output_table());
+    let tag = args.tag(&cfg);
+    let opts = RunOptions {
+        tag: tag.clone(),
+        coupled,
+        max_steps: cfg.max_steps,
+        ppo_batch: cfg.ppo_batch,
+        eval_every: args.eval_every,
+        lr: cfg.lr,
+        ppo: PpoConfig {
+            epochs: cfg.epochs,
+            temperature: cfg.temperature,
+            kl_beta: cfg.kl_beta,
+            micro_batch_size: cfg.micro_batch_size,
+            grad_accum: cfg.grad_accum,
+            ..PpoConfig::default()
+        },
+        generation: GenerationConfig {
+            max_new_tokens: cfg.max_new_tokens,
+            temperature: cfg.temperature,
+            top_p: cfg.top_p,
+            ..GenerationConfig::default()
+        },
+        sim: ppo::SimParams::default(),
+        seed: cfg.seed,
+        history_items: 5,
+        max_seq_len: cfg.max_seq_len_explainer,
+        explanation_max_len: cfg.explanation_max_len,
+    };
+    let log_dir = root.join("logs").join(name.as_str()).join(&tag);
+    let ckpt_dir = root
+        .join("checkpoints")
+        .join(format!("ppo_{}_{tag}", name.as_str()));
+    eprintln!(
+        "{name}: arm {tag} ({coupled:?}), {} steps × {} rollouts on {device:?}; logs in {}",
+        opts.max_steps,
+        opts.ppo_batch,
+        log_dir.display()
+    );
+    ppo::run(
+        &ds,
+        &ranker,
+        &mut ex,
+        shield,
+        &opts,
+        log_dir,
+        ckpt_dir.clone(),
+        |line, samples| {
+            let drift = line
+                .drift
+                .as_ref()
+                .map(|d| {
+                    format!(
+                        "  ΔNDCG@10 {:+.5} (full)  top-10 overlap {:.3}  max|δs| {:.2e}",
+                        d.d_ndcg10, d.top10_overlap, d.max_abs_ds
+                    )
+                })
+                .unwrap_or_default();
+            eprintln!(
+            "step {:>4}  reward {:.4}  q {:.3}  KL {:.3}  clip {:.3}  len {:.1}  removed {:.3}  {:.1}s{drift}",
+            line.step, line.ctr, line.quality, line.stats.kl, line.stats.clip_frac, line.stats.response_len, line.shield_removed, line.seconds
+        );
+            if let Some((item, text)) = samples.first() {
+                eprintln!("      {item}: {}", text.replace('\n', " "));
+            }
+        },
+    )?;
+    eprintln!("saved {}", ckpt_dir.display());
+    Ok(())
+}
+
 fn cmd_assets(group: &str) -> Result<()> {
     let status = assets::check(&paths::project_root(), group)?;
     let rows = status
@@ -521,6 +755,66 @@ mod tests {
         assert!(cfg.int8);
         assert_eq!(cfg.explainer_model, PathBuf::from("m.gguf"));
         assert_eq!(cfg.seed, 3);
+    }
+
+    #[test]
+    fn ppo_flags_become_configuration_overrides_and_pick_the_arm() {
+        let cli = Cli::try_parse_from([
+            "recrl",
+            "ppo",
+            "--no_projection",
+            "--lora_rank",
+            "4",
+            "--kl_beta",
+            "0",
+            "--micro_batch_size",
+            "2",
+            "--grad_accum",
+            "3",
+            "--max_seq_len_explainer",
+            "300",
+            "--explanation_max_len",
+            "200",
+            "--max_steps",
+            "7",
+            "--seed",
+            "5",
+            "--int8",
+        ])
+        .unwrap();
+        let Cmd::Ppo(args) = cli.command else {
+            panic!("not ppo")
+        };
+        let cfg = args.config.load(args.overrides()).unwrap();
+        assert_eq!(
+            (
+                cfg.lora_rank,
+                cfg.kl_beta,
+                cfg.micro_batch_size,
+                cfg.grad_accum
+            ),
+            (4, 0.0, 2, 3)
+        );
+        assert_eq!(
+            (
+                cfg.max_seq_len_explainer,
+                cfg.explanation_max_len,
+                cfg.max_steps,
+                cfg.seed
+            ),
+            (300, 200, 7, 5)
+        );
+        assert!(cfg.int8);
+        assert_eq!(args.coupled(), recrl_lib::ppo::Coupled::NoProjection);
+        assert_eq!(args.tag(&cfg), "kl0_lora4");
+        let cli = Cli::try_parse_from(["recrl", "ppo", "--tau", "0.99", "--freeze_items"]).unwrap();
+        let Cmd::Ppo(args) = cli.command else {
+            panic!("not ppo")
+        };
+        let cfg = args.config.load(args.overrides()).unwrap();
+        assert_eq!(cfg.shield.tau, 0.99);
+        assert_eq!(args.coupled(), recrl_lib::ppo::Coupled::Frozen);
+        assert_eq!(args.tag(&cfg), "frozen_tau0.99");
     }
 
     #[test]

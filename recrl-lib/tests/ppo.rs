@@ -298,3 +298,79 @@ mod shield_in_ppo {
         );
     }
 }
+
+#[test]
+fn micro_batches_with_accumulation_give_the_full_batch_update() {
+    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let many: Vec<Vec<u32>> = (0..4).flat_map(|_| prompts()).collect();
+    let mut after = Vec::new();
+    for (micro, accum) in [(16, 1), (4, 4), (5, 4)] {
+        tch::manual_seed(9);
+        let mut ex = tiny();
+        ex.init_lora(&LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+            ..Default::default()
+        })
+        .unwrap();
+        tch::no_grad(|| {
+            for (_, mut v) in ex.trainable.variables() {
+                v.copy_(&(v.ones_like() * 0.05));
+            }
+        });
+        let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
+        let mut opt = nn::Sgd::default().build(&ex.trainable, 0.1).unwrap();
+        let batch = PromptBatch::new(&many, &[], ex.tokenizer.pad, Device::Cpu);
+        let gen = GenerationConfig {
+            max_new_tokens: 5,
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: 1,
+            ..Default::default()
+        };
+        let gens = generate(&ex.model, &ex.tokenizer, &batch, None, &gen).unwrap();
+        let seq: Vec<f64> = (0..16).map(|i| i as f64 / 16.0).collect();
+        let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
+        let cfg = PpoConfig {
+            epochs: 1,
+            temperature: 1.0,
+            micro_batch_size: micro,
+            grad_accum: accum,
+            max_grad_norm: 1e9,
+            ..Default::default()
+        };
+        let mut steps = 0;
+        update(
+            &mut ex.model,
+            &value,
+            &mut opt,
+            &resp,
+            &|| None,
+            None,
+            &seq,
+            &cfg,
+            &mut || steps += 1,
+        );
+        assert_eq!(
+            steps, 1,
+            "one optimiser step per epoch with micro {micro} × accum {accum}"
+        );
+        let mut vars: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        after.push(Tensor::cat(
+            &vars
+                .iter()
+                .map(|(_, t)| t.flatten(0, -1))
+                .collect::<Vec<_>>(),
+            0,
+        ));
+    }
+    for (k, t) in after.iter().enumerate().skip(1) {
+        let d = f64::try_from((t - &after[0]).abs().max()).unwrap();
+        assert!(
+            d < 1e-6,
+            "configuration {k}: parameters differ from the full batch by {d}"
+        );
+    }
+}

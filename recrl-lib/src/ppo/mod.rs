@@ -19,10 +19,12 @@
 pub mod advantage;
 pub mod coupling;
 pub mod policy;
+pub mod run;
 pub mod simulator;
 pub mod update;
 
 pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
 pub use coupling::Coupling;
+pub use run::{run, Coupled, Drift, RunOptions, SimParams, StepLog};
 pub use simulator::{QualityScorer, SimUser};
 pub use update::{update, PpoConfig, UpdateStats};

@@ -58,6 +58,28 @@ impl Responses {
         }
     }
 
+    /// Rows `lo..hi` as their own batch, and the range of their soft vectors among all.
+    pub fn rows(&self, lo: usize, hi: usize) -> (Responses, std::ops::Range<usize>) {
+        let width = self.ids.size()[1];
+        let row_of = |s: &i64| (*s / width) as usize;
+        let start = self.soft_slots.iter().filter(|s| row_of(s) < lo).count();
+        let end = self.soft_slots.iter().filter(|s| row_of(s) < hi).count();
+        let slots = self.soft_slots[start..end]
+            .iter()
+            .map(|s| s - lo as i64 * width)
+            .collect();
+        let (l, n) = (lo as i64, (hi - lo) as i64);
+        let part = Responses {
+            ids: self.ids.narrow(0, l, n),
+            mask: self.mask.narrow(0, l, n),
+            soft_slots: slots,
+            prompt_len: self.prompt_len,
+            tokens: self.tokens.narrow(0, l, n),
+            token_mask: self.token_mask.narrow(0, l, n),
+        };
+        (part, start..end)
+    }
+
     /// Log-probs `[B, R]` of the response tokens under `model` at `temperature` (unwarped
     /// logits), and the final hidden states `[B, R, d]` at the positions that predict them.
     pub fn score(

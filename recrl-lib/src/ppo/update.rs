@@ -29,6 +29,10 @@ pub struct PpoConfig {
     pub lambda: f64,
     /// Per-token KL penalty β (`--kl_beta`).
     pub kl_beta: f64,
+    /// Rollouts per forward/backward pass (`--micro_batch_size`).
+    pub micro_batch_size: usize,
+    /// Micro-batches whose gradients add up before one optimiser step (`--grad_accum`).
+    pub grad_accum: usize,
 }
 
 impl Default for PpoConfig {
@@ -42,6 +46,8 @@ impl Default for PpoConfig {
             gamma: 1.0,
             lambda: 0.95,
             kl_beta: 0.05,
+            micro_batch_size: 8,
+            grad_accum: 1,
         }
     }
 }
@@ -136,20 +142,55 @@ pub fn update(
         response_len: lens.iter().sum::<usize>() as f64 / n,
         ..Default::default()
     };
+    // Each epoch: micro-batches of `micro_batch_size` rollouts; an optimiser step after every
+    // `grad_accum` of them (and after the last). Losses are weighted by their share of tokens,
+    // so accumulated gradients equal the full batch's.
+    let rows = lens.len();
+    let mb = cfg.micro_batch_size.max(1);
+    let total_tokens = f64::try_from(mask.sum(Kind::Double))
+        .unwrap_or(1.0)
+        .max(1.0);
     for _ in 0..cfg.epochs {
-        let (lp, h) = resp.score(model, soft().as_ref(), cfg.temperature, true);
-        let (pl, clip_frac, approx_kl) = policy_loss(&lp, &logp_old, &adv_t, mask, cfg.clip);
-        let vl = masked_mean(&(value.forward(&h) - &ret_t).pow_tensor_scalar(2), mask) * 0.5;
-        let loss = &pl + &vl * cfg.vf_coef;
+        let (mut pl_sum, mut vl_sum, mut clip_sum, mut kl_sum) = (0.0, 0.0, 0.0, 0.0);
         opt.zero_grad();
-        loss.backward();
-        opt.clip_grad_norm(cfg.max_grad_norm);
-        opt.step();
-        after_step();
-        stats.policy_loss = f64::try_from(&pl).unwrap_or(f64::NAN);
-        stats.value_loss = f64::try_from(&vl).unwrap_or(f64::NAN);
-        stats.clip_frac = clip_frac;
-        stats.approx_kl = approx_kl;
+        let chunks: Vec<usize> = (0..rows).step_by(mb).collect();
+        for (c, &lo) in chunks.iter().enumerate() {
+            let hi = (lo + mb).min(rows);
+            let (part, range) = resp.rows(lo, hi);
+            let vectors = soft().map(|v| v.narrow(0, range.start as i64, range.len() as i64));
+            let (l, n) = (lo as i64, (hi - lo) as i64);
+            let m = mask.narrow(0, l, n);
+            let share = f64::try_from(m.sum(Kind::Double)).unwrap_or(0.0) / total_tokens;
+            let (lp, h) = part.score(model, vectors.as_ref(), cfg.temperature, true);
+            let (pl, clip_frac, approx_kl) = policy_loss(
+                &lp,
+                &logp_old.narrow(0, l, n),
+                &adv_t.narrow(0, l, n),
+                &m,
+                cfg.clip,
+            );
+            let vl = masked_mean(
+                &(value.forward(&h) - ret_t.narrow(0, l, n)).pow_tensor_scalar(2),
+                &m,
+            ) * 0.5;
+            ((&pl + &vl * cfg.vf_coef) * share).backward();
+            pl_sum += f64::try_from(&pl).unwrap_or(f64::NAN) * share;
+            vl_sum += f64::try_from(&vl).unwrap_or(f64::NAN) * share;
+            clip_sum += clip_frac * share;
+            kl_sum += approx_kl * share;
+            if (c + 1) % cfg.grad_accum.max(1) == 0 || c + 1 == chunks.len() {
+                opt.clip_grad_norm(cfg.max_grad_norm);
+                opt.step();
+                opt.zero_grad();
+                after_step();
+            }
+        }
+        (
+            stats.policy_loss,
+            stats.value_loss,
+            stats.clip_frac,
+            stats.approx_kl,
+        ) = (pl_sum, vl_sum, clip_sum, kl_sum);
     }
     stats
 }

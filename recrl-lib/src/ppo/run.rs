@@ -1,0 +1,386 @@
+//! The shielded PPO loop (DESIGN §7): sample users, explain the ranker's top item with soft
+//! tokens, score the explanations with the simulated user, update LoRA, `W_p`, the value head
+//! and `E` (shielded or not), and log every step; ranking drift is measured every N steps.
+
+use super::coupling::Coupling;
+use super::policy::{Responses, ValueHead};
+use super::simulator::{QualityScorer, SimUser};
+use super::update::{update, PpoConfig, UpdateStats};
+use crate::data::Dataset;
+use crate::explainer::{init::requests_for, Explainer, GenerationConfig};
+use crate::ranker::{eval, EvalSet, Ranker, Split};
+use crate::rng::Rng;
+use crate::shield::Shield;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+
+/// How `E` is coupled to the explainer in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coupled {
+    /// `E` trained, every update projected (the method).
+    Shielded,
+    /// `E` trained without projection (`--no_projection`).
+    NoProjection,
+    /// `E` frozen (control).
+    Frozen,
+}
+
+/// Simulated-user weights: `z = α·s̃ + β_q·q + b_u − β_q/2`, with `s̃` the score standardised
+/// by the step-0 mean and spread of the users' top scores (a fixed affine map, i.e. the design's
+/// `α s + b_u` with constants absorbed), so that an average user, item and quality of ½ click half
+/// the time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimParams {
+    /// α.
+    pub alpha: f64,
+    /// β_q.
+    pub beta_q: f64,
+    /// Standard deviation of `b_u`.
+    pub sigma_b: f64,
+}
+
+impl Default for SimParams {
+    fn default() -> Self {
+        SimParams {
+            alpha: 1.0,
+            beta_q: 3.0,
+            sigma_b: 0.3,
+        }
+    }
+}
+
+/// Everything a run needs besides the models.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Arm name (log folder `logs/<ds>/<tag>/`).
+    pub tag: String,
+    /// How `E` is coupled.
+    pub coupled: Coupled,
+    /// PPO steps.
+    pub max_steps: usize,
+    /// Rollouts per step.
+    pub ppo_batch: usize,
+    /// Validation drift every this many steps (and at the last).
+    pub eval_every: usize,
+    /// Learning rate of LoRA, `W_p`, the value head and `E`.
+    pub lr: f64,
+    /// PPO settings.
+    pub ppo: PpoConfig,
+    /// Sampling settings (temperature should equal `ppo.temperature`).
+    pub generation: GenerationConfig,
+    /// Simulated user.
+    pub sim: SimParams,
+    /// Seed of user sampling, the sampler and the simulated users.
+    pub seed: u64,
+    /// History items in each prompt.
+    pub history_items: usize,
+    /// Prompt + response token budget (`--max_seq_len_explainer`): replies are cut to fit.
+    pub max_seq_len: usize,
+    /// Characters of an explanation kept for scoring and logs (`--explanation_max_len`).
+    pub explanation_max_len: usize,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StepLog {
+    /// Step (1-based; 0 = before training, evaluation only).
+    pub step: usize,
+    /// PPO statistics (reward = mean click probability).
+    #[serde(flatten)]
+    pub stats: UpdateStats,
+    /// Mean `q(x)`.
+    pub quality: f64,
+    /// Simulated CTR: mean click probability of the step's explanations.
+    pub ctr: f64,
+    /// Mean share of each `E` update removed by the shield.
+    pub shield_removed: f64,
+    /// Seconds of this step.
+    pub seconds: f64,
+    /// Drift measurements, on evaluation steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// Ranking drift against step 0, full-ranking protocol on the validation split.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Drift {
+    /// Always "full".
+    pub protocol: String,
+    /// Validation NDCG@10.
+    pub ndcg10: f64,
+    /// Validation HR@10.
+    pub hr10: f64,
+    /// Change of NDCG@10 from step 0.
+    pub d_ndcg10: f64,
+    /// Change of HR@10 from step 0.
+    pub d_hr10: f64,
+    /// Mean share of each user's top 10 still in the step-0 top 10.
+    pub top10_overlap: f64,
+    /// Largest `|δs(u,i)|` over validation users and items.
+    pub max_abs_ds: f64,
+}
+
+/// The state drift is measured against.
+struct Baseline {
+    set: EvalSet,
+    histories: Vec<Vec<u32>>,
+    scores: Tensor,
+    top10: Tensor,
+    metrics: (f64, f64),
+}
+
+fn measure(ranker: &Ranker, base: &Baseline) -> Result<Drift> {
+    let m = eval::evaluate(&ranker.net, &base.set, ranker.device())?;
+    let scores = ranker
+        .scores(&base.histories)
+        .narrow(1, 1, base.scores.size()[1]);
+    let top = scores.topk(10, 1, true, true).1;
+    let overlap = top
+        .unsqueeze(2)
+        .eq_tensor(&base.top10.unsqueeze(1))
+        .any_dim(2, false)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float);
+    Ok(Drift {
+        protocol: m[0].protocol.to_string(),
+        ndcg10: m[0].ndcg10,
+        hr10: m[0].hr10,
+        d_ndcg10: m[0].ndcg10 - base.metrics.0,
+        d_hr10: m[0].hr10 - base.metrics.1,
+        top10_overlap: f64::try_from(overlap)?,
+        max_abs_ds: f64::try_from((scores - &base.scores).abs().max())?,
+    })
+}
+
+/// Runs PPO; `on_step` sees every log line (after it is written to `log_dir/metrics.jsonl`,
+/// with sample explanations in `samples.jsonl`). At the end the adapter, `W_p` and the change
+/// of `E` are saved into `ckpt_dir` (see [`Explainer::save`]; `e_delta.safetensors`).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    ds: &Dataset,
+    ranker: &Ranker,
+    ex: &mut Explainer,
+    shield: Option<Shield>,
+    opts: &RunOptions,
+    log_dir: PathBuf,
+    ckpt_dir: PathBuf,
+    mut on_step: impl FnMut(&StepLog, &[(String, String)]),
+) -> Result<Vec<StepLog>> {
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let mut log = std::fs::File::create(log_dir.join("metrics.jsonl"))?;
+    let mut samples = std::fs::File::create(log_dir.join("samples.jsonl"))?;
+    let device = ex.model.device();
+    let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
+    let frozen = opts.coupled == Coupled::Frozen;
+    let shield = if opts.coupled == Coupled::Shielded {
+        shield
+    } else {
+        None
+    };
+    let mut coupling = Coupling::new(&ex.trainable.root(), ranker, shield, frozen);
+    let mut opt = nn::AdamW {
+        wd: 0.0,
+        ..Default::default()
+    }
+    .build(&ex.trainable, opts.lr)?;
+    let proj = ex
+        .projector
+        .as_ref()
+        .context("init_projector first: the soft tokens need W_p")?
+        .weight
+        .shallow_clone();
+    let e_now = coupling.e.shallow_clone();
+    let scorer = QualityScorer::default();
+    let train_users: Vec<usize> = (1..=ds.n_users())
+        .filter(|&u| !ds.train[u - 1].is_empty())
+        .collect();
+    let sim = SimUser::new(
+        ds.n_users(),
+        opts.sim.alpha,
+        opts.sim.beta_q,
+        opts.sim.sigma_b,
+        opts.seed ^ 0x5157,
+    );
+    // Standardisation of s(u, i) from the step-0 top scores.
+    let all_h = crate::shield::states_of(ranker, &train_users, |u| ds.train[u - 1].clone());
+    let top0 = ranker.top_k(
+        &train_users
+            .iter()
+            .map(|&u| ds.train[u - 1].clone())
+            .collect::<Vec<_>>(),
+        1,
+        true,
+    );
+    let s0: Vec<f64> = top0.iter().map(|t| t[0].1 as f64).collect();
+    let (mu, sd) = mean_sd(&s0);
+    let base = {
+        let set = EvalSet::new(ds, Split::Valid, opts.seed)?;
+        let histories: Vec<Vec<u32>> = (1..=ds.n_users())
+            .map(|u| Split::Valid.history(ds, u))
+            .collect();
+        let scores = ranker.scores(&histories).narrow(1, 1, ds.n_items() as i64);
+        let top10 = scores.topk(10, 1, true, true).1;
+        let m = eval::evaluate(&ranker.net, &set, ranker.device())?;
+        Baseline {
+            set,
+            histories,
+            scores,
+            top10,
+            metrics: (m[0].ndcg10, m[0].hr10),
+        }
+    };
+    let mut rng = Rng::new(opts.seed);
+    let mut out = Vec::new();
+    let zero = StepLog {
+        drift: Some(measure(ranker, &base)?),
+        ..Default::default()
+    };
+    writeln!(log, "{}", serde_json::to_string(&zero)?)?;
+    on_step(&zero, &[]);
+    out.push(zero);
+    for step in 1..=opts.max_steps {
+        let t0 = Instant::now();
+        let users: Vec<usize> = (0..opts.ppo_batch)
+            .map(|_| train_users[rng.below(train_users.len())])
+            .collect();
+        let requests = requests_for(ds, ranker, &users, opts.history_items);
+        let prompts = ex.prompts(ds, &requests)?;
+        let (batch, _) = ex.batch(&prompts, None);
+        let items: Vec<i64> = prompts
+            .iter()
+            .flat_map(|p| p.soft_items.iter().map(|&i| i as i64))
+            .collect();
+        let items = Tensor::from_slice(&items).to_device(device);
+        let soft = || {
+            Some(
+                e_now
+                    .index_select(0, &items)
+                    .to_device(device)
+                    .linear::<Tensor>(&proj, None),
+            )
+        };
+        let soft0 = tch::no_grad(|| {
+            coupling
+                .e0
+                .index_select(0, &items)
+                .to_device(device)
+                .linear::<Tensor>(&proj, None)
+        });
+        let prompt_len = batch.ids.size()[1] as usize;
+        anyhow::ensure!(
+            prompt_len < opts.max_seq_len,
+            "prompts of {prompt_len} tokens leave no room for a reply within max_seq_len_explainer = {}",
+            opts.max_seq_len
+        );
+        let gen = GenerationConfig {
+            seed: opts.seed.wrapping_mul(1_000_003).wrapping_add(step as u64),
+            max_new_tokens: opts
+                .generation
+                .max_new_tokens
+                .min(opts.max_seq_len - prompt_len),
+            ..opts.generation.clone()
+        };
+        let mut gens =
+            crate::explainer::generate(&ex.model, &ex.tokenizer, &batch, soft().as_ref(), &gen)?;
+        for g in &mut gens {
+            if let Some((cut, _)) = g.text.char_indices().nth(opts.explanation_max_len) {
+                g.text.truncate(cut);
+            }
+        }
+        // Simulated clicks with s(u, i) from the current E.
+        let (mut rewards, mut qs) = (Vec::new(), Vec::new());
+        for (req, g) in requests.iter().zip(&gens) {
+            let hist: Vec<&crate::data::ItemMeta> =
+                req.history.iter().map(|&i| &ds.items[i as usize]).collect();
+            let q = scorer.score(&g.text, &ds.items[req.recommended as usize], &hist);
+            let idx = train_users.binary_search(&req.user).unwrap_or(0) as i64;
+            let s = tch::no_grad(|| {
+                f64::try_from(
+                    all_h.get(idx).dot(
+                        &coupling
+                            .e
+                            .get(req.recommended as i64)
+                            .to_device(all_h.device()),
+                    ),
+                )
+            })?;
+            let z =
+                opts.sim.alpha * (s - mu) / sd + opts.sim.beta_q * (q - 0.5) + sim.bias[req.user];
+            rewards.push(1.0 / (1.0 + (-z).exp()));
+            qs.push(q);
+        }
+        let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
+        let mut removed = Vec::new();
+        let stats = update(
+            &mut ex.model,
+            &value,
+            &mut opt,
+            &resp,
+            &soft,
+            Some(&soft0),
+            &rewards,
+            &opts.ppo,
+            &mut || {
+                coupling.after_step();
+                removed.push(coupling.removed);
+            },
+        );
+        coupling.sync_into(ranker);
+        let n = rewards.len() as f64;
+        let mut line = StepLog {
+            step,
+            ctr: rewards.iter().sum::<f64>() / n,
+            quality: qs.iter().sum::<f64>() / n,
+            shield_removed: removed.iter().sum::<f64>() / removed.len().max(1) as f64,
+            stats,
+            seconds: 0.0,
+            drift: None,
+        };
+        if step % opts.eval_every.max(1) == 0 || step == opts.max_steps {
+            line.drift = Some(measure(ranker, &base)?);
+        }
+        line.seconds = t0.elapsed().as_secs_f64();
+        writeln!(log, "{}", serde_json::to_string(&line)?)?;
+        log.flush()?;
+        let shown: Vec<(String, String)> = requests
+            .iter()
+            .zip(&gens)
+            .take(2)
+            .map(|(r, g)| (ds.title(r.recommended).to_string(), g.text.clone()))
+            .collect();
+        for (title, text) in &shown {
+            writeln!(
+                samples,
+                "{}",
+                serde_json::json!({"step": step, "item": title, "explanation": text})
+            )?;
+        }
+        on_step(&line, &shown);
+        out.push(line);
+    }
+    ex.save(&ckpt_dir)?;
+    let delta = (&coupling.e - &coupling.e0)
+        .detach()
+        .to_device(tch::Device::Cpu);
+    let path = ckpt_dir.join("e_delta.safetensors");
+    let tmp = crate::io::temp_beside(&path, ".safetensors")?;
+    Tensor::write_safetensors(&[("e_delta", &delta)], tmp.path())?;
+    crate::io::persist(tmp, &path)?;
+    crate::io::write_atomic(
+        &log_dir.join("run.json"),
+        serde_json::to_string_pretty(opts)?.as_bytes(),
+    )?;
+    Ok(out)
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (mean, sd.max(1e-6))
+}
