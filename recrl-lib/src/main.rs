@@ -609,97 +609,40 @@ fn dir_of(path: Option<&PathBuf>, default: PathBuf) -> PathBuf {
 }
 
 fn cmd_ppo(args: &PpoArgs) -> Result<()> {
-    use recrl_lib::explainer::{init, GenerationConfig};
-    use recrl_lib::ppo::{self, Coupled, PpoConfig, RunOptions};
-    use recrl_lib::shield::{self, Basis, Shield};
+    use recrl_lib::ppo::{arm_dirs, run_arm, Arm};
     let name: data::DatasetName = args.config.dataset.parse()?;
     let cfg = args.config.load(args.overrides())?;
     let root = paths::project_root();
     let device = pick_device(&args.device);
     let ds = data::store::load(&root, name)?;
+    let arm = Arm {
+        tag: args.tag(&cfg),
+        coupled: args.coupled(),
+        tau: args.tau,
+    };
     let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), root.join("checkpoints"));
-    let ranker = recrl_lib::ranker::Ranker::load(&ranker_dir, &ds, device)?;
-    let coupled = args.coupled();
-    let shield = match (coupled, args.tau) {
-        (Coupled::Shielded, Some(_)) => {
-            let h = shield::probe_states(&ranker, &ds, cfg.shield.probe_users, cfg.seed);
-            Some(Shield {
-                basis: Basis::fit(&h, cfg.shield.tau)?,
-            })
-        }
-        (Coupled::Shielded, None) => {
-            let dir = dir_of(args.projection_basis.as_ref(), root.join("checkpoints"));
-            Some(Shield {
-                basis: Basis::load(&dir, name.as_str(), &ranker)?.0,
-            })
-        }
-        _ => None,
-    };
-    env::seed_everything(cfg.seed);
-    let mut ex = init::load_configured(&root, &cfg, device)?;
-    ex.init_lora(&init::lora_config(&cfg))?;
-    ex.init_projector(ranker.output_table());
-    let tag = args.tag(&cfg);
-    let opts = RunOptions {
-        tag: tag.clone(),
-        coupled,
-        max_steps: cfg.max_steps,
-        ppo_batch: cfg.ppo_batch,
-        eval_every: args.eval_every,
-        lr: cfg.lr,
-        ppo: PpoConfig {
-            epochs: cfg.epochs,
-            temperature: cfg.temperature,
-            kl_beta: cfg.kl_beta,
-            micro_batch_size: cfg.micro_batch_size,
-            grad_accum: cfg.grad_accum,
-            ..PpoConfig::default()
-        },
-        generation: GenerationConfig {
-            max_new_tokens: cfg.max_new_tokens,
-            temperature: cfg.temperature,
-            top_p: cfg.top_p,
-            ..GenerationConfig::default()
-        },
-        sim: ppo::SimParams::default(),
-        seed: cfg.seed,
-        history_items: 5,
-        max_seq_len: cfg.max_seq_len_explainer,
-        explanation_max_len: cfg.explanation_max_len,
-    };
-    let log_dir = root.join("logs").join(name.as_str()).join(&tag);
-    let ckpt_dir = root
-        .join("checkpoints")
-        .join(format!("ppo_{}_{tag}", name.as_str()));
+    let basis_dir = dir_of(args.projection_basis.as_ref(), root.join("checkpoints"));
+    let (log_dir, ckpt_dir) = arm_dirs(&root, name.as_str(), &arm.tag);
     eprintln!(
-        "{name}: arm {tag} ({coupled:?}), {} steps × {} rollouts on {device:?}; logs in {}",
-        opts.max_steps,
-        opts.ppo_batch,
+        "{name}: arm {} ({:?}), {} steps × {} rollouts on {device:?}; logs in {}",
+        arm.tag,
+        arm.coupled,
+        cfg.max_steps,
+        cfg.ppo_batch,
         log_dir.display()
     );
-    ppo::run(
+    run_arm(
+        &root,
+        &root,
+        &ranker_dir,
+        &basis_dir,
         &ds,
-        &ranker,
-        &mut ex,
-        shield,
-        &opts,
-        log_dir,
-        ckpt_dir.clone(),
+        &cfg,
+        &arm,
+        args.eval_every,
+        device,
         |line, samples| {
-            let drift = line
-                .drift
-                .as_ref()
-                .map(|d| {
-                    format!(
-                        "  ΔNDCG@10 {:+.5} (full)  top-10 overlap {:.3}  max|δs| {:.2e}",
-                        d.d_ndcg10, d.top10_overlap, d.max_abs_ds
-                    )
-                })
-                .unwrap_or_default();
-            eprintln!(
-            "step {:>4}  reward {:.4}  q {:.3}  KL {:.3}  clip {:.3}  len {:.1}  removed {:.3}  {:.1}s{drift}",
-            line.step, line.ctr, line.quality, line.stats.kl, line.stats.clip_frac, line.stats.response_len, line.shield_removed, line.seconds
-        );
+            eprintln!("{}", recrl_lib::ppo::run::step_line(line));
             if let Some((item, text)) = samples.first() {
                 eprintln!("      {item}: {}", text.replace('\n', " "));
             }

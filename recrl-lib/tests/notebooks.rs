@@ -343,3 +343,34 @@ fn notebook_03_fits_the_basis_and_plots_spectrum_and_residuals() {
     let json = root().join("target/smoke/checkpoints/basis_ml-100k.json");
     assert!(json.is_file(), "{} missing", json.display());
 }
+
+#[test]
+fn notebook_05_runs_two_arms_and_plots_their_curves() {
+    if skip() {
+        return;
+    }
+    prepare_ml100k();
+    let outs = smoke_outputs("05_ppo");
+    let text = streams(&outs);
+    for want in ["== arm shielded", "== arm no_proj", "step    2", "ΔNDCG@10"] {
+        assert!(text.contains(want), "{want} missing in {text}");
+    }
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    assert!(
+        plain.contains("CTR first → last step") && plain.contains("explanation"),
+        "{plain}"
+    );
+    let plots = outs
+        .iter()
+        .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
+        .count();
+    assert_eq!(plots, 3, "CTR, KL and ΔNDCG@10 curves");
+    for arm in ["shielded", "no_proj"] {
+        let log = root().join(format!("target/smoke/logs/ml-100k/{arm}/metrics.jsonl"));
+        let lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        assert_eq!(lines, 3, "{}: step 0 + 2 steps", log.display());
+    }
+}

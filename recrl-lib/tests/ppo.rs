@@ -9,7 +9,8 @@ use recrl_lib::ppo::{approx_kl, clipped_surrogate, update, PpoConfig};
 use std::path::Path;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
+use common::{successor_dataset, torch_rng};
 
 fn tiny() -> Explainer {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
@@ -81,7 +82,7 @@ const TARGET: u32 = 7;
 
 #[test]
 fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
-    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = torch_rng();
     tch::manual_seed(0);
     let mut ex = tiny();
     let lora = LoraConfig {
@@ -152,24 +153,10 @@ fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
 
 mod shield_in_ppo {
     use super::*;
-    use recrl_lib::data::{Dataset, DatasetName};
+    use recrl_lib::data::Dataset;
     use recrl_lib::ppo::Coupling;
     use recrl_lib::ranker::{self, EvalSet, Ranker, Split, TrainOptions};
-    use recrl_lib::rng::Rng;
     use recrl_lib::shield::{self, Basis, Shield};
-
-    fn successor_dataset(users: usize, n_items: usize, seed: u64) -> Dataset {
-        let mut rng = Rng::new(seed);
-        let seqs: Vec<Vec<u32>> = (0..users)
-            .map(|_| {
-                let start = rng.below(n_items);
-                (0..10 + rng.below(6))
-                    .map(|t| ((start + t) % n_items) as u32 + 1)
-                    .collect()
-            })
-            .collect();
-        Dataset::from_sequences(DatasetName::Ml100k, &seqs, n_items).unwrap()
-    }
 
     /// Runs PPO updates whose soft tokens read `E`; returns (max |δs| over the probe users'
     /// validation scores, validation NDCG@10 full before, after).
@@ -263,7 +250,7 @@ mod shield_in_ppo {
 
     #[test]
     fn shield_keeps_validation_ranking_and_no_projection_does_not() {
-        let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = torch_rng();
         tch::manual_seed(2);
         let root = tempfile::tempdir().unwrap();
         let ds = successor_dataset(12, 150, 3);
@@ -301,7 +288,7 @@ mod shield_in_ppo {
 
 #[test]
 fn micro_batches_with_accumulation_give_the_full_batch_update() {
-    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = torch_rng();
     let many: Vec<Vec<u32>> = (0..4).flat_map(|_| prompts()).collect();
     let mut after = Vec::new();
     for (micro, accum) in [(16, 1), (4, 4), (5, 4)] {

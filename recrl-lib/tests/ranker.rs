@@ -2,18 +2,11 @@
 //! losses, determinism, evaluation against a brute-force loop, checkpoint round-trip/refusals.
 
 use recrl_lib::config::{Config, RankerConfig, RankerLoss};
-use recrl_lib::data::{Dataset, DatasetName};
 use recrl_lib::ranker::{self, eval, EvalSet, Ranker, SasrecShape, Split, TrainOptions};
-use recrl_lib::rng::Rng;
 use tch::{Device, Kind, Tensor};
 
-/// torch's random generator is process-wide: tests that seed it and draw from it (initialising,
-/// training) take this lock so that parallel tests do not interleave their draws.
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
+mod common;
+use common::{successor_dataset, torch_rng};
 
 fn small_shape(n_items: usize) -> SasrecShape {
     SasrecShape {
@@ -26,22 +19,6 @@ fn small_shape(n_items: usize) -> SasrecShape {
         pre_ln: true,
         tie_output: false,
     }
-}
-
-/// Each user walks the items in order from a random start (wrapping): the next item is always
-/// the successor of the current one, so a sequence model can reach HR@10 ≈ 1.
-fn successor_dataset(users: usize, n_items: usize, seed: u64) -> Dataset {
-    let mut rng = Rng::new(seed);
-    let seqs: Vec<Vec<u32>> = (0..users)
-        .map(|_| {
-            let start = rng.below(n_items);
-            let len = 8 + rng.below(8);
-            (0..len)
-                .map(|t| ((start + t) % n_items) as u32 + 1)
-                .collect()
-        })
-        .collect();
-    Dataset::from_sequences(DatasetName::Ml100k, &seqs, n_items).unwrap()
 }
 
 fn fast_config(loss: RankerLoss) -> RankerConfig {

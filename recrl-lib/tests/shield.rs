@@ -3,17 +3,12 @@
 //! without the shield); basis files round trip and refusals.
 
 use recrl_lib::config::Config;
-use recrl_lib::data::{Dataset, DatasetName};
 use recrl_lib::ranker::{self, TrainOptions};
-use recrl_lib::rng::Rng;
 use recrl_lib::shield::{self, k_for, Basis, Shield};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
+mod common;
+use common::{successor_dataset, torch_rng};
 
 fn max_abs(t: &Tensor) -> f64 {
     f64::try_from(t.abs().max().to_kind(Kind::Double)).unwrap()
@@ -151,19 +146,6 @@ fn shielded_adamw_keeps_probe_scores_and_bounds_the_rest() {
     let (u0, u1, _) = adamw_on_table(None, 200);
     let unshielded = max_abs(&(probes.matmul(&u1.tr()) - probes.matmul(&u0.tr())));
     assert!(unshielded > 0.1, "unshielded drift {unshielded}");
-}
-
-fn successor_dataset(users: usize, n_items: usize, seed: u64) -> Dataset {
-    let mut rng = Rng::new(seed);
-    let seqs: Vec<Vec<u32>> = (0..users)
-        .map(|_| {
-            let start = rng.below(n_items);
-            (0..8 + rng.below(8))
-                .map(|t| ((start + t) % n_items) as u32 + 1)
-                .collect()
-        })
-        .collect();
-    Dataset::from_sequences(DatasetName::Ml100k, &seqs, n_items).unwrap()
 }
 
 #[test]

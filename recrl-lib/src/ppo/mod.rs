@@ -17,6 +17,7 @@
 //! notebook 05 are not built yet (issue 6).
 
 pub mod advantage;
+pub mod arms;
 pub mod coupling;
 pub mod policy;
 pub mod run;
@@ -24,6 +25,7 @@ pub mod simulator;
 pub mod update;
 
 pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
+pub use arms::{arm_dirs, run_arm, Arm};
 pub use coupling::Coupling;
 pub use run::{run, Coupled, Drift, RunOptions, SimParams, StepLog};
 pub use simulator::{QualityScorer, SimUser};

@@ -378,6 +378,24 @@ pub fn run(
     Ok(out)
 }
 
+/// A one-line summary of a step for terminals and notebooks.
+pub fn step_line(line: &StepLog) -> String {
+    let drift = line
+        .drift
+        .as_ref()
+        .map(|d| {
+            format!(
+                "  ΔNDCG@10 {:+.5} ({})  top-10 overlap {:.3}  max|δs| {:.2e}",
+                d.d_ndcg10, d.protocol, d.top10_overlap, d.max_abs_ds
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "step {:>4}  reward {:.4}  q {:.3}  KL {:.3}  clip {:.3}  len {:.1}  removed {:.3}  {:.1}s{drift}",
+        line.step, line.ctr, line.quality, line.stats.kl, line.stats.clip_frac, line.stats.response_len, line.shield_removed, line.seconds
+    )
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let mean = v.iter().sum::<f64>() / n;

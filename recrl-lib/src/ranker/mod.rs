@@ -31,7 +31,7 @@ pub use train::{train, EpochLog, TrainEvent, TrainOptions, TrainReport};
 
 use crate::data::Dataset;
 use anyhow::{Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{nn, Device, Tensor};
 
 /// A SASRec model with its variables.
@@ -238,41 +238,32 @@ pub fn load_if_current(root: &Path, ds: &Dataset, opts: &TrainOptions) -> Option
     (meta.config == opts.config && meta.seed == opts.seed).then_some(ranker)
 }
 
-/// The ranker later steps start from: `<out_root>/checkpoints`' checkpoint of `ds`. Smoke runs
-/// (`smoke`, outputs under `target/smoke/`) fall back to `<root>/checkpoints`, then to a
-/// one-epoch model trained into `out_root`, so they work on a fresh checkout; otherwise a
-/// missing checkpoint is an error that says to run step 2. Returns the ranker and where it came from.
+/// The ranker later steps start from, and the folder of its checkpoint: `<out_root>/checkpoints`.
+/// Smoke runs (`smoke`, outputs under `target/smoke/`) fall back to `<root>/checkpoints`, then
+/// to a one-epoch model trained into `out_root`, so they work on a fresh checkout; otherwise a
+/// missing checkpoint is an error that says to run step 2.
 pub fn for_later_steps(
     root: &Path,
     out_root: &Path,
     ds: &Dataset,
     opts: &TrainOptions,
     smoke: bool,
-) -> Result<(Ranker, String)> {
+) -> Result<(Ranker, PathBuf)> {
     let dir = out_root.join("checkpoints");
     match Ranker::load(&dir, ds, opts.device) {
-        Ok(r) => return Ok((r, format!("loaded from {}", dir.display()))),
+        Ok(r) => return Ok((r, dir)),
         Err(e) if !smoke => {
             return Err(e.context("run step 2 first (notebook 02_ranker or `recrl train-ranker`)"))
         }
         Err(_) => {}
     }
     if let Ok(r) = Ranker::load(&root.join("checkpoints"), ds, opts.device) {
-        return Ok((
-            r,
-            format!("loaded from {}", root.join("checkpoints").display()),
-        ));
+        return Ok((r, root.join("checkpoints")));
     }
     let mut quick = opts.clone();
     quick.config.epochs = 1;
     let (r, _) = train_and_save(out_root, ds, &quick, |_| {})?;
-    Ok((
-        r,
-        format!(
-            "no checkpoint: trained 1 epoch into {} (smoke run)",
-            dir.display()
-        ),
-    ))
+    Ok((r, dir))
 }
 
 /// Reads a JSON-lines training log written by [`train`]; a line that does not parse is an
