@@ -275,7 +275,7 @@ struct PpoArgs {
     /// PPO steps.
     #[arg(long = "max_steps", alias = "max-steps")]
     max_steps: Option<usize>,
-    /// Run name: logs/<ds>/<tag>/ (default: the arm, e.g. shielded, no_proj, frozen, kl0).
+    /// Run name: `logs/<ds>/<tag>/` (default: the arm, e.g. shielded, no_proj, frozen, kl0).
     #[arg(long)]
     tag: Option<String>,
     /// Seed.

@@ -19,6 +19,17 @@ fn tiny() -> Explainer {
     ex
 }
 
+/// Pure sampling (no top-p) of `new` tokens at `temperature`.
+fn sampling(new: usize, temperature: f64, seed: u64) -> GenerationConfig {
+    GenerationConfig {
+        max_new_tokens: new,
+        temperature,
+        top_p: 1.0,
+        seed,
+        ..Default::default()
+    }
+}
+
 fn prompts() -> Vec<Vec<u32>> {
     vec![
         vec![0, 5, 9],
@@ -32,13 +43,7 @@ fn prompts() -> Vec<Vec<u32>> {
 fn scorer_log_probs_equal_the_generation_log_probs() {
     let ex = tiny();
     let batch = PromptBatch::new(&prompts(), &[], ex.tokenizer.pad, Device::Cpu);
-    let cfg = GenerationConfig {
-        max_new_tokens: 6,
-        temperature: 0.8,
-        top_p: 1.0,
-        seed: 4,
-        ..Default::default()
-    };
+    let cfg = sampling(6, 0.8, 4);
     let gens = generate(&ex.model, &ex.tokenizer, &batch, None, &cfg).unwrap();
     let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
     let (lp, _) = tch::no_grad(|| resp.score(&ex.model, None, 0.8, false));
@@ -105,13 +110,7 @@ fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
     let mut rewards = Vec::new();
     let mut kls = Vec::new();
     for it in 0..30 {
-        let gen = GenerationConfig {
-            max_new_tokens: 8,
-            temperature: 1.0,
-            top_p: 1.0,
-            seed: it,
-            ..Default::default()
-        };
+        let gen = sampling(8, 1.0, it);
         let gens = generate(&ex.model, &ex.tokenizer, &batch, None, &gen).unwrap();
         let seq: Vec<f64> = gens
             .iter()
@@ -213,13 +212,7 @@ mod shield_in_ppo {
             .as_ref()
             .map(|p| p.forward(&coupling.e0.index_select(0, &items)).detach());
         for it in 0..8 {
-            let gen = GenerationConfig {
-                max_new_tokens: 6,
-                temperature: 1.0,
-                top_p: 1.0,
-                seed: it,
-                ..Default::default()
-            };
+            let gen = sampling(6, 1.0, it);
             let gens = generate(&ex.model, &ex.tokenizer, &batch, soft().as_ref(), &gen).unwrap();
             let seq: Vec<f64> = gens
                 .iter()
@@ -309,13 +302,7 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
         let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
         let mut opt = nn::Sgd::default().build(&ex.trainable, 0.1).unwrap();
         let batch = PromptBatch::new(&many, &[], ex.tokenizer.pad, Device::Cpu);
-        let gen = GenerationConfig {
-            max_new_tokens: 5,
-            temperature: 1.0,
-            top_p: 1.0,
-            seed: 1,
-            ..Default::default()
-        };
+        let gen = sampling(5, 1.0, 1);
         let gens = generate(&ex.model, &ex.tokenizer, &batch, None, &gen).unwrap();
         let seq: Vec<f64> = (0..16).map(|i| i as f64 / 16.0).collect();
         let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
