@@ -131,6 +131,7 @@ impl PromptBatch {
 }
 
 /// Generates a reply for every prompt of `batch` (soft vectors as in [`PromptBatch::embeds`]).
+#[allow(clippy::assign_op_pattern)] // `next_pos += 1` would also move `positions` (shared storage)
 pub fn generate(
     model: &Llama,
     tok: &TextTokenizer,
@@ -138,17 +139,7 @@ pub fn generate(
     soft: Option<&Tensor>,
     cfg: &GenerationConfig,
 ) -> Result<Vec<Generation>> {
-    tch::no_grad(|| generate_inner(model, tok, batch, soft, cfg))
-}
-
-#[allow(clippy::assign_op_pattern)] // `next_pos += 1` would also move `positions` (shared storage)
-fn generate_inner(
-    model: &Llama,
-    tok: &TextTokenizer,
-    batch: &PromptBatch,
-    soft: Option<&Tensor>,
-    cfg: &GenerationConfig,
-) -> Result<Vec<Generation>> {
+    let _no_grad = tch::no_grad_guard();
     let device = model.device();
     let bsz = batch.ids.size()[0] as usize;
     let mut rng = Rng::new(cfg.seed);
