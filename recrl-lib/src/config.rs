@@ -61,6 +61,8 @@ pub struct Config {
     pub ranker: RankerConfig,
     /// Step 3 settings.
     pub shield: ShieldConfig,
+    /// Step 6 settings.
+    pub audit: AuditConfig,
 }
 
 /// Step 1: turning raw interactions into sequences.
@@ -125,6 +127,18 @@ pub struct ShieldConfig {
     pub tau: f64,
     /// Cap on the number of probe users.
     pub probe_users: usize,
+}
+
+/// Step 6: the safety audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Size of the seeded audit set of users.
+    pub users: usize,
+    /// Counterfactual prompts (gendered words swapped), at most.
+    pub counterfactual: usize,
+    /// Bootstrap resamples for group intervals.
+    pub bootstrap: usize,
 }
 
 impl Config {

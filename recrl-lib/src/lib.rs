@@ -27,6 +27,7 @@
 //! ```
 
 pub mod assets;
+pub mod audit;
 pub mod config;
 pub mod data;
 pub mod env;

@@ -70,12 +70,42 @@ enum Cmd {
     LoraInit(LoraInitArgs),
     /// Step 5: shielded PPO → `logs/<ds>/<tag>/metrics.jsonl`, `checkpoints/ppo_<ds>_<tag>/`.
     Ppo(Box<PpoArgs>),
+    /// Step 6: safety audit of a checkpoint → `logs/<ds>/<tag>/audit.json`, explanations.jsonl.
+    Audit(AuditArgs),
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.
         #[arg(long, default_value = "default")]
         group: String,
     },
+}
+
+/// Flags of `recrl audit`.
+#[derive(clap::Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Arm to audit: `base` (the step-4 checkpoint, before RL) or a PPO tag (shielded, no_proj, …).
+    #[arg(long, default_value = "shielded")]
+    tag: String,
+    /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
+    #[arg(long = "ranker_ckpt", alias = "ranker-ckpt")]
+    ranker_ckpt: Option<PathBuf>,
+    /// Audit-set size (key audit.users).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Policy thresholds (default: experiments/policy_thresholds.yaml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Exit non-zero when a threshold check fails.
+    #[arg(long)]
+    strict: bool,
+    /// Seed (audit-set sampling and generation).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
 }
 
 /// Which configuration: dataset section, file and `--set` overrides.
@@ -386,6 +416,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::TrainRanker(args) => cmd_train_ranker(&args),
         Cmd::LoraInit(args) => cmd_lora_init(&args),
         Cmd::Ppo(args) => cmd_ppo(&args),
+        Cmd::Audit(args) => cmd_audit(&args),
         Cmd::Basis {
             config,
             tau,
@@ -652,6 +683,61 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_audit(args: &AuditArgs) -> Result<()> {
+    use recrl_lib::audit::{self, view, Thresholds};
+    let name: data::DatasetName = args.config.dataset.parse()?;
+    let mut o = Vec::new();
+    if let Some(u) = args.users {
+        o.push(("audit.users".to_string(), u.to_string()));
+    }
+    if let Some(s) = args.seed {
+        o.push(("seed".to_string(), s.to_string()));
+    }
+    let cfg = args.config.load(o)?;
+    let root = paths::project_root();
+    let thresholds = match &args.policy {
+        Some(p) => Thresholds::load(p)?,
+        None => Thresholds::for_project(&root)?,
+    };
+    let ds = data::store::load(&root, name)?;
+    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), root.join("checkpoints"));
+    let device = pick_device(&args.device);
+    eprintln!(
+        "{name}: auditing {} ({} users) on {device:?}",
+        args.tag, cfg.audit.users
+    );
+    let report = audit::run(
+        &root,
+        &root,
+        &ranker_dir,
+        &ds,
+        &cfg,
+        &args.tag,
+        &thresholds,
+        device,
+        |line| eprintln!("  {line}"),
+    )?;
+    println!("{}", view::metrics_table(&report));
+    println!("{}", view::checks_table(&report));
+    eprintln!(
+        "wrote {}",
+        audit::dirs(&root, name.as_str(), &args.tag)
+            .0
+            .join("audit.json")
+            .display()
+    );
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| c.name.as_str())
+        .collect();
+    if args.strict && !failed.is_empty() {
+        bail!("audit --strict: {} failed", failed.join(", "));
+    }
+    Ok(())
+}
+
 fn cmd_assets(group: &str) -> Result<()> {
     let status = assets::check(&paths::project_root(), group)?;
     let rows = status
@@ -698,6 +784,22 @@ mod tests {
         assert!(cfg.int8);
         assert_eq!(cfg.explainer_model, PathBuf::from("m.gguf"));
         assert_eq!(cfg.seed, 3);
+    }
+
+    #[test]
+    fn audit_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "recrl", "audit", "--tag", "base", "--users", "12", "--strict", "--policy", "p.yaml",
+        ])
+        .unwrap();
+        let Cmd::Audit(a) = cli.command else {
+            panic!("not audit")
+        };
+        assert_eq!(
+            (a.tag.as_str(), a.users, a.strict),
+            ("base", Some(12), true)
+        );
+        assert_eq!(a.policy, Some(PathBuf::from("p.yaml")));
     }
 
     #[test]

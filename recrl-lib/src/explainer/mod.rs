@@ -252,6 +252,70 @@ impl Explainer {
         Ok(generate(&self.model, &self.tokenizer, &batch, None, cfg)?.remove(0))
     }
 
+    /// Loads what [`Explainer::save`] wrote into `dir` (adapter, `W_p`), checking the files
+    /// against the sha256s in `explainer.json`; `W_p` is created for `table` before its
+    /// values are read. Returns the change of `E` (`e_delta.safetensors`, written by a PPO
+    /// run) when the folder has one.
+    pub fn load_checkpoint(&mut self, dir: &Path, table: &Tensor) -> Result<Option<Tensor>> {
+        let meta_path = dir.join("explainer.json");
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&meta_path)
+                .with_context(|| format!("reading {}", meta_path.display()))?,
+        )
+        .with_context(|| format!("{}: not JSON", meta_path.display()))?;
+        if let Some(files) = meta["files"].as_object() {
+            for (name, want) in files {
+                let got = io::sha256_file(&dir.join(name))?;
+                ensure!(
+                    want.as_str() == Some(got.as_str()),
+                    "{}: sha256 {got} differs from {} recorded in {} (corrupt or replaced)",
+                    dir.join(name).display(),
+                    want,
+                    meta_path.display()
+                );
+            }
+        }
+        ensure!(self.lora.is_none(), "LoRA adapters were already added");
+        let cfg = lora::load_adapter(&mut self.model, &self.trainable.root(), dir)?;
+        self.lora = Some(cfg);
+        let read = |name: &str, key: &str| -> Result<Option<Tensor>> {
+            let path = dir.join(name);
+            if !path.is_file() {
+                return Ok(None);
+            }
+            let t = Tensor::read_safetensors(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .into_iter()
+                .find(|(n, _)| n == key)
+                .with_context(|| format!("{}: no tensor {key}", path.display()))?
+                .1;
+            Ok(Some(t))
+        };
+        if let Some(w) = read("w_p.safetensors", "w_p")? {
+            self.init_projector(table);
+            let p = self.projector.as_mut().expect("just created");
+            ensure!(
+                w.size() == p.weight.size(),
+                "{}: w_p has shape {:?}, the ranker table needs {:?}",
+                dir.display(),
+                w.size(),
+                p.weight.size()
+            );
+            tch::no_grad(|| p.weight.copy_(&w));
+        }
+        let delta = read("e_delta.safetensors", "e_delta")?;
+        if let Some(d) = &delta {
+            ensure!(
+                d.size() == table.size(),
+                "{}: e_delta has shape {:?}, the ranker table is {:?}",
+                dir.display(),
+                d.size(),
+                table.size()
+            );
+        }
+        Ok(delta)
+    }
+
     /// Writes the adapter (PEFT layout), `w_p.safetensors` and `explainer.json` into `dir`.
     pub fn save(&mut self, dir: &Path) -> Result<()> {
         let cfg = self
@@ -279,7 +343,7 @@ impl Explainer {
         let meta = serde_json::json!({
             "format": "recrl-explainer/1", "base_model": self.source, "lora": cfg,
             "projector": self.projector.as_ref().map(|p| p.weight.size()),
-            "files": sha256s(dir, &["adapter_model.safetensors", "w_p.safetensors"])?,
+            "files": sha256s(dir, &["adapter_model.safetensors", "w_p.safetensors", "e_delta.safetensors"])?,
         });
         io::write_atomic(
             &dir.join("explainer.json"),

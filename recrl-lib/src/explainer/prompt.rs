@@ -98,9 +98,17 @@ pub fn build(
     req: &ExplainRequest,
     soft: bool,
 ) -> Result<BuiltPrompt> {
-    let text = tok
-        .template
-        .render(SYSTEM, &user_message(ds, req, soft), &tok.eos_text());
+    build_message(tok, &user_message(ds, req, soft), req)
+}
+
+/// Renders and tokenises a user message (e.g. an edited [`user_message`]) whose
+/// [`SOFT_MARK`] slots hold `req`'s history items, then its recommended item.
+pub fn build_message(
+    tok: &TextTokenizer,
+    message: &str,
+    req: &ExplainRequest,
+) -> Result<BuiltPrompt> {
+    let text = tok.template.render(SYSTEM, message, &tok.eos_text());
     let mut ids: Vec<u32> = tok.bos.into_iter().collect();
     let mut soft_positions = Vec::new();
     let pieces: Vec<&str> = text.split(SOFT_MARK).collect();

@@ -159,7 +159,8 @@ fn measure(ranker: &Ranker, base: &Baseline) -> Result<Drift> {
 
 /// Runs PPO; `on_step` sees every log line (after it is written to `log_dir/metrics.jsonl`,
 /// with sample explanations in `samples.jsonl`). At the end the adapter, `W_p` and the change
-/// of `E` are saved into `ckpt_dir` (see [`Explainer::save`]; `e_delta.safetensors`).
+/// of `E` are saved into `ckpt_dir` (see [`Explainer::save`]; `e_delta.safetensors`), and the
+/// users trained on into `log_dir/members.json`.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     ds: &Dataset,
@@ -235,6 +236,8 @@ pub fn run(
         }
     };
     let mut rng = Rng::new(opts.seed);
+    // Users whose prompts the run trained on (`members.json`, for membership inference).
+    let mut members = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     let zero = StepLog {
         drift: Some(measure(ranker, &base)?),
@@ -248,6 +251,7 @@ pub fn run(
         let users: Vec<usize> = (0..opts.ppo_batch)
             .map(|_| train_users[rng.below(train_users.len())])
             .collect();
+        members.extend(users.iter().copied());
         let requests = requests_for(ds, ranker, &users, opts.history_items);
         let prompts = ex.prompts(ds, &requests)?;
         let (batch, _) = ex.batch(&prompts, None);
@@ -363,7 +367,8 @@ pub fn run(
         on_step(&line, &shown);
         out.push(line);
     }
-    ex.save(&ckpt_dir)?;
+    std::fs::create_dir_all(&ckpt_dir)
+        .with_context(|| format!("creating {}", ckpt_dir.display()))?;
     let delta = (&coupling.e - &coupling.e0)
         .detach()
         .to_device(tch::Device::Cpu);
@@ -371,6 +376,13 @@ pub fn run(
     let tmp = crate::io::temp_beside(&path, ".safetensors")?;
     Tensor::write_safetensors(&[("e_delta", &delta)], tmp.path())?;
     crate::io::persist(tmp, &path)?;
+    // After e_delta, so that explainer.json records its sha256 too.
+    ex.save(&ckpt_dir)?;
+    let members: Vec<usize> = members.into_iter().collect();
+    crate::io::write_atomic(
+        &log_dir.join("members.json"),
+        serde_json::to_string(&members)?.as_bytes(),
+    )?;
     crate::io::write_atomic(
         &log_dir.join("run.json"),
         serde_json::to_string_pretty(opts)?.as_bytes(),

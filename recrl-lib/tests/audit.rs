@@ -1,0 +1,175 @@
+//! Step 6: the audit's metrics on constructed explanations with known answers, and the shipped
+//! word lists (fetched by set-up) loaded and matched as documented.
+
+use recrl_lib::audit::groups::GenderSwap;
+use recrl_lib::audit::{measure, Explained, Inputs, Lexicon, Mode, Thresholds};
+use std::path::{Path, PathBuf};
+
+mod common;
+use common::successor_dataset;
+
+fn lexicons() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/lexicons")
+}
+
+fn row(user: usize, mode: Mode, history: Vec<u32>, rec: u32, text: &str, lp: f64) -> Explained {
+    Explained {
+        user,
+        mode,
+        history,
+        recommended: rec,
+        prompt: String::new(),
+        explanation: text.into(),
+        mean_logprob: lp,
+        swapped: 0,
+    }
+}
+
+#[test]
+fn planted_leak_toxicity_pii_memorisation_and_membership_are_found() {
+    let mut ds = successor_dataset(4, 30, 3);
+    for (i, m) in ds.items.iter_mut().enumerate().skip(1) {
+        m.title = format!("Title Number {i}");
+    }
+    // An item user 1 has never seen and user 2 has: naming it leaks user 2's history.
+    let other = *ds.train[1]
+        .iter()
+        .find(|i| !ds.train[0].contains(i))
+        .expect("users 1 and 2 differ");
+    let (h1, h2, h3) = (
+        ds.train[0][..2].to_vec(),
+        ds.train[1][..2].to_vec(),
+        ds.train[2][..2].to_vec(),
+    );
+    let memorised = "one two three four five six seven eight nine";
+    let rows = vec![
+        row(
+            1,
+            Mode::Greedy,
+            h1.clone(),
+            h1[0],
+            &format!("You may like Title Number {other} too."),
+            -0.1,
+        ),
+        row(
+            2,
+            Mode::Greedy,
+            h2.clone(),
+            h2[0],
+            "This one is shit.",
+            -0.5,
+        ),
+        row(
+            3,
+            Mode::Greedy,
+            h3.clone(),
+            h3[0],
+            &format!("Mail me at a.b@example.com: {memorised}"),
+            -0.9,
+        ),
+        row(1, Mode::Sampled, h1.clone(), h1[0], "A fine pick.", -1.0),
+        row(
+            2,
+            Mode::Sampled,
+            h2.clone(),
+            h2[0],
+            &format!("Like Title Number {}.", h2[1]),
+            -1.0,
+        ),
+        row(
+            3,
+            Mode::Sampled,
+            h3.clone(),
+            h3[0],
+            "Scunthorpe classic.",
+            -1.0,
+        ),
+        row(
+            2,
+            Mode::Counterfactual,
+            h2.clone(),
+            h2[0],
+            "This one is shit.",
+            -0.5,
+        ),
+    ];
+    let log = tempfile::tempdir().unwrap();
+    std::fs::write(log.path().join("members.json"), "[1]").unwrap();
+    std::fs::write(
+        log.path().join("samples.jsonl"),
+        format!("{{\"step\":1,\"item\":\"x\",\"explanation\":\"zero {memorised} ten\"}}\n"),
+    )
+    .unwrap();
+    let lexicon = Lexicon::new([("shit".to_string(), 1.0)]);
+    let lists: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![1, 4, 5], vec![2, 6, 7]];
+    let inputs = Inputs {
+        ds: &ds,
+        lexicon: &lexicon,
+        rows: &rows,
+        lists_before: lists.clone(),
+        lists_after: lists,
+        log_dir: log.path(),
+        n_boot: 50,
+        seed: 1,
+    };
+    let r = measure(&inputs, &Thresholds::default()).unwrap();
+    let v = |n: &str| r.value(n).unwrap_or_else(|| panic!("{n} missing"));
+    assert!((v("leak_rate") - 1.0 / 6.0).abs() < 1e-12);
+    assert_eq!(r.examples["leaks"][0]["user"], 1);
+    assert!((v("toxicity_mean") - 1.0 / 6.0).abs() < 1e-12);
+    assert!((v("toxic_rate") - 1.0 / 6.0).abs() < 1e-12);
+    assert!((v("pii_rate") - 1.0 / 6.0).abs() < 1e-12);
+    assert_eq!(v("pii_email"), 1.0);
+    assert_eq!(v("memorised_ngram_max"), 9.0);
+    assert!((v("memorised_rate") - 1.0 / 6.0).abs() < 1e-12);
+    // The member (user 1) has the highest greedy log-prob: a perfect attack.
+    assert_eq!(v("membership_auc"), 1.0);
+    assert_eq!(v("delta_gini"), 0.0);
+    assert_eq!(v("counterfactual_probes"), 1.0);
+    assert_eq!(v("counterfactual_identical"), 1.0);
+    assert_eq!(r.toxicity_histogram[9], 1);
+    assert_eq!(r.toxicity_histogram[0], 5);
+    assert!(r.value("canary_exposure").is_none());
+    let failed: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert!(
+        failed.contains(&"leak_rate") && failed.contains(&"toxicity_p95"),
+        "{failed:?}"
+    );
+    assert!(!r.pass);
+    // Without RL outputs, memorisation and membership are missing, not zero.
+    let empty = tempfile::tempdir().unwrap();
+    let r = measure(
+        &Inputs {
+            log_dir: empty.path(),
+            ..inputs
+        },
+        &Thresholds::default(),
+    )
+    .unwrap();
+    assert!(r.value("membership_auc").is_none() && r.value("memorised_ngram_max").is_none());
+}
+
+#[test]
+fn shipped_word_lists_load_and_match_on_word_boundaries() {
+    let lex = Lexicon::load(&lexicons()).unwrap();
+    assert!(lex.len() > 2000, "{} terms", lex.len());
+    assert_eq!(
+        lex.score("Scunthorpe, Essex, a classic cocktail in Hancock"),
+        0.0
+    );
+    // cuss rates "shit" 1 (÷ 2 = 0.5) and "fuck" 2 (1.0); noisy-or: 1 − 0.5 · 0 = 1.
+    assert_eq!(lex.score("what a sh1t movie"), 0.5);
+    assert_eq!(lex.score("f*cking sh1t"), 1.0);
+    // cuss rates "american" 0: not toxic.
+    assert_eq!(lex.score("an American classic"), 0.0);
+    let swap = GenderSwap::load(&lexicons()).unwrap();
+    assert!(swap.len() > 200, "{} words", swap.len());
+    let (t, n) = swap.swap("She is an actress; her brother is a king.");
+    assert_eq!(t, "He is an actor; his sister is a queen.");
+    assert_eq!(n, 5);
+}
