@@ -374,3 +374,37 @@ fn notebook_05_runs_two_arms_and_plots_their_curves() {
         assert_eq!(lines, 3, "{}: step 0 + 2 steps", log.display());
     }
 }
+
+#[test]
+fn notebook_06_audits_before_and_after_rl_with_checks_and_plots() {
+    if skip() {
+        return;
+    }
+    prepare_ml100k();
+    let outs = smoke_outputs("06_audit");
+    let text = streams(&outs);
+    for tag in ["base", "shielded", "no_proj"] {
+        assert!(
+            text.contains(&format!("{tag}: all checks pass"))
+                || text.contains(&format!("{tag}: some checks FAIL")),
+            "{tag} not audited in {text}"
+        );
+        let dir = root().join(format!("target/smoke/logs/ml-100k/{tag}"));
+        let report = recrl_lib::audit::AuditReport::read(&dir.join("audit.json")).unwrap();
+        assert_eq!(report.checks.len(), 5);
+        let rows =
+            recrl_lib::audit::explanations::read_explanations(&dir.join("explanations.jsonl"))
+                .unwrap();
+        // 4 users × (greedy + sampled), plus at most 2 counterfactuals.
+        assert!((8..=10).contains(&rows.len()), "{} rows", rows.len());
+    }
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    for want in ["toxicity_mean", "leak_rate", "PASS", "tail share"] {
+        assert!(plain.contains(want), "{want} missing in {plain}");
+    }
+    let plots = outs
+        .iter()
+        .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
+        .count();
+    assert_eq!(plots, 3, "toxicity histogram, group means, popularity");
+}

@@ -116,9 +116,10 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-/// Audits one arm: loads the ranker from `ranker_dir` and the configured explainer with the
-/// tag's checkpoint (see [`dirs`]; under `root`, like the logs), explains the seeded audit set
-/// (or reuses the cache), measures everything and writes `audit.json`. `progress` gets lines.
+/// Audits one arm: loads the ranker from `ranker_dir` and the configured explainer (from
+/// `model_root`, which also holds `data/lexicons`) with the tag's checkpoint (see [`dirs`];
+/// under `root`, like the logs), explains the seeded audit set (or reuses the cache),
+/// measures everything and writes `audit.json`. `progress` gets lines.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     root: &Path,
@@ -138,7 +139,7 @@ pub fn run(
         "no checkpoint for tag {tag:?}: {} is missing (run step 4 for \"{BASE_TAG}\", step 5 for an arm)",
         ckpt_dir.join("explainer.json").display()
     );
-    let lexicons = root.join("data/lexicons");
+    let lexicons = model_root.join("data/lexicons");
     let lexicon = Lexicon::load(&lexicons)?;
     let swap = GenderSwap::load(&lexicons)?;
     let ranker = Ranker::load(ranker_dir, ds, device)?;
@@ -230,6 +231,47 @@ pub fn run(
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
+}
+
+/// Makes the checkpoint of `tag` under `root` when it is missing: the step-4 initialisation
+/// for [`BASE_TAG`], else a PPO run of the arm with `cfg`'s steps (for smoke runs, whose steps
+/// may run in any order). Returns whether it had to.
+#[allow(clippy::too_many_arguments)]
+pub fn ensure_checkpoint(
+    root: &Path,
+    model_root: &Path,
+    ranker_dir: &Path,
+    basis_dir: &Path,
+    ds: &Dataset,
+    cfg: &Config,
+    tag: &str,
+    device: Device,
+) -> Result<bool> {
+    let (_, ckpt) = dirs(root, ds.name.as_str(), tag);
+    if ckpt.join("explainer.json").is_file() {
+        return Ok(false);
+    }
+    if tag == BASE_TAG {
+        let ranker = Ranker::load(ranker_dir, ds, device)?;
+        crate::env::seed_everything(cfg.seed);
+        let mut ex = init::load_configured(model_root, cfg, device)?;
+        init::init_and_save(&mut ex, cfg, &ranker, &ckpt)?;
+    } else {
+        let arm = crate::ppo::Arm::named(tag)?;
+        crate::ppo::run_arm(
+            root,
+            model_root,
+            ranker_dir,
+            basis_dir,
+            ds,
+            cfg,
+            &arm,
+            cfg.max_steps,
+            device,
+            |_, _| {},
+        )?;
+    }
+    Ok(true)
 }
 
 /// The configured audit set (`audit.users` users, seeded).
