@@ -399,7 +399,7 @@ fn notebook_06_audits_before_and_after_rl_with_checks_and_plots() {
         assert!((8..=10).contains(&rows.len()), "{} rows", rows.len());
     }
     let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
-    for want in ["toxicity_mean", "leak_rate", "PASS", "tail share"] {
+    for want in ["toxicity_mean", "leak_rate", "threshold", "tail share"] {
         assert!(plain.contains(want), "{want} missing in {plain}");
     }
     let plots = outs

@@ -74,7 +74,7 @@ pub fn luhn_valid(number: &str) -> bool {
             _ => d,
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The IBAN check: move the first four characters to the end, letters to 10..35, mod 97 = 1.
@@ -143,8 +143,11 @@ pub fn plain_words(text: &str) -> Vec<String> {
 /// more words, or one word of 8+ letters (so "Heat" or "Ran" in prose is not a mention).
 #[derive(Debug, Clone, Default)]
 pub struct TitleIndex {
-    by_first: FxHashMap<String, Vec<(Vec<String>, Vec<u32>)>>,
+    by_first: FxHashMap<String, Vec<TitleKey>>,
 }
+
+/// A title's words and the items that carry it.
+type TitleKey = (Vec<String>, Vec<u32>);
 
 const ARTICLES: [&str; 3] = ["the", "a", "an"];
 
