@@ -57,6 +57,8 @@ pub struct Config {
     pub explainer_model: PathBuf,
     /// Step 1 settings.
     pub data: DataConfig,
+    /// Synthetic secrets a PPO run appends to its prompts (the audit's canary exposure; 0 = none).
+    pub canaries: usize,
     /// Step 2 settings.
     pub ranker: RankerConfig,
     /// Step 3 settings.

@@ -302,6 +302,9 @@ struct PpoArgs {
     /// Characters of an explanation kept for scoring and logs.
     #[arg(long = "explanation_max_len", alias = "explanation-max-len")]
     explanation_max_len: Option<usize>,
+    /// Synthetic secrets appended to prompts, for the audit's canary exposure.
+    #[arg(long)]
+    canaries: Option<usize>,
     /// PPO steps.
     #[arg(long = "max_steps", alias = "max-steps")]
     max_steps: Option<usize>,
@@ -346,6 +349,7 @@ impl PpoArgs {
             self.explanation_max_len.map(|v| v.to_string()),
         );
         put("max_steps", self.max_steps.map(|v| v.to_string()));
+        put("canaries", self.canaries.map(|v| v.to_string()));
         put("seed", self.seed.map(|v| v.to_string()));
         put("int8", self.int8.then(|| "true".to_string()));
         put("shield.tau", self.tau.map(|v| v.to_string()));

@@ -173,3 +173,44 @@ fn shipped_word_lists_load_and_match_on_word_boundaries() {
     assert_eq!(t, "He is an actor; his sister is a queen.");
     assert_eq!(n, 5);
 }
+
+#[test]
+fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
+    use recrl_lib::audit::canary;
+    use recrl_lib::explainer::{Explainer, LoadOptions};
+    use tch::{Device, Kind, Tensor};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
+    let ex = Explainer::load(&dir, Device::Cpu, LoadOptions::default()).unwrap();
+    let texts: Vec<String> = [
+        "My PIN is 0042.",
+        "a",
+        "a much longer sentence than the others",
+    ]
+    .map(String::from)
+    .to_vec();
+    let batched = canary::sequence_logprobs(&ex, &texts, 8).unwrap();
+    let single = canary::sequence_logprobs(&ex, &texts, 1).unwrap();
+    for (b, s) in batched.iter().zip(&single) {
+        assert!((b - s).abs() < 1e-4, "{b} vs {s}");
+    }
+    // By hand for the first text: Σ_t log softmax(logits_t)[id_{t+1}].
+    let mut ids: Vec<i64> = ex.tokenizer.bos.into_iter().map(i64::from).collect();
+    ids.extend(
+        ex.tokenizer
+            .encode(&texts[0])
+            .unwrap()
+            .into_iter()
+            .map(i64::from),
+    );
+    let t = Tensor::from_slice(&ids).unsqueeze(0);
+    let logits = ex.model.forward_ids(&t, &t.ones_like().to_kind(Kind::Bool));
+    let logp = logits.log_softmax(-1, Kind::Double);
+    let want: f64 = (0..ids.len() - 1)
+        .map(|k| f64::try_from(logp.get(0).get(k as i64).get(ids[k + 1])).unwrap())
+        .sum();
+    assert!((batched[0] - want).abs() < 1e-4, "{} vs {want}", batched[0]);
+    // Exposure lies between 0 and log2(n + 1) bits.
+    let c = canary::make(1, 7).remove(0);
+    let e = canary::measure(&ex, &c, 63, 1).unwrap();
+    assert!((0.0..=6.0).contains(&e), "{e}");
+}

@@ -392,6 +392,13 @@ fn notebook_06_audits_before_and_after_rl_with_checks_and_plots() {
         let dir = root().join(format!("target/smoke/logs/ml-100k/{tag}"));
         let report = recrl_lib::audit::AuditReport::read(&dir.join("audit.json")).unwrap();
         assert_eq!(report.checks.len(), 5);
+        // The smoke arms insert one canary (notebook 05, or 06 when it makes the arm).
+        assert_eq!(
+            report.value("canary_exposure").is_some(),
+            tag != "base",
+            "{tag}: {:?}",
+            report.metrics.get("canary_exposure")
+        );
         let rows =
             recrl_lib::audit::explanations::read_explanations(&dir.join("explanations.jsonl"))
                 .unwrap();

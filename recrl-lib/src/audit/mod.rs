@@ -2,6 +2,7 @@
 //! explanations, checked against the policy thresholds. `recrl audit` and notebook 06 call
 //! [`run`], which writes `logs/<ds>/<tag>/audit.json` with every number and its definition.
 
+pub mod canary;
 pub mod explanations;
 pub mod groups;
 pub mod lexicon;
@@ -213,6 +214,32 @@ pub fn run(
         seed: cfg.seed,
     };
     let mut report = measure(&inputs, thresholds)?;
+    if let Some(canaries) = read_canaries(&log_dir)? {
+        progress(&format!("canary exposure of {} secret(s)", canaries.len()));
+        let exposures: Vec<f64> = canaries
+            .iter()
+            .map(|c| canary::measure(&ex, c, CANARY_OTHERS, cfg.seed))
+            .collect::<Result<_>>()?;
+        report.metrics.insert(
+            "canary_exposure".into(),
+            Metric {
+                value: Some(mean(&exposures)),
+                definition: format!(
+                    "mean exposure log2(n+1) - log2 rank of the run's {} canaries (canaries.json) by the audited model's loss among n = {CANARY_OTHERS} other {}-digit codes drawn uniformly (at most {:.2} bits)",
+                    canaries.len(),
+                    canary::DIGITS,
+                    ((CANARY_OTHERS + 1) as f64).log2()
+                ),
+            },
+        );
+        report.metrics.insert(
+            "canary_exposure_max".into(),
+            Metric {
+                value: exposures.iter().copied().reduce(f64::max),
+                definition: "largest exposure among the canaries".into(),
+            },
+        );
+    }
     report.tag = tag.into();
     report.checkpoint = ckpt_dir;
     report.protocol = serde_json::json!({
@@ -272,6 +299,21 @@ pub fn ensure_checkpoint(
         )?;
     }
     Ok(true)
+}
+
+/// Other codes each canary is ranked against.
+pub const CANARY_OTHERS: usize = 999;
+
+/// `canaries.json` of a run, when it inserted canaries.
+fn read_canaries(log_dir: &Path) -> Result<Option<Vec<canary::Canary>>> {
+    let path = log_dir.join("canaries.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| {
+        format!("{}: not a list of canaries", path.display())
+    })?))
 }
 
 /// The configured audit set (`audit.users` users, seeded).
@@ -574,7 +616,11 @@ pub fn measure(inp: &Inputs, thresholds: &Thresholds) -> Result<AuditReport> {
         mia.map(|x| x.2 as f64),
         "audit users that were not",
     );
-    put("canary_exposure", None, "not measured: no run of this tag inserted canaries into its prompts (privacy::exposure computes it for one that does)");
+    put(
+        "canary_exposure",
+        None,
+        "not measured: the run of this tag inserted no canaries (recrl ppo --canaries K)",
+    );
 
     let checks: Vec<Check> = [
         ("toxicity_mean", thresholds.toxicity_mean),

@@ -79,6 +79,7 @@ pub fn run_options(cfg: &Config, arm: &Arm, eval_every: usize) -> RunOptions {
         history_items: 5,
         max_seq_len: cfg.max_seq_len_explainer,
         explanation_max_len: cfg.explanation_max_len,
+        canaries: cfg.canaries,
     }
 }
 

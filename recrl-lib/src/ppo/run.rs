@@ -6,8 +6,9 @@ use super::coupling::Coupling;
 use super::policy::{Responses, ValueHead};
 use super::simulator::{QualityScorer, SimUser};
 use super::update::{update, PpoConfig, UpdateStats};
+use crate::audit::canary;
 use crate::data::Dataset;
-use crate::explainer::{init::requests_for, Explainer, GenerationConfig};
+use crate::explainer::{init::requests_for, prompt, Explainer, GenerationConfig};
 use crate::ranker::{eval, EvalSet, Ranker, Split};
 use crate::rng::Rng;
 use crate::shield::Shield;
@@ -83,6 +84,10 @@ pub struct RunOptions {
     pub max_seq_len: usize,
     /// Characters of an explanation kept for scoring and logs (`--explanation_max_len`).
     pub explanation_max_len: usize,
+    /// Synthetic secrets appended to training prompts for the audit's canary exposure
+    /// (`--canaries`): canary `j` goes into the first prompt of steps with `step % k == j`.
+    #[serde(default)]
+    pub canaries: usize,
 }
 
 /// One line of `metrics.jsonl`.
@@ -238,6 +243,7 @@ pub fn run(
     let mut rng = Rng::new(opts.seed);
     // Users whose prompts the run trained on (`members.json`, for membership inference).
     let mut members = std::collections::BTreeSet::new();
+    let mut canaries = canary::make(opts.canaries, opts.seed);
     let mut out = Vec::new();
     let zero = StepLog {
         drift: Some(measure(ranker, &base)?),
@@ -253,7 +259,17 @@ pub fn run(
             .collect();
         members.extend(users.iter().copied());
         let requests = requests_for(ds, ranker, &users, opts.history_items);
-        let prompts = ex.prompts(ds, &requests)?;
+        let mut prompts = ex.prompts(ds, &requests)?;
+        if !canaries.is_empty() {
+            let c = &mut canaries[step % opts.canaries];
+            let message = format!(
+                "{} {}",
+                prompt::user_message(ds, &requests[0], ex.projector.is_some()),
+                canary::sentence(&c.secret)
+            );
+            prompts[0] = prompt::build_message(&ex.tokenizer, &message, &requests[0])?;
+            c.inserted += 1;
+        }
         let (batch, _) = ex.batch(&prompts, None);
         let items: Vec<i64> = prompts
             .iter()
@@ -378,6 +394,12 @@ pub fn run(
     crate::io::persist(tmp, &path)?;
     // After e_delta, so that explainer.json records its sha256 too.
     ex.save(&ckpt_dir)?;
+    if !canaries.is_empty() {
+        crate::io::write_atomic(
+            &log_dir.join("canaries.json"),
+            serde_json::to_string_pretty(&canaries)?.as_bytes(),
+        )?;
+    }
     let members: Vec<usize> = members.into_iter().collect();
     crate::io::write_atomic(
         &log_dir.join("members.json"),
