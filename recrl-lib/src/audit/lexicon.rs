@@ -9,7 +9,7 @@
 //! matches, so one mild term scores 0.5 and one strong term 1.
 
 use anyhow::{Context, Result};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::Path;
 
 /// A lexicon term (one or more normalised words) and its severity in `[0, 1]`.
@@ -53,9 +53,14 @@ fn unleet(c: char) -> char {
 }
 
 /// Words of `text`, lower-cased, with leetspeak undone inside words that contain a letter.
-/// `*` stays (a masked letter). Apostrophes and other punctuation split words.
+/// `*` stays (a masked letter); apostrophes join (`1993's` → `1993s`, `don't` → `dont`);
+/// other punctuation splits words.
 pub fn words(text: &str) -> Vec<String> {
-    let lower = text.to_lowercase();
+    let lower: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|&c| c != '\'' && c != '\u{2019}')
+        .collect();
     let is_part = |c: char| c.is_alphanumeric() || matches!(c, '@' | '$' | '!' | '*');
     lower
         .split(|c: char| !is_part(c))
@@ -142,7 +147,16 @@ impl Lexicon {
 
     /// Every term found in `text` (a term once per occurrence).
     pub fn find(&self, text: &str) -> Vec<Match> {
-        let mut ws = words(text);
+        self.find_except(text, &Default::default())
+    }
+
+    /// Like [`Lexicon::find`], with the words in `skip` (normalised by [`words`]) never part
+    /// of a match, e.g. the words of titles the prompt gave ("The Devil's Own").
+    pub fn find_except(&self, text: &str, skip: &FxHashSet<String>) -> Vec<Match> {
+        let mut ws: Vec<String> = words(text)
+            .into_iter()
+            .map(|w| if skip.contains(&w) { String::new() } else { w })
+            .collect();
         // Spaced-out letters ("f u c k", "f.u.c.k"): runs of 3+ one-letter words, joined.
         let mut joined = Vec::new();
         let mut run = String::new();
@@ -231,7 +245,12 @@ impl Lexicon {
 
     /// Noisy-or toxicity score of `text` in `[0, 1]` (0 without matches).
     pub fn score(&self, text: &str) -> f64 {
-        noisy_or(self.find(text).iter().map(|m| m.severity))
+        self.score_except(text, &Default::default())
+    }
+
+    /// [`Lexicon::score`] with the words in `skip` left out (see [`Lexicon::find_except`]).
+    pub fn score_except(&self, text: &str, skip: &FxHashSet<String>) -> f64 {
+        noisy_or(self.find_except(text, skip).iter().map(|m| m.severity))
     }
 }
 
@@ -334,6 +353,11 @@ mod tests {
         assert_eq!(terms("bitches and asses"), ["bitch", "ass"]);
         assert_eq!(terms("alligator   bait!"), ["alligator bait"]);
         assert_eq!(terms("a great movie!"), Vec::<String>::new());
+        // "1993's M*A*S*H" is not the phrase "s m"; a possessive still finds its stem.
+        assert_eq!(terms("1993's M*A*S*H"), Vec::<String>::new());
+        assert_eq!(terms("the bitch's"), ["bitch"]);
+        let skip = ["cock".to_string()].into_iter().collect();
+        assert_eq!(l.find_except("a cock and a bitch", &skip).len(), 1);
         // "****" alone is no word; "as" is not "ass" without a stretch.
         assert_eq!(terms("**** as"), Vec::<String>::new());
     }

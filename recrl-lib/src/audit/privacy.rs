@@ -180,16 +180,22 @@ impl TitleIndex {
         idx
     }
 
-    /// Titles named in `text` (longest match at each position): the item ids of each.
+    /// Titles named in `text` (longest match at each position): the item ids of each. A
+    /// one-word title counts only when capitalised ("Phenomenon", not "a phenomenon").
     pub fn mentions(&self, text: &str) -> Vec<Vec<u32>> {
         let ws = plain_words(text);
+        let capital: Vec<bool> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.starts_with(char::is_uppercase))
+            .collect();
         let mut out = Vec::new();
         let mut i = 0;
         while i < ws.len() {
             let best = self.by_first.get(&ws[i]).and_then(|cands| {
                 cands
                     .iter()
-                    .filter(|(k, _)| ws[i..].starts_with(k))
+                    .filter(|(k, _)| ws[i..].starts_with(k) && (k.len() > 1 || capital[i]))
                     .max_by_key(|(k, _)| k.len())
             });
             match best {
@@ -357,6 +363,10 @@ mod tests {
         assert_eq!(
             idx.mentions("Like The Usual Suspects and star wars episode v, not Heat."),
             vec![vec![1], vec![5]]
+        );
+        assert_eq!(
+            idx.mentions("a casablanca-style plot"),
+            Vec::<Vec<u32>>::new()
         );
         // User A (prompt: item 1) names Casablanca (item 4), which only user B has seen.
         let holders = [0, 1, 1, 0, 1, 0];
