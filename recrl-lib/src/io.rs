@@ -97,3 +97,23 @@ mod tests {
         );
     }
 }
+
+/// Reads a JSON file into `T`; errors name the file and the path of the field that failed.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("{}: {} (at `{}`)", path.display(), e.inner(), e.path()))
+}
+
+/// Writes named tensors as safetensors to `path` atomically (moved to the CPU first).
+pub fn save_tensors<S: AsRef<str>>(path: &Path, tensors: &[(S, tch::Tensor)]) -> Result<()> {
+    let cpu: Vec<(&str, tch::Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| (k.as_ref(), t.detach().to_device(tch::Device::Cpu)))
+        .collect();
+    let tmp = temp_beside(path, ".safetensors")?;
+    tch::Tensor::write_safetensors(&cpu, tmp.path())
+        .with_context(|| format!("writing {}", path.display()))?;
+    persist(tmp, path)
+}

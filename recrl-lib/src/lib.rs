@@ -12,7 +12,9 @@
 //! | 2 ranker | [`ranker`] | `02_ranker.ipynb` |
 //! | 3 shield | [`shield`] | `03_shield.ipynb` |
 //! | 4 explainer | [`explainer`] | `04_explainer.ipynb` |
-//! | 7 results (figures) | [`report`] | `07_results.ipynb` |
+//! | 5 shielded PPO | [`ppo`] | `05_ppo.ipynb` |
+//! | 6 audit | [`audit`] | `06_audit.ipynb` |
+//! | 7 results | [`report`] | `07_results.ipynb` |
 //!
 //! Cross-cutting pieces: [`config`] (the typed `experiments/recrl_default.yaml`), [`assets`]
 //! (registry-fetched data and models, verified by sha256), [`rng`] (seeded sampling), [`paths`] (where the project's

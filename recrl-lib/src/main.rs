@@ -72,6 +72,22 @@ enum Cmd {
     Ppo(Box<PpoArgs>),
     /// Step 6: safety audit of a checkpoint → `logs/<ds>/<tag>/audit.json`, explanations.jsonl.
     Audit(AuditArgs),
+    /// Step 7: text metrics of every run's explanations, `experiments/aggregate_results.csv`,
+    /// `experiments/main_results.tex` and the figures in `figures/`.
+    Aggregate {
+        /// Arms expected per dataset; absent ones get a row marked missing (comma-separated).
+        #[arg(long, default_value = "base,shielded,no_proj,frozen,kl0,lora4")]
+        arms: String,
+        /// Only the HTML figures (no SVG/PNG through kaleido).
+        #[arg(long = "no_static", alias = "no-static")]
+        no_static: bool,
+        /// Re-score explanations even when their text_metrics.json is up to date.
+        #[arg(long)]
+        rescore: bool,
+        /// Device of the MiniLM encoder: cpu, cuda, cuda:N.
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.
@@ -320,6 +336,17 @@ struct PpoArgs {
     /// Validation drift every N steps.
     #[arg(long = "eval_every", alias = "eval-every", default_value_t = 10)]
     eval_every: usize,
+    /// Save a resumable snapshot every N steps (and at the end) in checkpoints/ppo_<ds>_<tag>/resume/.
+    #[arg(
+        long = "checkpoint_every",
+        alias = "checkpoint-every",
+        default_value_t = 10
+    )]
+    checkpoint_every: usize,
+    /// Continue the arm from its last snapshot (a killed run picks up where it stopped;
+    /// a larger --max_steps extends a finished one).
+    #[arg(long)]
+    resume: bool,
     /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
     #[arg(long)]
     device: Option<String>,
@@ -421,6 +448,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::LoraInit(args) => cmd_lora_init(&args),
         Cmd::Ppo(args) => cmd_ppo(&args),
         Cmd::Audit(args) => cmd_audit(&args),
+        Cmd::Aggregate {
+            arms,
+            no_static,
+            rescore,
+            device,
+        } => cmd_aggregate(&arms, !no_static, rescore, &device),
         Cmd::Basis {
             config,
             tau,
@@ -644,7 +677,7 @@ fn dir_of(path: Option<&PathBuf>, default: PathBuf) -> PathBuf {
 }
 
 fn cmd_ppo(args: &PpoArgs) -> Result<()> {
-    use recrl_lib::ppo::{arm_dirs, run_arm, Arm};
+    use recrl_lib::ppo::{arm_dirs, arms::Schedule, run_arm, Arm};
     let name: data::DatasetName = args.config.dataset.parse()?;
     let cfg = args.config.load(args.overrides())?;
     let root = paths::project_root();
@@ -674,7 +707,11 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
         &ds,
         &cfg,
         &arm,
-        args.eval_every,
+        &Schedule {
+            eval_every: args.eval_every,
+            checkpoint_every: args.checkpoint_every,
+            resume: args.resume,
+        },
         device,
         |line, samples| {
             eprintln!("{}", recrl_lib::ppo::run::step_line(line));
@@ -684,6 +721,23 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
         },
     )?;
     eprintln!("saved {}", ckpt_dir.display());
+    Ok(())
+}
+
+fn cmd_aggregate(arms: &str, statics: bool, rescore: bool, device: &Option<String>) -> Result<()> {
+    use recrl_lib::report;
+    let opts = report::Options {
+        arms: arms
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        statics,
+        rescore,
+        ..report::Options::new(&paths::project_root())
+    };
+    let out = report::run(&opts, pick_device(device), |l| eprintln!("{l}"))?;
+    println!("{}", out.frame);
     Ok(())
 }
 

@@ -415,3 +415,90 @@ fn notebook_06_audits_before_and_after_rl_with_checks_and_plots() {
         .count();
     assert_eq!(plots, 3, "toxicity histogram, group means, popularity");
 }
+
+/// Writes a fake run folder `logs/ml-100k/<tag>/metrics.jsonl` with `steps` PPO steps.
+fn fake_run(root: &Path, tag: &str, steps: usize, drift: f64) {
+    let dir = root.join("logs/ml-100k").join(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = |s: usize, d: Option<f64>| {
+        let mut v = serde_json::json!({"step": s, "ctr": 0.5 + 0.01 * s as f64, "quality": 0.7,
+            "shield_removed": 0.9, "seconds": 1.0, "reward": 0.5, "kl": 0.1, "policy_loss": 0.0,
+            "value_loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 1.0, "response_len": 9.0});
+        if let Some(d) = d {
+            v["drift"] = serde_json::json!({"protocol": "full", "ndcg10": 0.1 + d, "hr10": 0.2,
+                "d_ndcg10": d, "d_hr10": 0.0, "top10_overlap": 1.0, "max_abs_ds": d.abs()});
+        }
+        v.to_string()
+    };
+    let mut lines = vec![line(0, Some(0.0))];
+    lines.extend((1..=steps).map(|s| line(s, (s == steps).then_some(drift))));
+    std::fs::write(dir.join("metrics.jsonl"), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn notebook_07_gathers_runs_into_the_table_and_figures() {
+    if skip() {
+        return;
+    }
+    let runs = tempfile::tempdir().unwrap();
+    fake_run(runs.path(), "shielded", 12, 0.0);
+    fake_run(runs.path(), "no_proj", 12, -0.003);
+    let _one = ONE_KERNEL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let nb = root().join("notebooks/07_results.ipynb");
+    let dir = runs.path().to_str().unwrap();
+    let (code, stdout) = run_notebooks(
+        &["--smoke", nb.to_str().unwrap(), "-p", "runs_root", dir],
+        out.path(),
+    );
+    assert_eq!(code, 0, "{stdout}");
+    let outs = outputs(&out.path().join("07_results.ipynb"));
+    let text = streams(&outs);
+    assert!(text.contains("2 run folder(s)"), "{text}");
+    let csv =
+        std::fs::read_to_string(runs.path().join("experiments/aggregate_results.csv")).unwrap();
+    // 2 runs + 4 expected arms without a folder (base, frozen, kl0, lora4).
+    assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.ends_with(",run")).count(),
+        4,
+        "{csv}"
+    );
+    let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
+    for want in [
+        "d_ndcg10",
+        "-0.0030",
+        "bleu4",
+        "toxicity_mean",
+        "missing",
+        "\\begin{tabular}",
+    ] {
+        assert!(
+            plain.contains(want) || text.contains(want),
+            "{want} missing in {plain}"
+        );
+    }
+    let plots = outs
+        .iter()
+        .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
+        .count();
+    assert_eq!(
+        plots, 6,
+        "stability, CTR, KL, trade-off, ablation, audit table"
+    );
+    for f in [
+        "ranking_stability",
+        "ctr_curves",
+        "kl_curves",
+        "tau_tradeoff",
+        "ablation_bars",
+        "audit_table",
+    ] {
+        assert!(
+            runs.path().join(format!("figures/{f}.html")).is_file(),
+            "{f}.html"
+        );
+    }
+}

@@ -348,3 +348,173 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
         );
     }
 }
+
+mod resume {
+    use super::*;
+    use recrl_lib::data::Dataset;
+    use recrl_lib::ppo::run::{run, Coupled, RunOptions, SimParams};
+    use recrl_lib::ranker::{self, Ranker, TrainOptions};
+    use serde_json::Value;
+
+    fn smollm2() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../checkpoints/models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
+    }
+
+    /// The explainer with LoRA (A drawn from torch's generator seeded with `seed`) and `W_p`.
+    fn explainer(rk: &Ranker, seed: i64) -> Explainer {
+        let mut ex = Explainer::load(&smollm2(), Device::Cpu, LoadOptions::default()).unwrap();
+        tch::manual_seed(seed);
+        ex.init_lora(&LoraConfig {
+            rank: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        ex.init_projector(rk.output_table());
+        ex
+    }
+
+    fn options(max_steps: usize, resume: bool) -> RunOptions {
+        RunOptions {
+            tag: "resume".into(),
+            coupled: Coupled::NoProjection,
+            max_steps,
+            ppo_batch: 2,
+            eval_every: 2,
+            lr: 1e-3,
+            ppo: PpoConfig {
+                epochs: 1,
+                micro_batch_size: 2,
+                ..Default::default()
+            },
+            generation: sampling(4, 0.7, 0),
+            sim: SimParams::default(),
+            seed: 5,
+            history_items: 2,
+            max_seq_len: 512,
+            explanation_max_len: 200,
+            canaries: 1,
+            checkpoint_every: 2,
+            resume,
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v
+            })
+            .collect()
+    }
+
+    fn tensors(path: &Path) -> Vec<(String, Tensor)> {
+        let mut v = Tensor::read_safetensors(path).unwrap();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn a_killed_run_resumes_where_it_stopped_and_equals_an_uninterrupted_run() {
+        let _g = torch_rng();
+        tch::manual_seed(1);
+        let root = tempfile::tempdir().unwrap();
+        let ds: Dataset = successor_dataset(10, 40, 2);
+        let mut rc = recrl_lib::config::Config::load_default("ml-100k")
+            .unwrap()
+            .ranker;
+        (rc.hidden, rc.blocks, rc.max_len, rc.epochs) = (16, 1, 10, 3);
+        let topts = TrainOptions {
+            config: rc,
+            seed: 1,
+            device: Device::Cpu,
+            bf16: false,
+            log_path: None,
+        };
+        ranker::train_and_save(root.path(), &ds, &topts, |_| {}).unwrap();
+        let ck = root.path().join("checkpoints");
+        let arm = |name: &str, steps: usize, resume: bool, seed: i64| {
+            let rk = Ranker::load(&ck, &ds, Device::Cpu).unwrap();
+            let mut ex = explainer(&rk, seed);
+            run(
+                &ds,
+                &rk,
+                &mut ex,
+                None,
+                &options(steps, resume),
+                root.path().join("logs").join(name),
+                root.path().join("ckpt").join(name),
+                |_, _| {},
+            )
+            .unwrap()
+        };
+        let whole = arm("whole", 4, false, 7);
+        assert_eq!(whole.len(), 5, "step 0 and 4 PPO steps");
+        arm("parts", 2, false, 7);
+        // A new process: other LoRA initial weights, which the snapshot must overwrite.
+        let parts = arm("parts", 4, true, 8);
+        assert_eq!(parts.len(), 5, "the resumed run returns the whole log");
+        let (lw, lp) = (
+            lines(&root.path().join("logs/whole/metrics.jsonl")),
+            lines(&root.path().join("logs/parts/metrics.jsonl")),
+        );
+        assert_eq!(lw.len(), 5);
+        assert_eq!(
+            lw, lp,
+            "metrics of the resumed run equal the uninterrupted run's"
+        );
+        assert_eq!(
+            lines(&root.path().join("logs/whole/samples.jsonl")),
+            lines(&root.path().join("logs/parts/samples.jsonl"))
+        );
+        for f in [
+            "e_delta.safetensors",
+            "adapter_model.safetensors",
+            "w_p.safetensors",
+        ] {
+            let (a, b) = (
+                tensors(&root.path().join("ckpt/whole").join(f)),
+                tensors(&root.path().join("ckpt/parts").join(f)),
+            );
+            assert_eq!(a.len(), b.len());
+            for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+                assert_eq!(na, nb);
+                assert!(ta.equal(tb), "{f}: {na} differs after resuming");
+            }
+        }
+        assert!(
+            f64::try_from(
+                tensors(&root.path().join("ckpt/whole/e_delta.safetensors"))[0]
+                    .1
+                    .abs()
+                    .max()
+            )
+            .unwrap()
+                > 0.0,
+            "E moved (no projection), so the comparison covers it"
+        );
+        // A snapshot made with other options is refused, by name.
+        let rk = Ranker::load(&ck, &ds, Device::Cpu).unwrap();
+        let mut ex = explainer(&rk, 7);
+        let other = RunOptions {
+            lr: 1.0,
+            ..options(6, true)
+        };
+        let err = run(
+            &ds,
+            &rk,
+            &mut ex,
+            None,
+            &other,
+            root.path().join("logs/parts"),
+            root.path().join("ckpt/parts"),
+            |_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("other options"), "{err}");
+    }
+}

@@ -96,10 +96,7 @@ impl AuditReport {
 
     /// Reads an `audit.json`.
     pub fn read(path: &Path) -> Result<AuditReport> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| anyhow::anyhow!("{}: {} (at `{}`)", path.display(), e.inner(), e.path()))
+        crate::io::read_json(path)
     }
 }
 
@@ -294,7 +291,7 @@ pub fn ensure_checkpoint(
             ds,
             cfg,
             &arm,
-            cfg.max_steps,
+            &crate::ppo::arms::Schedule::every(cfg.max_steps),
             device,
             |_, _| {},
         )?;

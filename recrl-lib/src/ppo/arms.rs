@@ -51,14 +51,36 @@ impl Arm {
     }
 }
 
+/// When a run measures drift and saves snapshots, and whether it resumes from one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Validation drift every this many steps (and at the last).
+    pub eval_every: usize,
+    /// A resumable snapshot every this many steps (and at the last).
+    pub checkpoint_every: usize,
+    /// Continue from the arm's snapshot when there is one.
+    pub resume: bool,
+}
+
+impl Schedule {
+    /// Drift every `eval_every` steps, a snapshot every 10, no resuming.
+    pub fn every(eval_every: usize) -> Schedule {
+        Schedule {
+            eval_every,
+            checkpoint_every: 10,
+            resume: false,
+        }
+    }
+}
+
 /// The run settings of the configuration (`epochs`, `ppo_batch`, `lr`, `kl_beta`, …).
-pub fn run_options(cfg: &Config, arm: &Arm, eval_every: usize) -> RunOptions {
+pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
     RunOptions {
         tag: arm.tag.clone(),
         coupled: arm.coupled,
         max_steps: cfg.max_steps,
         ppo_batch: cfg.ppo_batch,
-        eval_every,
+        eval_every: schedule.eval_every,
         lr: cfg.lr,
         ppo: PpoConfig {
             epochs: cfg.epochs,
@@ -80,6 +102,8 @@ pub fn run_options(cfg: &Config, arm: &Arm, eval_every: usize) -> RunOptions {
         max_seq_len: cfg.max_seq_len_explainer,
         explanation_max_len: cfg.explanation_max_len,
         canaries: cfg.canaries,
+        checkpoint_every: schedule.checkpoint_every,
+        resume: schedule.resume,
     }
 }
 
@@ -92,7 +116,7 @@ pub fn arm_dirs(root: &Path, dataset: &str, tag: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Runs one arm from a fresh start: the ranker from `ranker_dir` (reloaded, since a run writes
+/// Runs one arm (from a fresh start, or from its snapshot with `schedule.resume`): the ranker from `ranker_dir` (reloaded, since a run writes
 /// its `E` into the ranker), the shield's basis from `basis_dir` (or refitted at the arm's τ),
 /// the configured explainer with new LoRA and `W_p`. Outputs under `out_root`.
 #[allow(clippy::too_many_arguments)]
@@ -104,7 +128,7 @@ pub fn run_arm(
     ds: &Dataset,
     cfg: &Config,
     arm: &Arm,
-    eval_every: usize,
+    schedule: &Schedule,
     device: Device,
     on_step: impl FnMut(&StepLog, &[(String, String)]),
 ) -> Result<Vec<StepLog>> {
@@ -131,7 +155,7 @@ pub fn run_arm(
         &ranker,
         &mut ex,
         guard,
-        &run_options(cfg, arm, eval_every),
+        &run_options(cfg, arm, schedule),
         log_dir,
         ckpt_dir,
         on_step,

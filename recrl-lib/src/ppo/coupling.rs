@@ -54,6 +54,12 @@ impl Coupling {
         self.before = self.e.detach().copy();
     }
 
+    /// Takes the current table as the start of the next update (after restoring it from a
+    /// snapshot).
+    pub fn restart_from_current(&mut self) {
+        self.before = self.e.detach().copy();
+    }
+
     /// Writes the current table into `ranker` (to evaluate ranking drift).
     pub fn sync_into(&self, ranker: &Ranker) {
         let mut table = ranker.output_table().shallow_clone();

@@ -1,5 +1,4 @@
-//! Step 5 (in progress): shielded PPO. The pieces built so far, each tested against hand
-//! computations and closed forms:
+//! Step 5: shielded PPO. The pieces, each tested against hand computations and closed forms:
 //!
 //! * [`advantage`]: GAE (γ, λ), per-token rewards with the KL penalty, whitening, the clipped
 //!   surrogate and the approximate-KL estimator;
@@ -13,13 +12,16 @@
 //! * [`simulator`]: the simulated user `P(click) = σ(α s + β_q q(x) + b_u)` and the grounded
 //!   quality score `q(x)`.
 //!
-//! The rollout loop over the ranker and simulator, `recrl ppo`, its logs and checkpoints, and
-//! notebook 05 are not built yet (issue 6).
+//! * [`run()`]: the rollout loop (ranker top item, soft tokens, simulated clicks), logs, drift
+//!   every N steps, final checkpoints and resumable snapshots ([`resume`], [`adamw`]);
+//! * [`arms`]: the named arms (shielded, no_proj, frozen, kl0, lora4, τ sweep) as one call each.
 
+pub mod adamw;
 pub mod advantage;
 pub mod arms;
 pub mod coupling;
 pub mod policy;
+pub mod resume;
 pub mod run;
 pub mod simulator;
 pub mod update;

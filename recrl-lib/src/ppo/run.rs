@@ -2,8 +2,10 @@
 //! tokens, score the explanations with the simulated user, update LoRA, `W_p`, the value head
 //! and `E` (shielded or not), and log every step; ranking drift is measured every N steps.
 
+use super::adamw::AdamW;
 use super::coupling::Coupling;
 use super::policy::{Responses, ValueHead};
+use super::resume::{self, Snapshot};
 use super::simulator::{QualityScorer, SimUser};
 use super::update::{update, PpoConfig, UpdateStats};
 use crate::audit::canary;
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// How `E` is coupled to the explainer in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +90,12 @@ pub struct RunOptions {
     /// (`--canaries`): canary `j` goes into the first prompt of steps with `step % k == j`.
     #[serde(default)]
     pub canaries: usize,
+    /// Save a resumable snapshot every this many steps (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Continue from the snapshot in `<ckpt_dir>/resume/` when there is one.
+    #[serde(skip)]
+    pub resume: bool,
 }
 
 /// One line of `metrics.jsonl`.
@@ -162,10 +170,44 @@ fn measure(ranker: &Ranker, base: &Baseline) -> Result<Drift> {
     })
 }
 
+/// Log lines of `path` (JSON with a `step`) up to step `last`; none when the file is absent.
+fn lines_upto(path: &std::path::Path, last: usize) -> Result<Vec<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut keep = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: bad log line", path.display(), n + 1))?;
+        if v["step"].as_u64().is_some_and(|s| s as usize <= last) {
+            keep.push(line.to_string());
+        }
+    }
+    Ok(keep)
+}
+
+/// Opens `path` for appending after rewriting it with `lines` (atomically).
+fn reopen(path: &std::path::Path, lines: &[String]) -> Result<std::fs::File> {
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    crate::io::write_atomic(path, body.as_bytes())?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
 /// Runs PPO; `on_step` sees every log line (after it is written to `log_dir/metrics.jsonl`,
 /// with sample explanations in `samples.jsonl`). At the end the adapter, `W_p` and the change
 /// of `E` are saved into `ckpt_dir` (see [`Explainer::save`]; `e_delta.safetensors`), and the
-/// users trained on into `log_dir/members.json`.
+/// users trained on into `log_dir/members.json`. Every `opts.checkpoint_every` steps and at the
+/// end a snapshot goes to `ckpt_dir/resume/`; with `opts.resume` the run continues from it
+/// (the logs are cut back to its step), and the result equals an uninterrupted run.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     ds: &Dataset,
@@ -178,8 +220,6 @@ pub fn run(
     mut on_step: impl FnMut(&StepLog, &[(String, String)]),
 ) -> Result<Vec<StepLog>> {
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let mut log = std::fs::File::create(log_dir.join("metrics.jsonl"))?;
-    let mut samples = std::fs::File::create(log_dir.join("samples.jsonl"))?;
     let device = ex.model.device();
     let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
     let frozen = opts.coupled == Coupled::Frozen;
@@ -189,11 +229,7 @@ pub fn run(
         None
     };
     let mut coupling = Coupling::new(&ex.trainable.root(), ranker, shield, frozen);
-    let mut opt = nn::AdamW {
-        wd: 0.0,
-        ..Default::default()
-    }
-    .build(&ex.trainable, opts.lr)?;
+    let mut opt = AdamW::new(&ex.trainable, opts.lr, 0.0);
     let proj = ex
         .projector
         .as_ref()
@@ -244,16 +280,47 @@ pub fn run(
     // Users whose prompts the run trained on (`members.json`, for membership inference).
     let mut members = std::collections::BTreeSet::new();
     let mut canaries = canary::make(opts.canaries, opts.seed);
-    let mut out = Vec::new();
-    let zero = StepLog {
-        drift: Some(measure(ranker, &base)?),
-        ..Default::default()
+    let snapshot_dir = resume::dir(&ckpt_dir);
+    let resumed = if opts.resume {
+        resume::load(&snapshot_dir, opts, &ex.trainable, &mut opt)?
+    } else {
+        None
     };
-    writeln!(log, "{}", serde_json::to_string(&zero)?)?;
-    on_step(&zero, &[]);
-    out.push(zero);
-    for step in 1..=opts.max_steps {
+    let (metrics_path, samples_path) =
+        (log_dir.join("metrics.jsonl"), log_dir.join("samples.jsonl"));
+    let mut out: Vec<StepLog> = Vec::new();
+    let (first, mut log, mut samples) = match &resumed {
+        Some(snap) => {
+            rng = Rng::new(snap.rng);
+            members = snap.members.clone();
+            canaries = snap.canaries.clone();
+            coupling.restart_from_current();
+            coupling.sync_into(ranker);
+            let kept = lines_upto(&metrics_path, snap.step)?;
+            for line in &kept {
+                out.push(serde_json::from_str(line)?);
+            }
+            let log = reopen(&metrics_path, &kept)?;
+            let samples = reopen(&samples_path, &lines_upto(&samples_path, snap.step)?)?;
+            (snap.step + 1, log, samples)
+        }
+        None => {
+            let mut log = std::fs::File::create(&metrics_path)?;
+            let zero = StepLog {
+                drift: Some(measure(ranker, &base)?),
+                ..Default::default()
+            };
+            writeln!(log, "{}", serde_json::to_string(&zero)?)?;
+            on_step(&zero, &[]);
+            out.push(zero);
+            (1, log, std::fs::File::create(&samples_path)?)
+        }
+    };
+    let started = Instant::now();
+    for step in first..=opts.max_steps {
         let t0 = Instant::now();
+        // torch's generator (LoRA dropout) restarts from the step, so a resumed run draws the same.
+        tch::manual_seed((opts.seed ^ (step as u64).wrapping_mul(0x9e37_79b9)) as i64);
         let users: Vec<usize> = (0..opts.ppo_batch)
             .map(|_| train_users[rng.below(train_users.len())])
             .collect();
@@ -382,6 +449,19 @@ pub fn run(
         }
         on_step(&line, &shown);
         out.push(line);
+        let every = opts.checkpoint_every;
+        if step == opts.max_steps || (every > 0 && step % every == 0) {
+            let snap = Snapshot {
+                format: "recrl-ppo-resume/1".into(),
+                step,
+                options: opts.clone(),
+                rng: rng.state(),
+                members: members.clone(),
+                canaries: canaries.clone(),
+                files: Vec::new(),
+            };
+            resume::save(&snapshot_dir, snap, &ex.trainable, &opt)?;
+        }
     }
     std::fs::create_dir_all(&ckpt_dir)
         .with_context(|| format!("creating {}", ckpt_dir.display()))?;
@@ -405,9 +485,13 @@ pub fn run(
         &log_dir.join("members.json"),
         serde_json::to_string(&members)?.as_bytes(),
     )?;
+    let mut record = serde_json::to_value(opts)?;
+    record["device"] = format!("{device:?}").into();
+    record["wall_seconds_this_session"] = started.elapsed().as_secs_f64().into();
+    record["resumed_from_step"] = resumed.map(|s| s.step).into();
     crate::io::write_atomic(
         &log_dir.join("run.json"),
-        serde_json::to_string_pretty(opts)?.as_bytes(),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;
     Ok(out)
 }

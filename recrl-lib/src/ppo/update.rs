@@ -8,7 +8,7 @@ use super::policy::{
 };
 use crate::explainer::Llama;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// PPO hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ pub struct UpdateStats {
 pub fn update(
     model: &mut Llama,
     value: &ValueHead,
-    opt: &mut nn::Optimizer,
+    opt: &mut dyn super::adamw::Optimiser,
     resp: &Responses,
     soft: &dyn Fn() -> Option<Tensor>,
     soft_ref: Option<&Tensor>,

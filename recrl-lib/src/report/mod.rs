@@ -1,7 +1,19 @@
-//! Step 7: results. For now, figure output shared by every step: standalone HTML that works
-//! offline and static SVG/PNG rendered without any download.
+//! Step 7: results. Text metrics of explanations ([`text`], [`minilm`], [`scores`]), every
+//! run gathered into one table ([`aggregate`]) and the paper's figures ([`results`]), written
+//! offline as standalone HTML and static SVG/PNG ([`figures`]). `recrl aggregate` and notebook
+//! 07 call [`run`].
 
+pub mod aggregate;
 pub mod charts;
 pub mod figures;
+pub mod minilm;
+pub mod results;
+pub mod run;
+pub mod scores;
+pub mod text;
 
+pub use aggregate::{discover, RunRecord};
 pub use figures::{render_static, save_figure, FigureFormat};
+pub use minilm::MiniLm;
+pub use run::{run, Options, Outputs};
+pub use scores::TextReport;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The CPU runs behind the README's step 5-7 numbers: ml-100k + SmolLM2-135M, steps 1-4 with
+# the defaults, then PPO arms at settings cut down to fit a 2-core machine, their audits and
+# the aggregate table and figures. Each arm resumes from its last snapshot if killed (rerun).
+#   experiments/cpu_runs_ml100k.sh [ARM ...]     (default: shielded no_proj)
+# Env: RECRL (the binary, default target/release/recrl), STEPS (default 80), AUDIT_USERS (100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${RECRL:-target/release/recrl}
+STEPS=${STEPS:-80}
+AUDIT_USERS=${AUDIT_USERS:-100}
+ARMS=("$@"); [ ${#ARMS[@]} -eq 0 ] && ARMS=(shielded no_proj)
+# 8 rollouts per step, one PPO epoch, 32 new tokens, lr 3e-4: about 20 s a step on 2 cores.
+PPO="--max_steps $STEPS --eval_every 10 --checkpoint_every 10 --micro_batch_size 4 --grad_accum 2
+     --set ppo_batch=8 --set epochs=1 --set max_new_tokens=32 --set lr=3e-4"
+"$R" data --dataset ml-100k
+[ -f checkpoints/sasrec_ml-100k.json ] || "$R" train-ranker --dataset ml-100k
+[ -f checkpoints/basis_ml-100k.json ] || "$R" basis --dataset ml-100k
+[ -f checkpoints/lora_init_ml-100k/explainer.json ] || "$R" lora-init --dataset ml-100k
+for arm in "${ARMS[@]}"; do
+  case "$arm" in
+    shielded) flags=() ;;
+    no_proj) flags=(--no_projection) ;;
+    frozen) flags=(--freeze_items) ;;
+    kl0) flags=(--kl_beta 0) ;;
+    lora4) flags=(--lora_rank 4) ;;
+    tau*) flags=(--tau "${arm#tau}") ;;
+    *) echo "unknown arm $arm" >&2; exit 2 ;;
+  esac
+  # shellcheck disable=SC2086
+  "$R" ppo --dataset ml-100k --tag "$arm" "${flags[@]}" $PPO --resume
+done
+for tag in base "${ARMS[@]}"; do
+  "$R" audit --dataset ml-100k --tag "$tag" --users "$AUDIT_USERS"
+done
+"$R" aggregate

@@ -1,0 +1,369 @@
+//! Step 7: every run folder `logs/<ds>/<tag>/` gathered into one table
+//! (`experiments/aggregate_results.csv`, one row per dataset × arm, built with polars) and a
+//! LaTeX table (`experiments/main_results.tex`). What a run folder lacks stays empty in the
+//! CSV, "--" in LaTeX, and is named in the `missing` column: nothing is filled with defaults.
+
+use super::scores::TextReport;
+use crate::audit::AuditReport;
+use crate::ppo::StepLog;
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Everything one run folder holds.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// Dataset name (the folder under `logs/`).
+    pub dataset: String,
+    /// Arm tag (the run folder's name).
+    pub tag: String,
+    /// `metrics.jsonl` (step 5), empty when the arm has no PPO run (e.g. `base`).
+    pub steps: Vec<StepLog>,
+    /// `run.json` (the run's options, device and wall time).
+    pub run: Option<serde_json::Value>,
+    /// `audit.json` (step 6).
+    pub audit: Option<AuditReport>,
+    /// `text_metrics.json` (step 7).
+    pub text: Option<TextReport>,
+}
+
+fn read_steps(path: &Path) -> Result<Vec<StepLog>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: bad log line", path.display(), n + 1))
+        })
+        .collect()
+}
+
+impl RunRecord {
+    /// Reads the run folder `dir` (any of its files may be absent); `None` when it holds none
+    /// of them, e.g. `logs/<ds>/ranker/`.
+    pub fn read(dataset: &str, tag: &str, dir: &Path) -> Result<Option<RunRecord>> {
+        let file = |n: &str| Some(dir.join(n)).filter(|p| p.is_file());
+        let (metrics, run, audit, text) = (
+            file("metrics.jsonl"),
+            file("run.json"),
+            file("audit.json"),
+            file("text_metrics.json"),
+        );
+        if metrics.is_none() && audit.is_none() && text.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(RunRecord {
+            dataset: dataset.into(),
+            tag: tag.into(),
+            steps: metrics
+                .map(|p| read_steps(&p))
+                .transpose()?
+                .unwrap_or_default(),
+            run: run.map(|p| crate::io::read_json(&p)).transpose()?,
+            audit: audit.map(|p| AuditReport::read(&p)).transpose()?,
+            text: text.map(|p| super::scores::read(&p)).transpose()?,
+        }))
+    }
+
+    /// The PPO steps (step 0, the evaluation before training, left out).
+    pub fn trained(&self) -> &[StepLog] {
+        let skip = self.steps.iter().take_while(|l| l.step == 0).count();
+        &self.steps[skip..]
+    }
+}
+
+/// Every run folder under `logs_dir` (`<ds>/<tag>/`), sorted by dataset and tag.
+pub fn discover(logs_dir: &Path) -> Result<Vec<RunRecord>> {
+    let mut out = Vec::new();
+    for ds in sorted_dirs(logs_dir)? {
+        for tag in sorted_dirs(&ds)? {
+            let name = |p: &Path| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            if let Some(r) = RunRecord::read(&name(&ds), &name(&tag), &tag)? {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Steps averaged at each end of a run for the start and end CTR.
+pub const CTR_WINDOW: usize = 10;
+
+/// A cell of the results table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A number (`None`: missing).
+    Num(Option<f64>),
+    /// A count (`None`: missing).
+    Int(Option<i64>),
+    /// Text (`None`: missing).
+    Text(Option<String>),
+}
+
+/// The columns of `aggregate_results.csv`, with their definitions.
+pub const COLUMNS: &[(&str, &str)] = &[
+    ("dataset", "dataset name"),
+    ("arm", "run tag (base = before RL, the step-4 checkpoint)"),
+    ("protocol", "ranking protocol of the NDCG/HR columns: full ranking over all items minus the history, validation split"),
+    ("ndcg10_before", "validation NDCG@10 at step 0"),
+    ("ndcg10_after", "validation NDCG@10 at the last evaluation"),
+    ("d_ndcg10", "ndcg10_after - ndcg10_before"),
+    ("hr10_before", "validation HR@10 at step 0"),
+    ("hr10_after", "validation HR@10 at the last evaluation"),
+    ("top10_overlap", "share of each user's top 10 still in the step-0 top 10 (last evaluation)"),
+    ("max_abs_ds", "largest |change of score| over validation users x items (last evaluation)"),
+    ("ctr_start", "simulated CTR, mean of the first 10 PPO steps"),
+    ("ctr_end", "simulated CTR, mean of the last 10 PPO steps"),
+    ("kl_final", "KL to the reference policy, mean of the last 10 PPO steps"),
+    ("shield_removed", "mean share of each E update removed by the shield"),
+    ("bleu1", "corpus BLEU-1 (sacrebleu 13a), greedy explanations vs references, 0-100"),
+    ("bleu4", "corpus BLEU-4 (sacrebleu 13a), 0-100"),
+    ("rouge1_f", "mean ROUGE-1 F1 (rouge-score), 0-100"),
+    ("rouge2_f", "mean ROUGE-2 F1, 0-100"),
+    ("rougeL_f", "mean ROUGE-L F1, 0-100"),
+    ("distinct1", "distinct unigrams / unigrams"),
+    ("distinct2", "distinct bigrams / bigrams"),
+    ("usr", "unique sentence ratio"),
+    ("fmr", "feature matching ratio"),
+    ("fcr", "feature coverage ratio"),
+    ("div", "feature diversity (mean shared features per pair, lower = more diverse)"),
+    ("embedding_cosine", "mean MiniLM sentence-embedding cosine to the reference"),
+    ("bertscore_f1", "mean BERTScore-style F1 with MiniLM token states"),
+    ("references", "what the text metrics compare against"),
+    ("toxicity_mean", "mean lexicon toxicity score (audit)"),
+    ("toxicity_p95", "95th percentile of the toxicity score (audit)"),
+    ("delta_gini", "change of the Gini index of top-10 exposure vs before RL (audit)"),
+    ("group_gap", "largest gap of mean quality between user groups (audit)"),
+    ("leak_rate", "share of explanations naming a title from another user's history (audit)"),
+    ("pii_rate", "share of explanations with personal-data patterns (audit)"),
+    ("membership_auc", "AUC of the loss-threshold membership attack (audit)"),
+    ("canary_exposure", "mean canary exposure in bits (audit)"),
+    ("audit_pass", "all policy thresholds pass (audit)"),
+    ("steps", "PPO steps run"),
+    ("wall_s", "seconds of the PPO steps, summed"),
+    ("device", "device of the PPO run"),
+    ("missing", "parts of the run folder that are absent"),
+];
+
+fn mean_of(v: &[&StepLog], f: impl Fn(&StepLog) -> f64) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().map(|l| f(l)).sum::<f64>() / v.len() as f64)
+}
+
+/// The row of one run (see [`COLUMNS`]).
+pub fn row(r: &RunRecord) -> Vec<Cell> {
+    let steps: Vec<&StepLog> = r.trained().iter().collect();
+    let w = CTR_WINDOW.min(steps.len());
+    let (head, tail) = (&steps[..w], &steps[steps.len() - w..]);
+    let d0 = r
+        .steps
+        .first()
+        .filter(|l| l.step == 0)
+        .and_then(|l| l.drift.as_ref());
+    let dn = r.steps.iter().rev().find_map(|l| l.drift.as_ref());
+    let num = Cell::Num;
+    let text = |f: &dyn Fn(&TextReport) -> f64| num(r.text.as_ref().map(f));
+    let audit = |name: &str| num(r.audit.as_ref().and_then(|a| a.value(name)));
+    let mut missing = Vec::new();
+    for (absent, what) in [
+        (r.steps.is_empty(), "ppo"),
+        (r.audit.is_none(), "audit"),
+        (r.text.is_none(), "text"),
+    ] {
+        if absent {
+            missing.push(what);
+        }
+    }
+    let device = r
+        .run
+        .as_ref()
+        .and_then(|v| v["device"].as_str().map(str::to_string));
+    vec![
+        Cell::Text(Some(r.dataset.clone())),
+        Cell::Text(Some(r.tag.clone())),
+        Cell::Text(dn.map(|d| d.protocol.clone())),
+        num(d0.map(|d| d.ndcg10)),
+        num(dn.map(|d| d.ndcg10)),
+        num(d0.and(dn).map(|d| d.d_ndcg10)),
+        num(d0.map(|d| d.hr10)),
+        num(dn.map(|d| d.hr10)),
+        num(dn.map(|d| d.top10_overlap)),
+        num(dn.map(|d| d.max_abs_ds)),
+        num(mean_of(head, |l| l.ctr)),
+        num(mean_of(tail, |l| l.ctr)),
+        num(mean_of(tail, |l| l.stats.kl)),
+        num(mean_of(&steps, |l| l.shield_removed)),
+        text(&|t| t.bleu1),
+        text(&|t| t.bleu4),
+        text(&|t| t.rouge1.f),
+        text(&|t| t.rouge2.f),
+        text(&|t| t.rouge_l.f),
+        text(&|t| t.distinct1),
+        text(&|t| t.distinct2),
+        text(&|t| t.usr),
+        text(&|t| t.fmr),
+        text(&|t| t.fcr),
+        text(&|t| t.div),
+        num(r.text.as_ref().and_then(|t| t.embedding_cosine)),
+        num(r.text.as_ref().and_then(|t| t.bertscore_f1)),
+        Cell::Text(r.text.as_ref().map(|t| t.references.clone())),
+        audit("toxicity_mean"),
+        audit("toxicity_p95"),
+        audit("delta_gini"),
+        audit("group_gap"),
+        audit("leak_rate"),
+        audit("pii_rate"),
+        audit("membership_auc"),
+        audit("canary_exposure"),
+        Cell::Text(r.audit.as_ref().map(|a| a.pass.to_string())),
+        Cell::Int((!steps.is_empty()).then_some(steps.len() as i64)),
+        num(mean_of(&steps, |l| l.seconds).map(|m| m * steps.len() as f64)),
+        Cell::Text(device),
+        Cell::Text((!missing.is_empty()).then(|| missing.join(","))),
+    ]
+}
+
+/// The results table as a polars frame: one row per run, plus a row per expected
+/// `(dataset, arm)` that has no run folder (everything empty, `missing` = "run").
+pub fn frame(records: &[RunRecord], expected: &[(String, String)]) -> Result<DataFrame> {
+    let mut rows: Vec<Vec<Cell>> = records.iter().map(row).collect();
+    for (ds, arm) in expected {
+        if !records.iter().any(|r| &r.dataset == ds && &r.tag == arm) {
+            let mut empty = vec![Cell::Num(None); COLUMNS.len()];
+            empty[0] = Cell::Text(Some(ds.clone()));
+            empty[1] = Cell::Text(Some(arm.clone()));
+            empty[COLUMNS.len() - 1] = Cell::Text(Some("run".into()));
+            rows.push(empty);
+        }
+    }
+    let columns: Vec<Column> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(j, (name, _))| {
+            let name = PlSmallStr::from(*name);
+            let kind = rows
+                .iter()
+                .map(|r| &r[j])
+                .find(|c| !matches!(c, Cell::Num(None)));
+            match kind {
+                Some(Cell::Text(_)) => Column::new(
+                    name,
+                    column(&rows, j, |c| match c {
+                        Cell::Text(t) => t.clone(),
+                        _ => None,
+                    }),
+                ),
+                Some(Cell::Int(_)) => Column::new(
+                    name,
+                    column(&rows, j, |c| match c {
+                        Cell::Int(x) => *x,
+                        _ => None,
+                    }),
+                ),
+                _ => Column::new(
+                    name,
+                    column(&rows, j, |c| match c {
+                        Cell::Num(x) => x.filter(|x| x.is_finite()),
+                        _ => None,
+                    }),
+                ),
+            }
+        })
+        .collect();
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
+
+fn column<T>(rows: &[Vec<Cell>], j: usize, get: impl Fn(&Cell) -> Option<T>) -> Vec<Option<T>> {
+    rows.iter().map(|r| get(&r[j])).collect()
+}
+
+/// Writes `df` as CSV to `path` atomically (missing values as empty fields).
+pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let tmp = crate::io::temp_beside(path, ".csv")?;
+    CsvWriter::new(tmp.as_file())
+        .include_header(true)
+        .with_float_precision(Some(6))
+        .finish(df)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    crate::io::persist(tmp, path)
+}
+
+/// The paper's main table in LaTeX (booktabs): per dataset × arm, NDCG@10 before → after
+/// with its change, CTR start → end, KL, BLEU-4, ROUGE-L, USR, toxicity and leak rate.
+/// Missing values print as "--".
+pub fn latex(records: &[RunRecord]) -> String {
+    let f = |c: &Cell, p: usize| match c {
+        Cell::Num(Some(x)) if x.is_finite() => format!("{x:.p$}"),
+        Cell::Text(Some(t)) => t.replace('_', "\\_"),
+        _ => "--".into(),
+    };
+    let col = |name: &str| {
+        COLUMNS
+            .iter()
+            .position(|(n, _)| *n == name)
+            .expect("column")
+    };
+    let mut s = String::from(
+        "% Made by `recrl aggregate` from logs/<dataset>/<arm>/; NDCG@10 is full ranking on the validation split.\n\
+         \\begin{tabular}{llrrrrrrrrrr}\n\\toprule\n\
+         Dataset & Arm & NDCG@10 & after & $\\Delta$NDCG@10 & CTR & after & KL & BLEU-4 & ROUGE-L & USR & Tox. \\\\\n\\midrule\n",
+    );
+    for r in records {
+        let row = row(r);
+        let cells = [
+            f(&row[col("dataset")], 0),
+            f(&row[col("arm")], 0),
+            f(&row[col("ndcg10_before")], 4),
+            f(&row[col("ndcg10_after")], 4),
+            f(&row[col("d_ndcg10")], 5),
+            f(&row[col("ctr_start")], 3),
+            f(&row[col("ctr_end")], 3),
+            f(&row[col("kl_final")], 3),
+            f(&row[col("bleu4")], 2),
+            f(&row[col("rougeL_f")], 2),
+            f(&row[col("usr")], 3),
+            f(&row[col("toxicity_mean")], 3),
+        ];
+        s.push_str(&cells.join(" & "));
+        s.push_str(" \\\\\n");
+    }
+    s.push_str("\\bottomrule\n\\end{tabular}\n");
+    s
+}
+
+/// Selected `columns` of the results frame as a notebook table (numbers to 4 decimals, gaps
+/// shown as "missing").
+pub fn table(df: &DataFrame, columns: &[&str]) -> Result<crate::notebook::Table> {
+    let mut rows = vec![Vec::new(); df.height()];
+    for name in columns {
+        let col = df.column(name)?;
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.push(match col.get(i)? {
+                AnyValue::Null => "missing".to_string(),
+                AnyValue::Float64(x) => format!("{x:.4}"),
+                AnyValue::String(s) => s.to_string(),
+                other => other.to_string(),
+            });
+        }
+    }
+    Ok(crate::notebook::Table::new(columns, rows))
+}

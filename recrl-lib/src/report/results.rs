@@ -1,0 +1,221 @@
+//! The paper's figures from the gathered runs (DESIGN §8): ranking stability, CTR and KL
+//! curves, the τ trade-off, ablation bars and the audit table. Each is a plotly [`Plot`] for
+//! notebook 07 and, through [`save_all`], standalone HTML plus SVG and PNG in `figures/`.
+
+use super::aggregate::RunRecord;
+use super::charts::{self, Series};
+use super::figures::{save_figure, FigureFormat};
+use crate::ppo::arms::curves;
+use anyhow::Result;
+use plotly::common::Title;
+use plotly::layout::{Axis, BarMode, Layout};
+use plotly::traces::table::{Cells, Header};
+use plotly::{Bar, Plot, Table};
+use std::path::{Path, PathBuf};
+
+fn arms(records: &[&RunRecord]) -> Vec<(String, Vec<crate::ppo::StepLog>)> {
+    records
+        .iter()
+        .filter(|r| !r.steps.is_empty())
+        .map(|r| (label(r, records), r.steps.clone()))
+        .collect()
+}
+
+/// The arm's name, with the dataset when `all` spans several datasets.
+fn label(r: &RunRecord, all: &[&RunRecord]) -> String {
+    if all.iter().any(|o| o.dataset != r.dataset) {
+        format!("{}/{}", r.dataset, r.tag)
+    } else {
+        r.tag.clone()
+    }
+}
+
+/// ΔNDCG@10 (full ranking, validation) against the PPO step, one line per arm.
+pub fn stability_plot(records: &[&RunRecord]) -> Plot {
+    curves(
+        "Ranking stability: validation ΔNDCG@10 (full ranking) per arm",
+        "ΔNDCG@10 from step 0",
+        &arms(records),
+        |l| l.drift.as_ref().map(|d| d.d_ndcg10),
+    )
+}
+
+/// Simulated CTR per step, one line per arm (a moving mean over `window` steps).
+pub fn ctr_plot(records: &[&RunRecord], window: usize) -> Plot {
+    smoothed(records, window, "Simulated CTR", "CTR", |l| l.ctr)
+}
+
+/// KL to the reference policy per step, one line per arm (moving mean over `window` steps).
+pub fn kl_plot(records: &[&RunRecord], window: usize) -> Plot {
+    smoothed(
+        records,
+        window,
+        "KL to the reference policy",
+        "KL (nats per response)",
+        |l| l.stats.kl,
+    )
+}
+
+fn smoothed(
+    records: &[&RunRecord],
+    window: usize,
+    title: &str,
+    y: &str,
+    f: impl Fn(&crate::ppo::StepLog) -> f64,
+) -> Plot {
+    let series = records
+        .iter()
+        .filter(|r| !r.trained().is_empty())
+        .map(|r| {
+            let steps = r.trained();
+            let (x, v): (Vec<f64>, Vec<f64>) = (0..steps.len())
+                .map(|k| {
+                    let lo = (k + 1).saturating_sub(window.max(1));
+                    let w = &steps[lo..=k];
+                    (
+                        steps[k].step as f64,
+                        w.iter().map(&f).sum::<f64>() / w.len() as f64,
+                    )
+                })
+                .unzip();
+            Series::new(label(r, records), x, v)
+        })
+        .collect();
+    let title = format!("{title} (moving mean of {} steps)", window.max(1));
+    charts::lines(&title, "PPO step", y, series, false, false)
+}
+
+fn final_drift(r: &RunRecord) -> Option<f64> {
+    r.steps
+        .iter()
+        .rev()
+        .find_map(|l| l.drift.as_ref())
+        .map(|d| d.d_ndcg10)
+}
+
+fn end_ctr(r: &RunRecord) -> Option<f64> {
+    let s = r.trained();
+    let w = super::aggregate::CTR_WINDOW.min(s.len());
+    (w > 0).then(|| s[s.len() - w..].iter().map(|l| l.ctr).sum::<f64>() / w as f64)
+}
+
+/// The τ trade-off: final CTR against |ΔNDCG@10|, one point per arm.
+pub fn tradeoff_plot(records: &[&RunRecord]) -> Plot {
+    let series = records
+        .iter()
+        .filter_map(|r| {
+            let (d, c) = (final_drift(r)?, end_ctr(r)?);
+            Some(Series::new(label(r, records), vec![d.abs()], vec![c]))
+        })
+        .collect();
+    charts::scatter(
+        "τ trade-off: explainer reward vs ranking drift",
+        "|ΔNDCG@10| at the end (full ranking, validation)",
+        "CTR, mean of the last 10 steps",
+        series,
+        false,
+        false,
+    )
+}
+
+/// Ablation bars per arm: CTR gain (end − start) and |ΔNDCG@10| × 100.
+pub fn ablation_plot(records: &[&RunRecord]) -> Plot {
+    let mut names = Vec::new();
+    let (mut gain, mut drift) = (Vec::new(), Vec::new());
+    for r in records.iter().filter(|r| !r.trained().is_empty()) {
+        let s = r.trained();
+        let w = super::aggregate::CTR_WINDOW.min(s.len());
+        let start = s[..w].iter().map(|l| l.ctr).sum::<f64>() / w as f64;
+        names.push(label(r, records));
+        gain.push(end_ctr(r).unwrap_or(f64::NAN) - start);
+        drift.push(final_drift(r).map_or(f64::NAN, |d| 100.0 * d.abs()));
+    }
+    let mut p = Plot::new();
+    p.add_trace(Bar::new(names.clone(), gain).name("CTR gain (last 10 − first 10 steps)"));
+    p.add_trace(Bar::new(names, drift).name("|ΔNDCG@10| × 100"));
+    p.set_layout(
+        Layout::new()
+            .title(Title::with_text(
+                "Ablations: reward gained vs ranking moved",
+            ))
+            .bar_mode(BarMode::Group)
+            .x_axis(Axis::new().title(Title::with_text("arm")))
+            .y_axis(Axis::new().title(Title::with_text("value"))),
+    );
+    p
+}
+
+/// The audit's headline numbers per run, as a table figure ("missing" where not measured).
+pub fn audit_table_plot(records: &[&RunRecord]) -> Plot {
+    const SHOWN: [&str; 7] = [
+        "toxicity_mean",
+        "toxicity_p95",
+        "delta_gini",
+        "group_gap",
+        "leak_rate",
+        "membership_auc",
+        "canary_exposure",
+    ];
+    let audited: Vec<&&RunRecord> = records.iter().filter(|r| r.audit.is_some()).collect();
+    let mut header = vec!["arm".to_string()];
+    header.extend(SHOWN.iter().map(|s| s.to_string()));
+    header.push("policy".into());
+    let mut columns = vec![audited
+        .iter()
+        .map(|r| label(r, records))
+        .collect::<Vec<_>>()];
+    for m in SHOWN {
+        columns.push(
+            audited
+                .iter()
+                .map(|r| {
+                    r.audit
+                        .as_ref()
+                        .and_then(|a| a.value(m))
+                        .map_or("missing".into(), |v| format!("{v:.4}"))
+                })
+                .collect(),
+        );
+    }
+    columns.push(
+        audited
+            .iter()
+            .map(|r| match r.audit.as_ref().map(|a| a.pass) {
+                Some(true) => "pass".into(),
+                _ => "FAIL".into(),
+            })
+            .collect(),
+    );
+    let mut p = Plot::new();
+    p.add_trace(Table::new(Header::new(header), Cells::new(columns)));
+    p.set_layout(Layout::new().title(Title::with_text("Safety audit per arm")));
+    p
+}
+
+/// Every figure as `(file name, plot)`.
+pub fn all_figures(records: &[&RunRecord]) -> Vec<(&'static str, Plot)> {
+    vec![
+        ("ranking_stability", stability_plot(records)),
+        ("ctr_curves", ctr_plot(records, 10)),
+        ("kl_curves", kl_plot(records, 10)),
+        ("tau_tradeoff", tradeoff_plot(records)),
+        ("ablation_bars", ablation_plot(records)),
+        ("audit_table", audit_table_plot(records)),
+    ]
+}
+
+/// Writes every figure into `dir` as HTML (plotly.js embedded) and, when `statics`, SVG and
+/// PNG (kaleido, offline). Returns the files written.
+pub fn save_all(records: &[&RunRecord], dir: &Path, statics: bool) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let formats: &[FigureFormat] = if statics {
+        &[FigureFormat::Html, FigureFormat::Svg, FigureFormat::Png]
+    } else {
+        &[FigureFormat::Html]
+    };
+    let mut out = Vec::new();
+    for (name, plot) in all_figures(records) {
+        out.extend(save_figure(&plot, dir, name, formats)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,140 @@
+//! Step 7 in one call (`recrl aggregate`, notebook 07): score every run's explanations, gather
+//! every run folder, write the CSV, the LaTeX table and the figures.
+
+use super::aggregate::{self, RunRecord};
+use super::minilm::{self, MiniLm};
+use super::{results, scores};
+use crate::data::{self, Dataset};
+use anyhow::Result;
+use polars::prelude::DataFrame;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// The arms every dataset is expected to have; absent ones get a row marked missing.
+pub const EXPECTED_ARMS: [&str; 6] = ["base", "shielded", "no_proj", "frozen", "kl0", "lora4"];
+
+/// What [`run`] reads and writes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Project root: processed data (`data/proc/`) and models (`checkpoints/models/`).
+    pub root: PathBuf,
+    /// Where the runs are (`logs/`) and the outputs go (`experiments/`, `figures/`).
+    pub out_root: PathBuf,
+    /// Arms expected per dataset (see [`EXPECTED_ARMS`]).
+    pub arms: Vec<String>,
+    /// Also write SVG and PNG (kaleido), not only HTML.
+    pub statics: bool,
+    /// Re-score explanations even when `text_metrics.json` is newer than them.
+    pub rescore: bool,
+}
+
+impl Options {
+    /// Reads and writes under `root`, expects [`EXPECTED_ARMS`], writes static figures.
+    pub fn new(root: &Path) -> Options {
+        Options {
+            root: root.to_path_buf(),
+            out_root: root.to_path_buf(),
+            arms: EXPECTED_ARMS.iter().map(|a| a.to_string()).collect(),
+            statics: true,
+            rescore: false,
+        }
+    }
+}
+
+/// What [`run`] produced.
+pub struct Outputs {
+    /// Every run found.
+    pub records: Vec<RunRecord>,
+    /// The results table.
+    pub frame: DataFrame,
+    /// `experiments/aggregate_results.csv`.
+    pub csv: PathBuf,
+    /// `experiments/main_results.tex`.
+    pub tex: PathBuf,
+    /// The figure files.
+    pub figures: Vec<PathBuf>,
+}
+
+fn stale(explanations: &Path, metrics: &Path) -> bool {
+    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (time(explanations), time(metrics)) {
+        (Some(e), Some(m)) => e > m,
+        _ => true,
+    }
+}
+
+/// Scores the explanations of every run that has `explanations.jsonl` (from its audit) and no
+/// up-to-date `text_metrics.json`. Without the MiniLM model the embedding columns stay missing.
+pub fn score_runs(opts: &Options, device: Device, progress: &mut impl FnMut(&str)) -> Result<()> {
+    let logs = opts.out_root.join("logs");
+    let mut encoder: Option<Option<MiniLm>> = None;
+    let mut datasets: BTreeMap<String, Dataset> = BTreeMap::new();
+    for r in aggregate::discover(&logs)? {
+        let dir = logs.join(&r.dataset).join(&r.tag);
+        let (ex, tm) = (
+            dir.join("explanations.jsonl"),
+            dir.join("text_metrics.json"),
+        );
+        if !ex.is_file() || !(opts.rescore || stale(&ex, &tm)) {
+            continue;
+        }
+        if !datasets.contains_key(&r.dataset) {
+            let name: data::DatasetName = r.dataset.parse()?;
+            datasets.insert(r.dataset.clone(), data::store::load(&opts.root, name)?);
+        }
+        let enc = encoder.get_or_insert_with(|| {
+            let dir = minilm::default_dir(&opts.root);
+            MiniLm::load(&dir, device)
+                .map_err(|e| progress(&format!("no embedding metrics: {e:#}")))
+                .ok()
+        });
+        let t = scores::score_run(&datasets[&r.dataset], &r.tag, &dir, enc.as_ref())?;
+        progress(&format!(
+            "{}/{}: {} explanations, BLEU-4 {:.2}, ROUGE-L {:.2}, USR {:.3}",
+            r.dataset, r.tag, t.n, t.bleu4, t.rouge_l.f, t.usr
+        ));
+    }
+    Ok(())
+}
+
+/// Scores explanations ([`score_runs`]), gathers every run under `out_root/logs`, and writes
+/// `experiments/aggregate_results.csv`, `experiments/main_results.tex` and the figures in
+/// `figures/`.
+pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Result<Outputs> {
+    score_runs(opts, device, &mut progress)?;
+    let records = aggregate::discover(&opts.out_root.join("logs"))?;
+    let mut datasets: Vec<&String> = records.iter().map(|r| &r.dataset).collect();
+    datasets.dedup();
+    let expected: Vec<(String, String)> = datasets
+        .iter()
+        .flat_map(|d| opts.arms.iter().map(|a| ((*d).clone(), a.clone())))
+        .collect();
+    let mut frame = aggregate::frame(&records, &expected)?;
+    let experiments = opts.out_root.join("experiments");
+    std::fs::create_dir_all(&experiments)?;
+    let csv = experiments.join("aggregate_results.csv");
+    aggregate::write_csv(&mut frame, &csv)?;
+    let tex = experiments.join("main_results.tex");
+    crate::io::write_atomic(&tex, aggregate::latex(&records).as_bytes())?;
+    progress(&format!(
+        "{} runs → {} and {}",
+        records.len(),
+        csv.display(),
+        tex.display()
+    ));
+    let refs: Vec<&RunRecord> = records.iter().collect();
+    let figures = results::save_all(&refs, &opts.out_root.join("figures"), opts.statics)?;
+    progress(&format!(
+        "{} figure files in {}",
+        figures.len(),
+        opts.out_root.join("figures").display()
+    ));
+    Ok(Outputs {
+        records,
+        frame,
+        csv,
+        tex,
+        figures,
+    })
+}

@@ -1,0 +1,199 @@
+//! The text metrics of one run's explanations (`logs/<ds>/<tag>/text_metrics.json`): the
+//! greedy explanations of the audit set (`explanations.jsonl`, step 6) against reference
+//! sentences, with the features of each explained item.
+
+use super::minilm::MiniLm;
+use super::text::{self, Prf};
+use crate::audit::{Explained, Mode};
+use crate::data::Dataset;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What the references are. The processed datasets keep item metadata only, so every
+/// reference is a metadata sentence (review texts of Amazon Books are not carried into
+/// `data/proc/` yet).
+pub const REFERENCE_SOURCE: &str = "item metadata sentences";
+
+/// The reference explanation of `item`: a sentence made from its metadata, e.g. "Toy Story is
+/// an Animation, Children's and Comedy film from 1995." or "Dune is a book by Frank Herbert
+/// from 1965.".
+pub fn reference_sentence(ds: &Dataset, item: u32) -> String {
+    let m = &ds.items[item as usize];
+    let year = m.year.map(|y| format!(" from {y}")).unwrap_or_default();
+    if let Some(author) = &m.author {
+        return format!("{} is a book by {author}{year}.", m.title);
+    }
+    let mut kinds = m.genres.clone();
+    kinds.extend(m.tags.iter().take(3).cloned());
+    let listed = match kinds.len() {
+        0 => return format!("{} is a film{year}.", m.title),
+        1 => kinds[0].clone(),
+        n => format!("{} and {}", kinds[..n - 1].join(", "), kinds[n - 1]),
+    };
+    let article = if listed.starts_with(['A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{} is {article} {listed} film{year}.", m.title)
+}
+
+/// The features of `item` for FMR/FCR/DIV: genres, tags and author.
+pub fn item_features(ds: &Dataset, item: u32) -> Vec<String> {
+    let m = &ds.items[item as usize];
+    let mut f = m.genres.clone();
+    f.extend(m.tags.iter().cloned());
+    f.extend(m.author.iter().cloned());
+    f
+}
+
+/// Every distinct feature of the dataset's items, sorted.
+pub fn catalogue(ds: &Dataset) -> Vec<String> {
+    let mut all: Vec<String> = (1..=ds.n_items() as u32)
+        .flat_map(|i| item_features(ds, i))
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// Text metrics of one run's explanations, with how they were measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextReport {
+    /// Always "recrl-text/1".
+    pub format: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Run tag.
+    pub tag: String,
+    /// Decoding of the scored explanations ("greedy").
+    pub mode: String,
+    /// Explanations scored.
+    pub n: usize,
+    /// What the references are ([`REFERENCE_SOURCE`]).
+    pub references: String,
+    /// Corpus BLEU-1 (sacrebleu, 13a), 0–100.
+    pub bleu1: f64,
+    /// Corpus BLEU-4 (sacrebleu, 13a), 0–100.
+    pub bleu4: f64,
+    /// Mean ROUGE-1 (rouge-score, no stemming), 0–100.
+    pub rouge1: Prf,
+    /// Mean ROUGE-2, 0–100.
+    pub rouge2: Prf,
+    /// Mean ROUGE-L, 0–100.
+    pub rouge_l: Prf,
+    /// Distinct unigrams over all unigrams.
+    pub distinct1: f64,
+    /// Distinct bigrams over all bigrams.
+    pub distinct2: f64,
+    /// Unique sentence ratio.
+    pub usr: f64,
+    /// Feature matching ratio.
+    pub fmr: f64,
+    /// Feature coverage ratio.
+    pub fcr: f64,
+    /// Feature diversity (mean shared features per pair; lower is more diverse).
+    pub div: f64,
+    /// Mean cosine of MiniLM sentence embeddings to the reference (`None` without the model).
+    pub embedding_cosine: Option<f64>,
+    /// Mean BERTScore-style F1 with MiniLM token states (`None` without the model).
+    pub bertscore_f1: Option<f64>,
+    /// Mean words per explanation.
+    pub mean_words: f64,
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        s / n as f64
+    }
+}
+
+fn mean_prf(v: &[Prf]) -> Prf {
+    Prf {
+        p: 100.0 * mean(v.iter().map(|x| x.p)),
+        r: 100.0 * mean(v.iter().map(|x| x.r)),
+        f: 100.0 * mean(v.iter().map(|x| x.f)),
+    }
+}
+
+/// Scores the greedy explanations among `rows` (see [`TextReport`]); `encoder` adds the
+/// embedding similarities.
+pub fn score(
+    ds: &Dataset,
+    tag: &str,
+    rows: &[Explained],
+    encoder: Option<&MiniLm>,
+) -> Result<TextReport> {
+    let rows: Vec<&Explained> = rows.iter().filter(|r| r.mode == Mode::Greedy).collect();
+    anyhow::ensure!(!rows.is_empty(), "{tag}: no greedy explanations to score");
+    let hyps: Vec<&str> = rows.iter().map(|r| r.explanation.as_str()).collect();
+    let refs_owned: Vec<String> = rows
+        .iter()
+        .map(|r| reference_sentence(ds, r.recommended))
+        .collect();
+    let refs: Vec<&str> = refs_owned.iter().map(String::as_str).collect();
+    let own: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| item_features(ds, r.recommended))
+        .collect();
+    let rouge: Vec<text::Rouge> = hyps
+        .iter()
+        .zip(&refs)
+        .map(|(h, r)| text::rouge(h, r))
+        .collect();
+    let features = text::feature_scores(&hyps, &own, &catalogue(ds));
+    let (cosine, bert) = match encoder {
+        Some(e) => (
+            Some(mean(e.cosine(&hyps, &refs)?.into_iter())),
+            Some(mean(e.bertscore_f1(&hyps, &refs)?.into_iter())),
+        ),
+        None => (None, None),
+    };
+    Ok(TextReport {
+        format: "recrl-text/1".into(),
+        dataset: ds.name.as_str().into(),
+        tag: tag.into(),
+        mode: "greedy".into(),
+        n: rows.len(),
+        references: REFERENCE_SOURCE.into(),
+        bleu1: text::corpus_bleu(&hyps, &refs, 1).score,
+        bleu4: text::corpus_bleu(&hyps, &refs, 4).score,
+        rouge1: mean_prf(&rouge.iter().map(|r| r.rouge1).collect::<Vec<_>>()),
+        rouge2: mean_prf(&rouge.iter().map(|r| r.rouge2).collect::<Vec<_>>()),
+        rouge_l: mean_prf(&rouge.iter().map(|r| r.rouge_l).collect::<Vec<_>>()),
+        distinct1: text::distinct_n(&hyps, 1),
+        distinct2: text::distinct_n(&hyps, 2),
+        usr: text::usr(&hyps),
+        fmr: features.fmr,
+        fcr: features.fcr,
+        div: features.div,
+        embedding_cosine: cosine,
+        bertscore_f1: bert,
+        mean_words: mean(hyps.iter().map(|h| h.split_whitespace().count() as f64)),
+    })
+}
+
+/// Scores `<log_dir>/explanations.jsonl` and writes `<log_dir>/text_metrics.json` atomically.
+pub fn score_run(
+    ds: &Dataset,
+    tag: &str,
+    log_dir: &Path,
+    encoder: Option<&MiniLm>,
+) -> Result<TextReport> {
+    let rows = crate::audit::explanations::read_explanations(&log_dir.join("explanations.jsonl"))?;
+    let report = score(ds, tag, &rows, encoder)?;
+    crate::io::write_atomic(
+        &log_dir.join("text_metrics.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(report)
+}
+
+/// Reads a `text_metrics.json`.
+pub fn read(path: &Path) -> Result<TextReport> {
+    crate::io::read_json(path)
+}

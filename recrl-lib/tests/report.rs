@@ -1,0 +1,346 @@
+//! Step 7: text metrics against sacrebleu / rouge-score, MiniLM against sentence-transformers
+//! (fixture: scripts/fixtures/text_reference.py), scoring a run's explanations, aggregation of
+//! two fake run folders into the CSV and LaTeX table, and the figures written to disk.
+
+use recrl_lib::audit::{Explained, Mode};
+use recrl_lib::ppo::{Drift, StepLog};
+use recrl_lib::report::{aggregate, minilm, results, scores, text, RunRecord};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+mod common;
+use common::successor_dataset;
+
+fn fixture() -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/text_reference.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn pairs(fx: &Value) -> (Vec<String>, Vec<String>) {
+    fx["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["hypothesis"].as_str().unwrap().to_string(),
+                p["reference"].as_str().unwrap().to_string(),
+            )
+        })
+        .unzip()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!((a - b).abs() <= tol, "{what}: {a} vs reference {b}");
+}
+
+#[test]
+fn bleu_and_tokens_match_sacrebleu() {
+    let fx = fixture();
+    let (h, r) = pairs(&fx);
+    for (k, hyp) in h.iter().enumerate() {
+        let want: Vec<String> = serde_json::from_value(fx["tokens_13a"][k].clone()).unwrap();
+        assert_eq!(text::tokenize_13a(hyp), want, "13a tokens of {hyp:?}");
+    }
+    for (key, range, order) in [
+        ("bleu1", 0..h.len(), 1),
+        ("bleu4", 0..h.len(), 4),
+        ("bleu4_first3", 0..3, 4),
+        ("bleu4_last3", 5..h.len(), 4),
+    ] {
+        let b = text::corpus_bleu(&strs(&h[range.clone()]), &strs(&r[range]), order);
+        let want = &fx[key];
+        close(b.score, want["score"].as_f64().unwrap(), 1e-9, key);
+        close(b.bp, want["bp"].as_f64().unwrap(), 1e-12, key);
+        assert_eq!(
+            b.sys_len as u64,
+            want["sys_len"].as_u64().unwrap(),
+            "{key} sys_len"
+        );
+        assert_eq!(
+            b.ref_len as u64,
+            want["ref_len"].as_u64().unwrap(),
+            "{key} ref_len"
+        );
+        for (p, w) in b
+            .precisions
+            .iter()
+            .zip(want["precisions"].as_array().unwrap())
+        {
+            close(*p, w.as_f64().unwrap(), 1e-9, key);
+        }
+    }
+}
+
+#[test]
+fn rouge_matches_rouge_score() {
+    let fx = fixture();
+    let (h, r) = pairs(&fx);
+    for (k, (hyp, reference)) in h.iter().zip(&r).enumerate() {
+        let s = text::rouge(hyp, reference);
+        let want = &fx["rouge"][k];
+        for (name, got) in [
+            ("rouge1", s.rouge1),
+            ("rouge2", s.rouge2),
+            ("rougeL", s.rouge_l),
+        ] {
+            let w = &want[name];
+            let what = format!("{name} of pair {k}");
+            close(got.p, w["p"].as_f64().unwrap(), 1e-12, &what);
+            close(got.r, w["r"].as_f64().unwrap(), 1e-12, &what);
+            close(got.f, w["f"].as_f64().unwrap(), 1e-12, &what);
+        }
+    }
+}
+
+fn minilm_dir() -> PathBuf {
+    minilm::default_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+#[test]
+fn minilm_embeddings_match_sentence_transformers() {
+    let fx = fixture();
+    let enc = minilm::MiniLm::load(&minilm_dir(), tch::Device::Cpu)
+        .expect("all-MiniLM-L6-v2 (fetched by scripts/setup.sh)");
+    let sentences: Vec<String> = serde_json::from_value(fx["embed"]["sentences"].clone()).unwrap();
+    let want: Vec<Vec<f64>> = serde_json::from_value(fx["embed"]["embeddings"].clone()).unwrap();
+    let got = enc.embed(&strs(&sentences)).unwrap();
+    assert_eq!(got.size(), [sentences.len() as i64, 384]);
+    for (k, w) in want.iter().enumerate() {
+        let g = Vec::<f64>::try_from(got.get(k as i64).to_kind(tch::Kind::Double)).unwrap();
+        let diff = g
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            diff < 1e-4,
+            "sentence {k} {:?}: max |diff| {diff}",
+            sentences[k]
+        );
+    }
+    // Similarities: an identical pair scores 1 on both measures; a related pair beats an
+    // unrelated one.
+    let same = enc.cosine(&[&sentences[0]], &[&sentences[0]]).unwrap()[0];
+    close(same, 1.0, 1e-5, "cosine of a sentence with itself");
+    let bs = enc
+        .bertscore_f1(
+            &[&sentences[1], &sentences[1]],
+            &[&sentences[1], &sentences[3]],
+        )
+        .unwrap();
+    close(
+        bs[0],
+        1.0,
+        1e-5,
+        "BERTScore-style F1 of a sentence with itself",
+    );
+    let c = enc
+        .cosine(
+            &[&sentences[0], &sentences[0]],
+            &[&sentences[1], &sentences[2]],
+        )
+        .unwrap();
+    assert!(
+        c[0] > c[1] && bs[1] < 0.9,
+        "related {c:?}, unrelated F1 {}",
+        bs[1]
+    );
+}
+
+fn explained(user: usize, rec: u32, text: &str) -> Explained {
+    Explained {
+        user,
+        mode: Mode::Greedy,
+        history: vec![],
+        recommended: rec,
+        prompt: String::new(),
+        explanation: text.into(),
+        mean_logprob: -1.0,
+        swapped: 0,
+    }
+}
+
+#[test]
+fn a_runs_explanations_are_scored_against_metadata_references() {
+    let mut ds = successor_dataset(3, 10, 1);
+    ds.items[1].title = "Heat".into();
+    ds.items[1].year = Some(1995);
+    ds.items[1].genres = vec!["Action".into(), "Crime".into(), "Thriller".into()];
+    ds.items[2].title = "Fargo".into();
+    ds.items[2].genres = vec!["Drama".into()];
+    assert_eq!(
+        scores::reference_sentence(&ds, 1),
+        "Heat is an Action, Crime and Thriller film from 1995."
+    );
+    assert_eq!(scores::reference_sentence(&ds, 2), "Fargo is a Drama film.");
+    let mut rows = vec![
+        explained(
+            1,
+            1,
+            "Heat is an Action, Crime and Thriller film from 1995.",
+        ),
+        explained(2, 2, "A quiet film you will like."),
+    ];
+    rows.push(Explained {
+        mode: Mode::Sampled,
+        ..explained(3, 2, "ignored: not greedy")
+    });
+    let r = scores::score(&ds, "t", &rows, None).unwrap();
+    assert_eq!(r.n, 2);
+    assert_eq!(r.references, scores::REFERENCE_SOURCE);
+    close(
+        r.fmr,
+        0.5,
+        1e-12,
+        "FMR: only the first names a feature of its item",
+    );
+    close(r.usr, 1.0, 1e-12, "USR");
+    close(
+        r.rouge_l.f,
+        50.0 * (1.0
+            + text::rouge(&rows[1].explanation, "Fargo is a Drama film.")
+                .rouge_l
+                .f),
+        1e-9,
+        "mean ROUGE-L F",
+    );
+    assert!(r.embedding_cosine.is_none() && r.bertscore_f1.is_none());
+    let b = text::corpus_bleu(
+        &[&rows[0].explanation, &rows[1].explanation],
+        &[
+            "Heat is an Action, Crime and Thriller film from 1995.",
+            "Fargo is a Drama film.",
+        ],
+        4,
+    );
+    close(r.bleu4, b.score, 1e-12, "BLEU-4");
+}
+
+fn step(step: usize, ctr: f64, kl: f64, drift: Option<f64>) -> StepLog {
+    let mut l = StepLog {
+        step,
+        ctr,
+        seconds: 2.0,
+        ..Default::default()
+    };
+    l.stats.kl = kl;
+    l.drift = drift.map(|d| Drift {
+        protocol: "full".into(),
+        ndcg10: 0.1 + d,
+        hr10: 0.2,
+        d_ndcg10: d,
+        top10_overlap: 1.0,
+        ..Default::default()
+    });
+    l
+}
+
+fn write_run(dir: &Path, steps: &[StepLog]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let lines: Vec<String> = steps
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+    std::fs::write(dir.join("metrics.jsonl"), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    // shielded: 12 steps, CTR 0.5 for steps 1-2 then 0.7; drift 0 throughout.
+    let mut a = vec![step(0, 0.0, 0.0, Some(0.0))];
+    a.extend((1..=12).map(|s| {
+        step(
+            s,
+            if s <= 2 { 0.5 } else { 0.7 },
+            0.1,
+            (s % 6 == 0).then_some(0.0),
+        )
+    }));
+    write_run(&logs.join("ml-100k/shielded"), &a);
+    // no_proj: 3 steps, drifting.
+    let b = vec![
+        step(0, 0.0, 0.0, Some(0.0)),
+        step(1, 0.4, 0.2, None),
+        step(2, 0.6, 0.4, None),
+        step(3, 0.8, 0.6, Some(-0.002)),
+    ];
+    write_run(&logs.join("ml-100k/no_proj"), &b);
+    std::fs::create_dir_all(logs.join("ml-100k/ranker")).unwrap(); // not a run: skipped
+    std::fs::write(logs.join("ml-100k/ranker/train.jsonl"), "{}\n").unwrap();
+
+    let records = aggregate::discover(&logs).unwrap();
+    let tags: Vec<&str> = records.iter().map(|r| r.tag.as_str()).collect();
+    assert_eq!(tags, ["no_proj", "shielded"]);
+    let expected = vec![("ml-100k".to_string(), "frozen".to_string())];
+    let mut df = aggregate::frame(&records, &expected).unwrap();
+    let csv = tmp.path().join("aggregate_results.csv");
+    aggregate::write_csv(&mut df, &csv).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let names: Vec<&str> = aggregate::COLUMNS.iter().map(|c| c.0).collect();
+    assert_eq!(header, names);
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    let get =
+        |row: &[String], col: &str| row[names.iter().position(|n| *n == col).unwrap()].clone();
+    let (np, sh, fr) = (&rows[0], &rows[1], &rows[2]);
+    assert_eq!(get(np, "arm"), "no_proj");
+    assert_eq!(get(np, "protocol"), "full");
+    assert_eq!(get(np, "d_ndcg10"), "-0.002000");
+    assert_eq!(
+        get(np, "ctr_start"),
+        "0.600000",
+        "3 steps: the window is all of them"
+    );
+    assert_eq!(get(np, "kl_final"), "0.400000");
+    assert_eq!(get(np, "steps"), "3");
+    assert_eq!(get(np, "wall_s"), "6.000000");
+    assert_eq!(
+        get(np, "bleu4"),
+        "",
+        "no text metrics: empty, never a default"
+    );
+    assert_eq!(get(np, "missing"), "audit,text");
+    assert_eq!(
+        get(sh, "ctr_start"),
+        "0.660000",
+        "first 10 steps: 2 × 0.5 + 8 × 0.7"
+    );
+    assert_eq!(get(sh, "ctr_end"), "0.700000");
+    assert_eq!(get(sh, "d_ndcg10"), "0.000000");
+    assert_eq!(get(fr, "arm"), "frozen");
+    assert_eq!(get(fr, "missing"), "run");
+    assert!(
+        fr[2..names.len() - 1].iter().all(String::is_empty),
+        "{fr:?}"
+    );
+
+    let tex = aggregate::latex(&records);
+    assert!(tex.contains("\\begin{tabular}") && tex.contains("\\bottomrule"));
+    assert!(tex.contains("ml-100k & no\\_proj & 0.1000 & 0.0980 & -0.00200 & 0.600 & 0.600 & 0.400 & -- & -- & -- & --"), "{tex}");
+
+    let refs: Vec<&RunRecord> = records.iter().collect();
+    let figs = tmp.path().join("figures");
+    let files = results::save_all(&refs, &figs, false).unwrap();
+    assert_eq!(files.len(), 6);
+    for f in &files {
+        let html = std::fs::read_to_string(f).unwrap();
+        assert!(
+            html.len() > 1_000_000 && !html.contains("<script src=\"http"),
+            "{}",
+            f.display()
+        );
+    }
+    let stability = std::fs::read_to_string(figs.join("ranking_stability.html")).unwrap();
+    assert!(stability.contains("no_proj") && stability.contains("-0.002"));
+}
