@@ -117,3 +117,17 @@ pub fn save_tensors<S: AsRef<str>>(path: &Path, tensors: &[(S, tch::Tensor)]) ->
         .with_context(|| format!("writing {}", path.display()))?;
     persist(tmp, path)
 }
+
+/// Reads a JSON-lines file into one `T` per non-empty line; errors name the file and line.
+pub fn read_json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a valid record", path.display(), n + 1))
+        })
+        .collect()
+}

@@ -175,21 +175,7 @@ pub fn read_cache(dir: &Path, key: &CacheKey) -> Option<Vec<Explained>> {
 
 /// Reads `explanations.jsonl`; errors name the line.
 pub fn read_explanations(path: &Path) -> Result<Vec<Explained>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            serde_json::from_str(l).with_context(|| {
-                format!(
-                    "{} line {}: not an explanation record",
-                    path.display(),
-                    n + 1
-                )
-            })
-        })
-        .collect()
+    crate::io::read_json_lines(path)
 }
 
 /// Writes `explanations.jsonl` and its key (both atomically, the key last).

@@ -269,15 +269,7 @@ pub fn for_later_steps(
 /// Reads a JSON-lines training log written by [`train`]; a line that does not parse is an
 /// error naming the file and line.
 pub fn read_log(path: &Path) -> Result<Vec<EpochLog>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), n + 1))
-        })
-        .collect()
+    crate::io::read_json_lines(path)
 }
 
 /// The training curves of a log: loss, and validation NDCG@10 and HR@10 (full ranking), by epoch.

@@ -27,19 +27,6 @@ pub struct RunRecord {
     pub text: Option<TextReport>,
 }
 
-fn read_steps(path: &Path) -> Result<Vec<StepLog>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: bad log line", path.display(), n + 1))
-        })
-        .collect()
-}
-
 impl RunRecord {
     /// Reads the run folder `dir` (any of its files may be absent); `None` when it holds none
     /// of them, e.g. `logs/<ds>/ranker/`.
@@ -58,7 +45,7 @@ impl RunRecord {
             dataset: dataset.into(),
             tag: tag.into(),
             steps: metrics
-                .map(|p| read_steps(&p))
+                .map(|p| crate::io::read_json_lines(&p))
                 .transpose()?
                 .unwrap_or_default(),
             run: run.map(|p| crate::io::read_json(&p)).transpose()?,
