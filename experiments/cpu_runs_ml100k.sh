@@ -3,11 +3,11 @@
 # the defaults, then PPO arms at settings cut down to fit a 2-core machine, their audits and
 # the aggregate table and figures. Each arm resumes from its last snapshot if killed (rerun).
 #   experiments/cpu_runs_ml100k.sh [ARM ...]     (default: shielded no_proj)
-# Env: RECRL (the binary, default target/release/recrl), STEPS (default 80), AUDIT_USERS (100).
+# Env: RECRL (the binary, default target/release/recrl), STEPS (default 60), AUDIT_USERS (100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${RECRL:-target/release/recrl}
-STEPS=${STEPS:-80}
+STEPS=${STEPS:-60}
 AUDIT_USERS=${AUDIT_USERS:-100}
 ARMS=("$@"); [ ${#ARMS[@]} -eq 0 ] && ARMS=(shielded no_proj)
 # 8 rollouts per step, one PPO epoch, 32 new tokens, lr 3e-4: about 20 s a step on 2 cores.

@@ -310,7 +310,7 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
         "",
         "no text metrics: empty, never a default"
     );
-    assert_eq!(get(np, "missing"), "audit,text");
+    assert_eq!(get(np, "missing"), "audit;text");
     assert_eq!(
         get(sh, "ctr_start"),
         "0.660000",

@@ -195,7 +195,7 @@ mod tests {
             let got = Vec::<f64>::try_from(&w).unwrap();
             for k in 0..2 {
                 assert!(
-                    (got[k] - want[k]).abs() < 1e-12,
+                    (got[k] - want[k]).abs() < 1e-6, // f32 variables
                     "step {t}: {got:?} vs {want:?}"
                 );
             }
@@ -217,6 +217,6 @@ mod tests {
         (&a * 3.0 + &b * 4.0).sum(Kind::Double).backward(); // grads 3, 4: norm 5
         opt.clip_grad_norm(1.0);
         let ga = f64::try_from(a.grad()).unwrap();
-        assert!((ga - 3.0 / (5.0 + 1e-6)).abs() < 1e-9, "{ga}");
+        assert!((ga - 3.0 / (5.0 + 1e-6)).abs() < 1e-6, "{ga}"); // f32 variables
     }
 }

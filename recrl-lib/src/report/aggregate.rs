@@ -149,7 +149,7 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("steps", "PPO steps run"),
     ("wall_s", "seconds of the PPO steps, summed"),
     ("device", "device of the PPO run"),
-    ("missing", "parts of the run folder that are absent"),
+    ("missing", "what the run folder lacks, separated by `;`: run (no folder), ppo, audit, text"),
 ];
 
 fn mean_of(v: &[&StepLog], f: impl Fn(&StepLog) -> f64) -> Option<f64> {
@@ -225,7 +225,7 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
         Cell::Int((!steps.is_empty()).then_some(steps.len() as i64)),
         num(mean_of(&steps, |l| l.seconds).map(|m| m * steps.len() as f64)),
         Cell::Text(device),
-        Cell::Text((!missing.is_empty()).then(|| missing.join(","))),
+        Cell::Text((!missing.is_empty()).then(|| missing.join(";"))),
     ]
 }
 
