@@ -422,7 +422,7 @@ mod resume {
         let _g = torch_rng();
         tch::manual_seed(1);
         let root = tempfile::tempdir().unwrap();
-        let ds: Dataset = successor_dataset(10, 40, 2);
+        let ds: Dataset = successor_dataset(10, 150, 2);
         let mut rc = recrl_lib::config::Config::load_default("ml-100k")
             .unwrap()
             .ranker;
