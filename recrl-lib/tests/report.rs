@@ -4,7 +4,7 @@
 
 use recrl_lib::audit::{Explained, Mode};
 use recrl_lib::ppo::{Drift, StepLog};
-use recrl_lib::report::{aggregate, minilm, results, scores, text, RunRecord};
+use recrl_lib::report::{aggregate, minilm, results, scores, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -329,9 +329,8 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
     assert!(tex.contains("\\begin{tabular}") && tex.contains("\\bottomrule"));
     assert!(tex.contains("ml-100k & no\\_proj & 0.1000 & 0.0980 & -0.00200 & 0.600 & 0.600 & 0.400 & -- & -- & -- & --"), "{tex}");
 
-    let refs: Vec<&RunRecord> = records.iter().collect();
     let figs = tmp.path().join("figures");
-    let files = results::save_all(&refs, &figs, false).unwrap();
+    let files = results::save_all(&records, &figs, false).unwrap();
     assert_eq!(files.len(), 6);
     for f in &files {
         let html = std::fs::read_to_string(f).unwrap();

@@ -13,7 +13,7 @@ use plotly::traces::table::{Cells, Header};
 use plotly::{Bar, Plot, Table};
 use std::path::{Path, PathBuf};
 
-fn arms(records: &[&RunRecord]) -> Vec<(String, Vec<crate::ppo::StepLog>)> {
+fn arms(records: &[RunRecord]) -> Vec<(String, Vec<crate::ppo::StepLog>)> {
     records
         .iter()
         .filter(|r| !r.steps.is_empty())
@@ -22,7 +22,7 @@ fn arms(records: &[&RunRecord]) -> Vec<(String, Vec<crate::ppo::StepLog>)> {
 }
 
 /// The arm's name, with the dataset when `all` spans several datasets.
-fn label(r: &RunRecord, all: &[&RunRecord]) -> String {
+fn label(r: &RunRecord, all: &[RunRecord]) -> String {
     if all.iter().any(|o| o.dataset != r.dataset) {
         format!("{}/{}", r.dataset, r.tag)
     } else {
@@ -31,7 +31,7 @@ fn label(r: &RunRecord, all: &[&RunRecord]) -> String {
 }
 
 /// ΔNDCG@10 (full ranking, validation) against the PPO step, one line per arm.
-pub fn stability_plot(records: &[&RunRecord]) -> Plot {
+pub fn stability_plot(records: &[RunRecord]) -> Plot {
     curves(
         "Ranking stability: validation ΔNDCG@10 (full ranking) per arm",
         "ΔNDCG@10 from step 0",
@@ -41,12 +41,12 @@ pub fn stability_plot(records: &[&RunRecord]) -> Plot {
 }
 
 /// Simulated CTR per step, one line per arm (a moving mean over `window` steps).
-pub fn ctr_plot(records: &[&RunRecord], window: usize) -> Plot {
+pub fn ctr_plot(records: &[RunRecord], window: usize) -> Plot {
     smoothed(records, window, "Simulated CTR", "CTR", |l| l.ctr)
 }
 
 /// KL to the reference policy per step, one line per arm (moving mean over `window` steps).
-pub fn kl_plot(records: &[&RunRecord], window: usize) -> Plot {
+pub fn kl_plot(records: &[RunRecord], window: usize) -> Plot {
     smoothed(
         records,
         window,
@@ -57,7 +57,7 @@ pub fn kl_plot(records: &[&RunRecord], window: usize) -> Plot {
 }
 
 fn smoothed(
-    records: &[&RunRecord],
+    records: &[RunRecord],
     window: usize,
     title: &str,
     y: &str,
@@ -100,7 +100,7 @@ fn end_ctr(r: &RunRecord) -> Option<f64> {
 }
 
 /// The τ trade-off: final CTR against |ΔNDCG@10|, one point per arm.
-pub fn tradeoff_plot(records: &[&RunRecord]) -> Plot {
+pub fn tradeoff_plot(records: &[RunRecord]) -> Plot {
     let series = records
         .iter()
         .filter_map(|r| {
@@ -119,7 +119,7 @@ pub fn tradeoff_plot(records: &[&RunRecord]) -> Plot {
 }
 
 /// Ablation bars per arm: CTR gain (end − start) and |ΔNDCG@10| × 100.
-pub fn ablation_plot(records: &[&RunRecord]) -> Plot {
+pub fn ablation_plot(records: &[RunRecord]) -> Plot {
     let mut names = Vec::new();
     let (mut gain, mut drift) = (Vec::new(), Vec::new());
     for r in records.iter().filter(|r| !r.trained().is_empty()) {
@@ -146,7 +146,7 @@ pub fn ablation_plot(records: &[&RunRecord]) -> Plot {
 }
 
 /// The audit's headline numbers per run, as a table figure ("missing" where not measured).
-pub fn audit_table_plot(records: &[&RunRecord]) -> Plot {
+pub fn audit_table_plot(records: &[RunRecord]) -> Plot {
     const SHOWN: [&str; 7] = [
         "toxicity_mean",
         "toxicity_p95",
@@ -156,7 +156,7 @@ pub fn audit_table_plot(records: &[&RunRecord]) -> Plot {
         "membership_auc",
         "canary_exposure",
     ];
-    let audited: Vec<&&RunRecord> = records.iter().filter(|r| r.audit.is_some()).collect();
+    let audited: Vec<&RunRecord> = records.iter().filter(|r| r.audit.is_some()).collect();
     let mut header = vec!["arm".to_string()];
     header.extend(SHOWN.iter().map(|s| s.to_string()));
     header.push("policy".into());
@@ -193,7 +193,7 @@ pub fn audit_table_plot(records: &[&RunRecord]) -> Plot {
 }
 
 /// Every figure as `(file name, plot)`.
-pub fn all_figures(records: &[&RunRecord]) -> Vec<(&'static str, Plot)> {
+pub fn all_figures(records: &[RunRecord]) -> Vec<(&'static str, Plot)> {
     vec![
         ("ranking_stability", stability_plot(records)),
         ("ctr_curves", ctr_plot(records, 10)),
@@ -206,7 +206,7 @@ pub fn all_figures(records: &[&RunRecord]) -> Vec<(&'static str, Plot)> {
 
 /// Writes every figure into `dir` as HTML (plotly.js embedded) and, when `statics`, SVG and
 /// PNG (kaleido, offline). Returns the files written.
-pub fn save_all(records: &[&RunRecord], dir: &Path, statics: bool) -> Result<Vec<PathBuf>> {
+pub fn save_all(records: &[RunRecord], dir: &Path, statics: bool) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let formats: &[FigureFormat] = if statics {
         &[FigureFormat::Html, FigureFormat::Svg, FigureFormat::Png]

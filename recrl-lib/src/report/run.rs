@@ -123,8 +123,7 @@ pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Re
         csv.display(),
         tex.display()
     ));
-    let refs: Vec<&RunRecord> = records.iter().collect();
-    let figures = results::save_all(&refs, &opts.out_root.join("figures"), opts.statics)?;
+    let figures = results::save_all(&records, &opts.out_root.join("figures"), opts.statics)?;
     progress(&format!(
         "{} figure files in {}",
         figures.len(),
