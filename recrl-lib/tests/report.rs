@@ -280,6 +280,12 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
     assert_eq!(tags, ["no_proj", "shielded"]);
     let expected = vec![("ml-100k".to_string(), "frozen".to_string())];
     let mut df = aggregate::frame(&records, &expected).unwrap();
+    let shown = aggregate::table(&df, &["arm", "d_ndcg10", "bleu4", "missing"]).unwrap();
+    assert_eq!(
+        shown.rows[0],
+        ["no_proj", "-0.0020", "missing", "audit;text"]
+    );
+    assert_eq!(shown.rows[2][3], "run");
     let csv = tmp.path().join("aggregate_results.csv");
     aggregate::write_csv(&mut df, &csv).unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();

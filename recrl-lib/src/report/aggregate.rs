@@ -342,7 +342,14 @@ pub fn latex(records: &[RunRecord]) -> String {
 pub fn table(df: &DataFrame, columns: &[&str]) -> Result<crate::notebook::Table> {
     let mut rows = vec![Vec::new(); df.height()];
     for name in columns {
-        let col = df.column(name)?;
+        // A linear search, not `df.column`: its hashed name index is built by the copy of
+        // polars in whichever evcxr cell made the frame, and another cell's copy hashes
+        // differently.
+        let col = df
+            .columns()
+            .iter()
+            .find(|c| c.name().as_str() == *name)
+            .with_context(|| format!("no column `{name}` in the results table"))?;
         for (i, row) in rows.iter_mut().enumerate() {
             row.push(match col.get(i)? {
                 AnyValue::Null => "missing".to_string(),
