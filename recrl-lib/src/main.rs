@@ -336,7 +336,7 @@ struct PpoArgs {
     /// Validation drift every N steps.
     #[arg(long = "eval_every", alias = "eval-every", default_value_t = 10)]
     eval_every: usize,
-    /// Save a resumable snapshot every N steps (and at the end) in checkpoints/ppo_<ds>_<tag>/resume/.
+    /// Save a resumable snapshot every N steps (and at the end) in `checkpoints/ppo_<ds>_<tag>/resume/`.
     #[arg(
         long = "checkpoint_every",
         alias = "checkpoint-every",

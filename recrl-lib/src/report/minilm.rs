@@ -132,7 +132,7 @@ impl MiniLm {
     }
 
     /// Contextual token states `[B, L, 384]` of `texts` (right-padded) and the mask `[B, L]`
-    /// (1 for real tokens, [CLS] and [SEP] included).
+    /// (1 for real tokens, `[CLS]` and `[SEP]` included).
     pub fn token_states(&self, texts: &[&str]) -> Result<(Tensor, Tensor)> {
         let enc = self
             .tokenizer
@@ -215,7 +215,7 @@ impl MiniLm {
     }
 
     /// BERTScore-style F1 of each hypothesis against its reference: every token's state
-    /// ([CLS]/[SEP] left out, L2-normalised) is matched to its most similar token on the
+    /// (`[CLS]`/`[SEP]` left out, L2-normalised) is matched to its most similar token on the
     /// other side; precision averages over the hypothesis, recall over the reference.
     pub fn bertscore_f1(&self, hypotheses: &[&str], references: &[&str]) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(hypotheses.len());

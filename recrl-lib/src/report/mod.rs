@@ -1,7 +1,7 @@
 //! Step 7: results. Text metrics of explanations ([`text`], [`minilm`], [`scores`]), every
 //! run gathered into one table ([`aggregate`]) and the paper's figures ([`results`]), written
 //! offline as standalone HTML and static SVG/PNG ([`figures`]). `recrl aggregate` and notebook
-//! 07 call [`run`].
+//! 07 call [`run()`].
 
 pub mod aggregate;
 pub mod charts;
