@@ -147,24 +147,25 @@ pub fn ablation_plot(records: &[RunRecord]) -> Plot {
 
 /// The audit's headline numbers per run, as a table figure ("missing" where not measured).
 pub fn audit_table_plot(records: &[RunRecord]) -> Plot {
-    const SHOWN: [&str; 7] = [
-        "toxicity_mean",
-        "toxicity_p95",
-        "delta_gini",
-        "group_gap",
-        "leak_rate",
-        "membership_auc",
-        "canary_exposure",
+    // (metric, column header)
+    const SHOWN: [(&str, &str); 7] = [
+        ("toxicity_mean", "tox. mean"),
+        ("toxicity_p95", "tox. p95"),
+        ("delta_gini", "Δgini"),
+        ("group_gap", "group gap"),
+        ("leak_rate", "leak rate"),
+        ("membership_auc", "MIA AUC"),
+        ("canary_exposure", "canary bits"),
     ];
     let audited: Vec<&RunRecord> = records.iter().filter(|r| r.audit.is_some()).collect();
     let mut header = vec!["arm".to_string()];
-    header.extend(SHOWN.iter().map(|s| s.to_string()));
+    header.extend(SHOWN.iter().map(|s| s.1.to_string()));
     header.push("policy".into());
     let mut columns = vec![audited
         .iter()
         .map(|r| label(r, records))
         .collect::<Vec<_>>()];
-    for m in SHOWN {
+    for (m, _) in SHOWN {
         columns.push(
             audited
                 .iter()
