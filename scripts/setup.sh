@@ -2,7 +2,7 @@
 # Installs what the project needs, idempotently; a second run takes a few seconds.
 #   scripts/setup.sh [all|libtorch|assets|notebooks] ...   (default: all)
 #     libtorch   torch 2.11.0 wheel in .venv, linked at .libtorch (TORCH_FLAVOR=cuda for GPUs)
-#     assets     ml-100k, Book-Crossing, SmolLM2-135M-Instruct GGUF and the audit word lists,
+#     assets     ml-100k, Book-Crossing, SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2 and the audit word lists,
 #                sha256-verified
 #     notebooks  evcxr_jupyter 0.22.0 (cargo install, ~6-15 min once), the Jupyter venv
 #                .venv-nb (JupyterLab, papermill, plotly, kaleido) and the recrl-rust kernel
