@@ -329,16 +329,10 @@ impl Explainer {
             dir,
         )?;
         if let Some(p) = &self.projector {
-            let path = dir.join("w_p.safetensors");
-            let tmp = io::temp_beside(&path, ".safetensors")?;
-            let w = p
-                .weight
-                .detach()
-                .to_kind(Kind::Float)
-                .to_device(Device::Cpu);
-            Tensor::write_safetensors(&[("w_p", &w)], tmp.path())
-                .with_context(|| format!("writing {}", path.display()))?;
-            io::persist(tmp, &path)?;
+            io::save_tensors(
+                &dir.join("w_p.safetensors"),
+                &[("w_p", p.weight.to_kind(Kind::Float))],
+            )?;
         }
         let meta = serde_json::json!({
             "format": "recrl-explainer/1", "base_model": self.source, "lora": cfg,

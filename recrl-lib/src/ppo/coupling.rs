@@ -51,7 +51,7 @@ impl Coupling {
         if let Some(s) = &self.shield {
             self.removed = s.project_update(&mut self.e, &self.before);
         }
-        self.before = self.e.detach().copy();
+        self.restart_from_current();
     }
 
     /// Takes the current table as the start of the next update (after restoring it from a

@@ -465,13 +465,10 @@ pub fn run(
     }
     std::fs::create_dir_all(&ckpt_dir)
         .with_context(|| format!("creating {}", ckpt_dir.display()))?;
-    let delta = (&coupling.e - &coupling.e0)
-        .detach()
-        .to_device(tch::Device::Cpu);
-    let path = ckpt_dir.join("e_delta.safetensors");
-    let tmp = crate::io::temp_beside(&path, ".safetensors")?;
-    Tensor::write_safetensors(&[("e_delta", &delta)], tmp.path())?;
-    crate::io::persist(tmp, &path)?;
+    crate::io::save_tensors(
+        &ckpt_dir.join("e_delta.safetensors"),
+        &[("e_delta", &coupling.e - &coupling.e0)],
+    )?;
     // After e_delta, so that explainer.json records its sha256 too.
     ex.save(&ckpt_dir)?;
     if !canaries.is_empty() {

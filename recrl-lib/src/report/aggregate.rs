@@ -59,6 +59,30 @@ impl RunRecord {
         let skip = self.steps.iter().take_while(|l| l.step == 0).count();
         &self.steps[skip..]
     }
+
+    /// The first (`start`) or last [`CTR_WINDOW`] PPO steps (all of them when fewer).
+    pub fn window(&self, start: bool) -> &[StepLog] {
+        let s = self.trained();
+        let w = CTR_WINDOW.min(s.len());
+        if start {
+            &s[..w]
+        } else {
+            &s[s.len() - w..]
+        }
+    }
+
+    /// The drift measured before training (step 0).
+    pub fn first_drift(&self) -> Option<&crate::ppo::Drift> {
+        self.steps
+            .first()
+            .filter(|l| l.step == 0)
+            .and_then(|l| l.drift.as_ref())
+    }
+
+    /// The last drift measured.
+    pub fn last_drift(&self) -> Option<&crate::ppo::Drift> {
+        self.steps.iter().rev().find_map(|l| l.drift.as_ref())
+    }
 }
 
 /// Every run folder under `logs_dir` (`<ds>/<tag>/`), sorted by dataset and tag.
@@ -152,21 +176,16 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("missing", "what the run folder lacks, separated by `;`: run (no folder), ppo, audit, text"),
 ];
 
-fn mean_of(v: &[&StepLog], f: impl Fn(&StepLog) -> f64) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().map(|l| f(l)).sum::<f64>() / v.len() as f64)
+/// Mean of `f` over `steps` (`None` for no steps).
+pub fn mean_of(steps: &[StepLog], f: impl Fn(&StepLog) -> f64) -> Option<f64> {
+    (!steps.is_empty()).then(|| steps.iter().map(f).sum::<f64>() / steps.len() as f64)
 }
 
 /// The row of one run (see [`COLUMNS`]).
 pub fn row(r: &RunRecord) -> Vec<Cell> {
-    let steps: Vec<&StepLog> = r.trained().iter().collect();
-    let w = CTR_WINDOW.min(steps.len());
-    let (head, tail) = (&steps[..w], &steps[steps.len() - w..]);
-    let d0 = r
-        .steps
-        .first()
-        .filter(|l| l.step == 0)
-        .and_then(|l| l.drift.as_ref());
-    let dn = r.steps.iter().rev().find_map(|l| l.drift.as_ref());
+    let steps = r.trained();
+    let (head, tail) = (r.window(true), r.window(false));
+    let (d0, dn) = (r.first_drift(), r.last_drift());
     let num = Cell::Num;
     let text = |f: &dyn Fn(&TextReport) -> f64| num(r.text.as_ref().map(f));
     let audit = |name: &str| num(r.audit.as_ref().and_then(|a| a.value(name)));
@@ -198,7 +217,7 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
         num(mean_of(head, |l| l.ctr)),
         num(mean_of(tail, |l| l.ctr)),
         num(mean_of(tail, |l| l.stats.kl)),
-        num(mean_of(&steps, |l| l.shield_removed)),
+        num(mean_of(steps, |l| l.shield_removed)),
         text(&|t| t.bleu1),
         text(&|t| t.bleu4),
         text(&|t| t.rouge1.f),
@@ -223,7 +242,7 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
         audit("canary_exposure"),
         Cell::Text(r.audit.as_ref().map(|a| a.pass.to_string())),
         Cell::Int((!steps.is_empty()).then_some(steps.len() as i64)),
-        num(mean_of(&steps, |l| l.seconds).map(|m| m * steps.len() as f64)),
+        num(mean_of(steps, |l| l.seconds).map(|m| m * steps.len() as f64)),
         Cell::Text(device),
         Cell::Text((!missing.is_empty()).then(|| missing.join(";"))),
     ]

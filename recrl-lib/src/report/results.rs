@@ -2,7 +2,7 @@
 //! curves, the τ trade-off, ablation bars and the audit table. Each is a plotly [`Plot`] for
 //! notebook 07 and, through [`save_all`], standalone HTML plus SVG and PNG in `figures/`.
 
-use super::aggregate::RunRecord;
+use super::aggregate::{mean_of, RunRecord};
 use super::charts::{self, Series};
 use super::figures::{save_figure, FigureFormat};
 use crate::ppo::arms::curves;
@@ -86,17 +86,11 @@ fn smoothed(
 }
 
 fn final_drift(r: &RunRecord) -> Option<f64> {
-    r.steps
-        .iter()
-        .rev()
-        .find_map(|l| l.drift.as_ref())
-        .map(|d| d.d_ndcg10)
+    r.last_drift().map(|d| d.d_ndcg10)
 }
 
 fn end_ctr(r: &RunRecord) -> Option<f64> {
-    let s = r.trained();
-    let w = super::aggregate::CTR_WINDOW.min(s.len());
-    (w > 0).then(|| s[s.len() - w..].iter().map(|l| l.ctr).sum::<f64>() / w as f64)
+    mean_of(r.window(false), |l| l.ctr)
 }
 
 /// The τ trade-off: final CTR against |ΔNDCG@10|, one point per arm.
@@ -123,9 +117,7 @@ pub fn ablation_plot(records: &[RunRecord]) -> Plot {
     let mut names = Vec::new();
     let (mut gain, mut drift) = (Vec::new(), Vec::new());
     for r in records.iter().filter(|r| !r.trained().is_empty()) {
-        let s = r.trained();
-        let w = super::aggregate::CTR_WINDOW.min(s.len());
-        let start = s[..w].iter().map(|l| l.ctr).sum::<f64>() / w as f64;
+        let start = mean_of(r.window(true), |l| l.ctr).unwrap_or(f64::NAN);
         names.push(label(r, records));
         gain.push(end_ctr(r).unwrap_or(f64::NAN) - start);
         drift.push(final_drift(r).map_or(f64::NAN, |d| 100.0 * d.abs()));
