@@ -9,7 +9,11 @@
 * the executed copy (and an HTML rendering) is written to notebooks/executed/ (or --out),
   even when a cell fails, and is marked trusted so JupyterLab shows its HTML outputs;
 * a notebook fails on a compile error, a runtime error, a panic (evcxr reports a caught
-  panic only on stderr, so stderr is scanned too) or a cell running past --timeout;
+  panic only on stderr, so stderr is scanned too), a `?` that returned an error early, or a
+  cell running past --timeout. evcxr treats an early `?` return as success (it only prints
+  the error to stderr), so each code cell gets a marker `println!` after its last statement
+  (before a trailing displayed expression); a cell whose marker never prints stopped early.
+  The executed copy shows the original source, without markers;
 * prints one line per notebook with its time and, on failure, the failing cell and error,
   then `notebooks: N passed, M failed`; exits 1 when any failed.
 """
@@ -23,15 +27,25 @@ import subprocess
 import sys
 import time
 
+import tempfile
+
 import nbformat
 import papermill
 import papermill.execute
 import papermill.translators as translators
+from nbclient.exceptions import CellExecutionError
+from papermill.clientwrap import PapermillNotebookClient
 from papermill.exceptions import PapermillExecutionError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LET_RE = re.compile(r"^\s*let\s+(?:mut\s+)?(\w+)\s*(?::\s*([^=]+?))?\s*=", re.M)
 KERNEL = "recrl-rust"
+MARKER = "RECRL_CELL_DONE"
+MARKER_LINE_RE = re.compile(rf"^{MARKER} \d+\n?", re.M)
+# A last statement that ends in `}` and starts like this is an item or a unit-valued loop: the
+# marker can follow it. Any other trailing code may be an expression that evcxr displays.
+ENDS_AS_STATEMENT_RE = re.compile(
+    r"(for|while|loop|fn|pub|impl|struct|enum|mod|trait|use|const|static|type|let|extern)\b|#\[")
 
 
 class RustTranslator(translators.Translator):
@@ -163,6 +177,149 @@ def first_line(text):
     return text.splitlines()[0] if text else ""
 
 
+# --- early `?` returns ---------------------------------------------------------------------
+
+def _skip_literal(src, i):
+    """End index of the comment, string or char literal starting at i, or None."""
+    if src.startswith("//", i):
+        end = src.find("\n", i)
+        return len(src) if end < 0 else end
+    if src.startswith("/*", i):
+        depth, j = 0, i
+        while j < len(src):
+            if src.startswith("/*", j):
+                depth, j = depth + 1, j + 2
+            elif src.startswith("*/", j):
+                depth, j = depth - 1, j + 2
+                if depth == 0:
+                    return j
+            else:
+                j += 1
+        return len(src)
+    ident_before = i > 0 and (src[i - 1].isalnum() or src[i - 1] == "_")
+    raw = re.compile(r'b?r(#*)"').match(src, i)
+    if raw and not ident_before:
+        end = src.find('"' + raw.group(1), raw.end())
+        return len(src) if end < 0 else end + 1 + len(raw.group(1))
+    if src[i] == '"' or (src.startswith('b"', i) and not ident_before):
+        j = src.index('"', i) + 1
+        while j < len(src) and src[j] != '"':
+            j += 2 if src[j] == "\\" else 1
+        return j + 1
+    if src[i] == "'":  # a char literal; a lifetime is left alone
+        if src.startswith("\\", i + 1):
+            end = src.find("'", i + 3)
+            return len(src) if end < 0 else end + 1
+        if src[i + 2:i + 3] == "'":
+            return i + 3
+    return None
+
+
+def tail_statement(src):
+    """(start of the last top-level statement, end of the code): statements end at `;`, at a
+    block `}` not continued by `else`, `.`, `?` or an operator, and at evcxr `:command` lines;
+    comments and literals are skipped."""
+    depth = last = code_end = 0
+    i = 0
+    while i < len(src):
+        c = src[i]
+        end = _skip_literal(src, i)
+        if end is not None:
+            if not src.startswith(("//", "/*"), i):
+                code_end = end
+            i = end
+            continue
+        if c == ":" and depth == 0 and src[src.rfind("\n", 0, i) + 1:i].strip() == "":
+            end = src.find("\n", i)
+            i = last = len(src) if end < 0 else end
+            continue
+        if not c.isspace():
+            code_end = i + 1
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if c == "}" and depth == 0:
+                rest = src[i + 1:].lstrip()
+                if not re.match(r"(else\b|as\b|[.?)\]},;+\-*/%&|^=<>!])", rest):
+                    last = i + 1
+        elif c == ";" and depth == 0:
+            last = i + 1
+        i += 1
+    return last, code_end
+
+
+def add_marker(cell, k):
+    """Puts `println!("RECRL_CELL_DONE k")` after the last statement of a code cell and keeps
+    the original in the cell's metadata; cells of evcxr commands only are left alone."""
+    src = cell.source
+    last, code_end = tail_statement(src)
+    tail = src[last:code_end].strip()
+    if code_end == 0:
+        return
+    at = len(src) if (not tail or ENDS_AS_STATEMENT_RE.match(tail)) else last
+    cell.metadata["recrl_check"] = {"k": k, "source": src, "displays": "?" in tail and at == last}
+    cell.source = f'{src[:at]}\nprintln!("{MARKER} {k}");{src[at:]}'
+
+
+def restore(cell):
+    """Undoes add_marker: the original source and no marker lines. Returns the check, if any."""
+    check = cell.metadata.pop("recrl_check", None)
+    if check is None:
+        return None
+    cell.source = check["source"]
+    for out in list(cell.get("outputs", [])):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            out["text"] = MARKER_LINE_RE.sub("", out["text"])
+            if not out["text"]:
+                cell.outputs.remove(out)
+    return check
+
+
+def early_return(cell):
+    """Why a checked cell stopped early, or None; restores the cell either way."""
+    outs = cell.get("outputs", [])
+    stdout = "".join(o.get("text", "") for o in outs if o.get("name") == "stdout")
+    check = restore(cell)
+    if check is None:
+        return None
+    displayed = any(o.get("output_type") in ("execute_result", "display_data") for o in outs)
+    if f"{MARKER} {check['k']}\n" in stdout + "\n" and (displayed or not check["displays"]):
+        return None
+    stderr = "".join(o.get("text", "") for o in outs if o.get("name") == "stderr").strip()
+    said = first_line(stderr.splitlines()[-1]) if stderr else "its error went to stderr"
+    return f"a `?` returned an error early: {said}"
+
+
+_execute_cell = PapermillNotebookClient.execute_cell
+
+
+def _execute_cell_checked(self, cell, cell_index, *args, **kwargs):
+    """papermill's execute_cell, then fail the cell (an error output, execution stops) when
+    its marker did not print."""
+    cell = _execute_cell(self, cell, cell_index, *args, **kwargs)
+    why = early_return(cell)
+    if why:
+        cell.outputs.append(nbformat.v4.new_output("error", ename="EarlyReturn", evalue=why,
+                                                   traceback=[why]))
+        raise CellExecutionError(why, "EarlyReturn", why)
+    return cell
+
+
+PapermillNotebookClient.execute_cell = _execute_cell_checked
+
+
+def with_markers(path, tmp):
+    """A copy of the notebook at path, with a marker in every code cell, written under tmp."""
+    nb = nbformat.read(path, 4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for k, cell in enumerate(code, start=1):
+        add_marker(cell, k)
+    marked = os.path.join(tmp, os.path.basename(path))
+    nbformat.write(nb, marked)
+    return marked
+
+
 def run_one(path, out_dir, params, timeout, html):
     name = os.path.splitext(os.path.basename(path))[0]
     out = os.path.join(out_dir, name + ".ipynb")
@@ -172,16 +329,21 @@ def run_one(path, out_dir, params, timeout, html):
     t0 = time.time()
     err = crash = None
     try:
-        papermill.execute_notebook(
-            path, out, parameters=params if has_params else {}, kernel_name=KERNEL,
-            cwd=os.path.dirname(os.path.abspath(path)), execution_timeout=timeout,
-            progress_bar=False, log_output=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            papermill.execute_notebook(
+                with_markers(path, tmp), out, parameters=params if has_params else {},
+                kernel_name=KERNEL, cwd=os.path.dirname(os.path.abspath(path)),
+                execution_timeout=timeout, progress_bar=False, log_output=False)
     except PapermillExecutionError as e:
         err = f"In [{e.exec_count}]: {e.ename}: {first_line(e.evalue)}"
     except Exception as e:  # a cell timeout, a dead kernel, ...: the message says which
         err = crash = f"{type(e).__name__}: {first_line(e)}"
     if os.path.exists(out):
         executed = nbformat.read(out, 4)
+        for cell in executed.cells:  # a cell that never finished still has its marker
+            restore(cell)
+        executed.metadata.get("papermill", {})["input_path"] = path
+        nbformat.write(executed, out)
         failure = first_failure(executed)
         if failure:  # the executed copy names the cell as a reader sees it
             label, message = failure

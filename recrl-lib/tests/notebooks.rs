@@ -1,5 +1,5 @@
 //! Headless notebook execution: notebook 00 runs and shows its outputs, and the runner injects
-//! parameters and fails (naming the cell) on panics and compile errors.
+//! parameters and fails (naming the cell) on panics, compile errors and early `?` returns.
 //!
 //! Needs the project's Jupyter environment (`scripts/setup.sh notebooks`). Set
 //! RECRL_SKIP_NOTEBOOK_TESTS=1 to skip these tests in a quick local loop.
@@ -139,19 +139,20 @@ fn runner_injects_parameters_and_names_failing_cells() {
     let out = tempfile::tempdir().unwrap();
     let fixtures = root().join("recrl-lib/tests/fixtures/notebooks");
     let nb = |name: &str| fixtures.join(name).to_str().unwrap().to_string();
-    let (params, panic, compile) = (
+    let (params, panic, compile, early) = (
         nb("params.ipynb"),
         nb("panic.ipynb"),
         nb("compile_error.ipynb"),
+        nb("question_mark.ipynb"),
     );
     let args = [
         "-p", "n", "7", "-p", "name", "zed", "-p", "lr", "2", "-p", "flag", "true", &params,
-        &panic, &compile,
+        &panic, &compile, &early,
     ];
     let (code, stdout) = run_notebooks(&args, out.path());
 
     assert_eq!(code, 1, "a failed notebook must fail the run: {stdout}");
-    assert!(stdout.contains("notebooks: 1 passed, 2 failed"), "{stdout}");
+    assert!(stdout.contains("notebooks: 1 passed, 3 failed"), "{stdout}");
     let line = |name: &str| {
         stdout
             .lines()
@@ -172,6 +173,14 @@ fn runner_injects_parameters_and_names_failing_cells() {
         compile_line.starts_with("FAIL") && compile_line.contains("code cell 2 (In ["),
         "{compile_line}"
     );
+    // evcxr reports an early `?` return as success; the runner's cell marker catches it
+    let early_line = line("question_mark");
+    assert!(
+        early_line.starts_with("FAIL")
+            && early_line.contains("code cell 2 (In [")
+            && early_line.contains("EarlyReturn"),
+        "{early_line}"
+    );
 
     // typed injection: usize 7, String "zed", f64 from an integer literal, bool
     let text = streams(&outputs(&out.path().join("params.ipynb")));
@@ -179,6 +188,13 @@ fn runner_injects_parameters_and_names_failing_cells() {
     // the executed copy of a failed notebook is still written, up to the failing cell
     let text = streams(&outputs(&out.path().join("panic.ipynb")));
     assert!(text.contains("before the panic: 42") && !text.contains("never reached"));
+    // the executed copy shows the original cells: no marker in the source or the output, and
+    // the displayed value after a `?` that succeeded
+    let executed = std::fs::read_to_string(out.path().join("question_mark.ipynb")).unwrap();
+    assert!(!executed.contains("RECRL_CELL_DONE"), "{executed}");
+    let outs = outputs(&out.path().join("question_mark.ipynb"));
+    assert_eq!(text_of(&outs[0], "text/plain"), "42");
+    assert!(!streams(&outs).contains("never reached"));
 }
 
 #[test]
