@@ -2,7 +2,7 @@
 //! processing is skipped, and a failed run leaves no half-written dataset.
 
 use recrl_lib::data::store::{self, Settings};
-use recrl_lib::data::{prepare, DatasetName};
+use recrl_lib::data::{prepare, DatasetName, ReviewKind};
 use std::path::Path;
 
 const ML100K: DatasetName = DatasetName::Ml100k;
@@ -115,4 +115,88 @@ fn load_without_step_1_says_what_to_run() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("recrl data --dataset steam"), "{err}");
+}
+
+/// Amazon-format reviews (uncompressed JSON lines): users A, B, C; items w, x, y, z.
+/// A: x 1, y 2 | z 3, w 4 · B: y 0 | x 5, w 6 · C: z 7 | x 8 (no text), y 9 — each user's
+/// last two events are held out.
+const BOOK_REVIEWS: &[(&str, &str, i64, Option<&str>)] = &[
+    ("A", "x", 1, Some("A on x")),
+    ("A", "y", 2, Some("A on y")),
+    ("A", "z", 3, Some("A on z")),
+    ("A", "w", 4, Some("A on w")),
+    ("B", "y", 0, Some("B on y")),
+    ("B", "x", 5, Some("B on x")),
+    ("B", "w", 6, Some("B on w")),
+    ("C", "z", 7, Some("C on z")),
+    ("C", "x", 8, None),
+    ("C", "y", 9, Some("C on y")),
+];
+
+#[test]
+fn amazon_review_texts_are_kept_as_references_and_round_trip() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let raw = r.join("data/raw/books");
+    std::fs::create_dir_all(&raw).unwrap();
+    let lines: String = BOOK_REVIEWS
+        .iter()
+        .map(|(u, i, t, text)| {
+            let text = text.map(|x| format!(r#", "reviewText": "{x}""#)).unwrap_or_default();
+            format!(
+                r#"{{"reviewerID": "{u}", "asin": "{i}", "overall": 5.0, "unixReviewTime": {t}{text}}}"#
+            ) + "\n"
+        })
+        .collect();
+    std::fs::write(raw.join("reviews_Books_5.json"), lines).unwrap();
+    let settings = Settings {
+        k_core: 1,
+        rating_threshold: 0.0,
+    };
+    let (ds, _, _) = prepare(r, DatasetName::Books, settings, false, |_| {}).unwrap();
+    let user = |raw: &str| ds.user_ids.iter().position(|x| x == raw).unwrap() as u32;
+    let item = |raw: &str| ds.item_ids.iter().position(|x| x == raw).unwrap() as u32;
+    let own = |u: &str, i: &str| ((user(u), item(i)), format!("{u} on {i}"));
+    // own reviews of held-out items (C's review of x has no text)
+    let expected_own = [
+        own("A", "z"),
+        own("A", "w"),
+        own("B", "x"),
+        own("B", "w"),
+        own("C", "y"),
+    ];
+    assert_eq!(ds.reviews.own, expected_own.into_iter().collect());
+    // each item's earliest training review: y by B (t 0) before A (t 2); z by C, since A's
+    // review of z is held out; w has none
+    let expected_items = [
+        (item("x"), "A on x".to_string()),
+        (item("y"), "B on y".to_string()),
+        (item("z"), "C on z".to_string()),
+    ];
+    assert_eq!(ds.reviews.of_item, expected_items.into_iter().collect());
+    assert_eq!(
+        ds.reviews.reference(user("C"), item("x")),
+        Some(("A on x", ReviewKind::OfItem))
+    );
+    assert_eq!(
+        ds.reviews.reference(user("B"), item("x")),
+        Some(("B on x", ReviewKind::Own))
+    );
+    assert_eq!(ds.reviews.reference(user("C"), item("w")), None);
+
+    // written to data/proc/books/reviews.parquet, covered by the checksums, read back equal
+    assert!(store::proc_dir(r, DatasetName::Books)
+        .join(store::REVIEWS_FILE)
+        .is_file());
+    let back = store::load(r, DatasetName::Books).unwrap();
+    assert_eq!(back.reviews, ds.reviews);
+    let sums = std::fs::read_to_string(store::checksum_path(r, DatasetName::Books)).unwrap();
+    assert!(sums.contains(store::REVIEWS_FILE), "{sums}");
+    // ml-100k has no reviews and no reviews file
+    let ml = scratch_root();
+    let (ds, _, _) = prepare(ml.path(), ML100K, DEFAULT, false, |_| {}).unwrap();
+    assert!(ds.reviews.is_empty());
+    assert!(!store::proc_dir(ml.path(), ML100K)
+        .join(store::REVIEWS_FILE)
+        .exists());
 }

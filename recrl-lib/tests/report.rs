@@ -3,6 +3,7 @@
 //! two fake run folders into the CSV and LaTeX table, and the figures written to disk.
 
 use recrl_lib::audit::{Explained, Mode};
+use recrl_lib::data::ReviewKind;
 use recrl_lib::ppo::{Drift, StepLog};
 use recrl_lib::report::{aggregate, minilm, results, scores, text};
 use serde_json::Value;
@@ -166,6 +167,65 @@ fn explained(user: usize, rec: u32, text: &str) -> Explained {
 }
 
 #[test]
+fn review_texts_are_preferred_as_references_and_named() {
+    let mut ds = successor_dataset(3, 10, 1);
+    ds.items[3].title = "Dune".into();
+    ds.items[3].author = Some("Frank Herbert".into());
+    ds.reviews.own.insert((1, 2), "My own words on two.".into());
+    ds.reviews.of_item.insert(2, "Someone on two.".into());
+    ds.reviews.of_item.insert(4, "Someone on four.".into());
+    assert_eq!(
+        scores::reference(&ds, 1, 2),
+        ("My own words on two.".into(), Some(ReviewKind::Own))
+    );
+    assert_eq!(
+        scores::reference(&ds, 2, 2),
+        ("Someone on two.".into(), Some(ReviewKind::OfItem))
+    );
+    assert_eq!(
+        scores::reference(&ds, 1, 3),
+        ("Dune is a book by Frank Herbert.".into(), None)
+    );
+    let rows = [
+        explained(1, 2, "My own words on two."),
+        explained(2, 2, "Words on two."),
+        explained(3, 4, "Words on four."),
+        explained(3, 3, "A book by Frank Herbert."),
+    ];
+    let r = scores::score(&ds, "t", &rows, None).unwrap();
+    assert_eq!(
+        r.references,
+        "review texts (1 own, 2 of the item) and item metadata sentences (1)"
+    );
+    // the first explanation equals its reference: ROUGE-L F 1 for it
+    let expected = [
+        1.0,
+        text::rouge("Words on two.", "Someone on two.").rouge_l.f,
+        text::rouge("Words on four.", "Someone on four.").rouge_l.f,
+        text::rouge(
+            "A book by Frank Herbert.",
+            "Dune is a book by Frank Herbert.",
+        )
+        .rouge_l
+        .f,
+    ];
+    close(
+        r.rouge_l.f,
+        100.0 * expected.iter().sum::<f64>() / 4.0,
+        1e-9,
+        "mean ROUGE-L F over review and metadata references",
+    );
+    assert_eq!(
+        scores::describe_references(&[None, None]),
+        scores::METADATA_REFERENCES
+    );
+    assert_eq!(
+        scores::describe_references(&[Some(ReviewKind::Own)]),
+        "review texts (1 own, 0 of the item)"
+    );
+}
+
+#[test]
 fn a_runs_explanations_are_scored_against_metadata_references() {
     let mut ds = successor_dataset(3, 10, 1);
     ds.items[1].title = "Heat".into();
@@ -192,7 +252,7 @@ fn a_runs_explanations_are_scored_against_metadata_references() {
     });
     let r = scores::score(&ds, "t", &rows, None).unwrap();
     assert_eq!(r.n, 2);
-    assert_eq!(r.references, scores::REFERENCE_SOURCE);
+    assert_eq!(r.references, scores::METADATA_REFERENCES);
     close(
         r.fmr,
         0.5,

@@ -9,12 +9,14 @@ mod others;
 pub mod process;
 mod pyliteral;
 pub mod raw;
+pub mod reviews;
 pub mod source;
 pub mod store;
 
 pub use movielens::{readable_title, split_title_year};
 pub use process::{leave_one_out, Counts};
 pub use raw::{ItemMeta, RawData, UserMeta};
+pub use reviews::{ReviewKind, Reviews};
 
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -130,6 +132,8 @@ pub struct Dataset {
     pub k_core_passes: usize,
     /// Malformed raw lines that were skipped.
     pub malformed: raw::Malformed,
+    /// Review texts kept as reference explanations (Amazon Books; empty elsewhere).
+    pub reviews: Reviews,
 }
 
 impl Dataset {
@@ -149,6 +153,7 @@ impl Dataset {
             counts: Vec::new(),
             k_core_passes: 0,
             malformed: raw::Malformed::default(),
+            reviews: Reviews::default(),
         }
     }
 
@@ -176,10 +181,13 @@ impl Dataset {
             ds.items.push(meta);
             ds.item_ids.push(raw.items.name(item).to_string());
         }
+        let mut reviews = reviews::ReviewPicker::default();
         for (u, seq) in s.seqs.iter().enumerate() {
             let Some((train, valid, test)) = leave_one_out(seq) else {
                 continue;
             };
+            let user = ds.train.len() as u32 + 1;
+            reviews.add_user(raw, user, seq, &s.rows[u], &s.times[u]);
             let raw_user = s.user_of[u];
             ds.train.push(train.to_vec());
             ds.valid.push(valid);
@@ -195,6 +203,7 @@ impl Dataset {
             interactions: ds.train.iter().map(|t| t.len() + 2).sum(),
         };
         ds.counts.push(("split".to_string(), split));
+        ds.reviews = reviews.finish();
         ds
     }
 

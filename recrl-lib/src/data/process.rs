@@ -24,6 +24,8 @@ pub struct Sequences {
     pub seqs: Vec<Vec<u32>>,
     /// Timestamps parallel to `seqs` (row numbers where the data has none).
     pub times: Vec<Vec<i64>>,
+    /// Indices into `RawData::interactions`, parallel to `seqs`.
+    pub rows: Vec<Vec<usize>>,
     /// Interned raw user id of each new user id (`user_of[u - 1]`).
     pub user_of: Vec<u32>,
     /// Interned raw item id of each new item id (`item_of[i - 1]`).
@@ -72,20 +74,26 @@ fn sequences_frame(raw: &RawData, rating_threshold: f64, k_core: usize) -> Polar
     )?;
     let mut seqs = vec![Vec::new(); user_of.len()];
     let mut times = vec![Vec::new(); user_of.len()];
+    let mut rows = vec![Vec::new(); user_of.len()];
     let users = ids(&df, "new_user")?;
     let items = ids(&df, "item")?;
     let stamps = series(&df, "timestamp")?;
-    for ((u, i), t) in users
+    let raw_rows = series(&df, "row")?;
+    for (((u, i), t), r) in users
         .iter()
         .zip(&items)
         .zip(stamps.i64()?.into_no_null_iter())
+        .zip(raw_rows.u64()?.into_no_null_iter())
     {
-        seqs[*u as usize - 1].push(new_item[*i as usize]);
-        times[*u as usize - 1].push(t);
+        let u = *u as usize - 1;
+        seqs[u].push(new_item[*i as usize]);
+        times[u].push(t);
+        rows[u].push(r as usize);
     }
     Ok(Sequences {
         seqs,
         times,
+        rows,
         user_of,
         item_of,
         counts: [

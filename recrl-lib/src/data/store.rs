@@ -2,7 +2,7 @@
 //! `data/_checksums/<ds>.json` (sha256 of every raw and processed file and the settings).
 //! Written into a temporary folder and renamed, so a failed run leaves no half dataset.
 
-use super::{raw::Malformed, Counts, Dataset, DatasetName, ItemMeta, UserMeta};
+use super::{raw::Malformed, Counts, Dataset, DatasetName, ItemMeta, Reviews, UserMeta};
 use crate::io::{sha256_file, write_atomic};
 use anyhow::{anyhow, bail, Context, Result};
 use polars::df;
@@ -230,6 +230,12 @@ pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> R
         &mut users_frame(&ds.users, &ds.user_ids)?,
         &tmp.path().join("users.parquet"),
     )?;
+    if !ds.reviews.is_empty() {
+        write_parquet(
+            &mut reviews_frame(&ds.reviews)?,
+            &tmp.path().join(REVIEWS_FILE),
+        )?;
+    }
     let stats = Stats::of(ds, settings);
     write_atomic(
         &tmp.path().join("stats.json"),
@@ -251,9 +257,11 @@ pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> R
         "items.parquet",
         "users.parquet",
         "stats.json",
+        REVIEWS_FILE,
     ]
     .iter()
     .map(|f| out.join(f))
+    .filter(|p| p.is_file())
     .collect();
     let sums = Checksums {
         settings,
@@ -324,6 +332,44 @@ fn items_frame(items: &[ItemMeta], ids: &[String]) -> Result<DataFrame> {
     )?)
 }
 
+/// Kept review texts, `user, item, text`: a user's own review of a held-out item, or with
+/// user 0 the item's reference review (see [`Reviews`]).
+pub const REVIEWS_FILE: &str = "reviews.parquet";
+
+fn reviews_frame(reviews: &Reviews) -> Result<DataFrame> {
+    let own = reviews.own.iter().map(|(&(u, i), t)| (u, i, t));
+    let of_item = reviews.of_item.iter().map(|(&i, t)| (0, i, t));
+    let rows: Vec<(u32, u32, &String)> = own.chain(of_item).collect();
+    Ok(df!(
+        "user" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "item" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "text" => rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+    )?)
+}
+
+fn read_reviews(path: &Path) -> Result<Reviews> {
+    let df = read_parquet(path)?;
+    let at = path.display();
+    let column = |c: &str| df.column(c).map_err(|e| anyhow!("{at}: column `{c}`: {e}"));
+    let (user, item, text) = (
+        column("user")?.u32()?,
+        column("item")?.u32()?,
+        column("text")?.str()?,
+    );
+    let mut reviews = Reviews::default();
+    for r in 0..df.height() {
+        let (Some(u), Some(i), Some(t)) = (user.get(r), item.get(r), text.get(r)) else {
+            bail!("{at}: row {r} has a null");
+        };
+        if u == 0 {
+            reviews.of_item.insert(i, t.to_string());
+        } else {
+            reviews.own.insert((u, i), t.to_string());
+        }
+    }
+    Ok(reviews)
+}
+
 fn users_frame(users: &[UserMeta], ids: &[String]) -> Result<DataFrame> {
     let rows = 1..users.len();
     Ok(df!(
@@ -370,6 +416,7 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
             count: stats.malformed_lines,
             examples: stats.malformed_examples.clone(),
         },
+        reviews: Reviews::default(),
     };
     let col = |df: &DataFrame, c: &str, f: &str| -> Result<Column> {
         df.column(c)
@@ -445,6 +492,9 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
             occupation: occupations[r].clone(),
             location: locations[r].clone(),
         });
+    }
+    if dir.join(REVIEWS_FILE).is_file() {
+        ds.reviews = read_reviews(&dir.join(REVIEWS_FILE))?;
     }
     Ok(ds)
 }

@@ -5,15 +5,44 @@
 use super::minilm::MiniLm;
 use super::text::{self, Prf};
 use crate::audit::{Explained, Mode};
-use crate::data::Dataset;
+use crate::data::{Dataset, ReviewKind};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// What the references are. The processed datasets keep item metadata only, so every
-/// reference is a metadata sentence (review texts of Amazon Books are not carried into
-/// `data/proc/` yet).
-pub const REFERENCE_SOURCE: &str = "item metadata sentences";
+/// What the references are for a dataset without review texts.
+pub const METADATA_REFERENCES: &str = "item metadata sentences";
+
+/// The reference explanation for explaining `item` to `user`: a review text where the dataset
+/// keeps one (the user's own review of the item, else the item's reference review, see
+/// [`crate::data::Reviews`]), else the item's [`reference_sentence`]. The kind is `None` for a
+/// metadata sentence.
+pub fn reference(ds: &Dataset, user: u32, item: u32) -> (String, Option<ReviewKind>) {
+    match ds.reviews.reference(user, item) {
+        Some((text, kind)) => (text.to_string(), Some(kind)),
+        None => (reference_sentence(ds, item), None),
+    }
+}
+
+/// Says where references came from, e.g. "review texts (3 own, 90 of the item) and item
+/// metadata sentences (7)"; [`METADATA_REFERENCES`] when no review was used.
+pub fn describe_references(kinds: &[Option<ReviewKind>]) -> String {
+    let count = |k: Option<ReviewKind>| kinds.iter().filter(|&&x| x == k).count();
+    let (own, of_item, metadata) = (
+        count(Some(ReviewKind::Own)),
+        count(Some(ReviewKind::OfItem)),
+        count(None),
+    );
+    if own + of_item == 0 {
+        return METADATA_REFERENCES.into();
+    }
+    let reviews = format!("review texts ({own} own, {of_item} of the item)");
+    if metadata == 0 {
+        reviews
+    } else {
+        format!("{reviews} and {METADATA_REFERENCES} ({metadata})")
+    }
+}
 
 /// The reference explanation of `item`: a sentence made from its metadata, e.g. "Toy Story is
 /// an Animation, Children's and Comedy film from 1995." or "Dune is a book by Frank Herbert
@@ -71,7 +100,7 @@ pub struct TextReport {
     pub mode: String,
     /// Explanations scored.
     pub n: usize,
-    /// What the references are ([`REFERENCE_SOURCE`]).
+    /// What the references are ([`describe_references`]).
     pub references: String,
     /// Corpus BLEU-1 (sacrebleu, 13a), 0–100.
     pub bleu1: f64,
@@ -131,10 +160,10 @@ pub fn score(
     let rows: Vec<&Explained> = rows.iter().filter(|r| r.mode == Mode::Greedy).collect();
     anyhow::ensure!(!rows.is_empty(), "{tag}: no greedy explanations to score");
     let hyps: Vec<&str> = rows.iter().map(|r| r.explanation.as_str()).collect();
-    let refs_owned: Vec<String> = rows
+    let (refs_owned, kinds): (Vec<String>, Vec<Option<ReviewKind>>) = rows
         .iter()
-        .map(|r| reference_sentence(ds, r.recommended))
-        .collect();
+        .map(|r| reference(ds, r.user as u32, r.recommended))
+        .unzip();
     let refs: Vec<&str> = refs_owned.iter().map(String::as_str).collect();
     let own: Vec<Vec<String>> = rows
         .iter()
@@ -159,7 +188,7 @@ pub fn score(
         tag: tag.into(),
         mode: "greedy".into(),
         n: rows.len(),
-        references: REFERENCE_SOURCE.into(),
+        references: describe_references(&kinds),
         bleu1: text::corpus_bleu(&hyps, &refs, 1).score,
         bleu4: text::corpus_bleu(&hyps, &refs, 4).score,
         rouge1: mean_prf(&rouge.iter().map(|r| r.rouge1).collect::<Vec<_>>()),
