@@ -47,6 +47,10 @@ pub struct Config {
     pub micro_batch_size: usize,
     /// Gradient accumulation steps (`--grad_accum`).
     pub grad_accum: usize,
+    /// Rollouts per user prompt (`--group_size`): above 1, each rollout's advantage is its
+    /// reward minus its group's mean instead of the value head's estimate.
+    #[serde(default = "one")]
+    pub group_size: usize,
     /// Prompt + response token budget (`--max_seq_len_explainer`).
     pub max_seq_len_explainer: usize,
     /// Characters of an explanation kept for scoring and logs (`--explanation_max_len`).
@@ -141,6 +145,10 @@ pub struct AuditConfig {
     pub counterfactual: usize,
     /// Bootstrap resamples for group intervals.
     pub bootstrap: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Config {

@@ -312,6 +312,9 @@ struct PpoArgs {
     /// Micro-batches per optimiser step.
     #[arg(long = "grad_accum", alias = "grad-accum")]
     grad_accum: Option<usize>,
+    /// Rollouts per user prompt; above 1, a group baseline replaces the value head.
+    #[arg(long = "group_size", alias = "group-size")]
+    group_size: Option<usize>,
     /// Prompt + reply token budget.
     #[arg(long = "max_seq_len_explainer", alias = "max-seq-len-explainer")]
     max_seq_len_explainer: Option<usize>,
@@ -367,6 +370,7 @@ impl PpoArgs {
             self.micro_batch_size.map(|v| v.to_string()),
         );
         put("grad_accum", self.grad_accum.map(|v| v.to_string()));
+        put("group_size", self.group_size.map(|v| v.to_string()));
         put(
             "max_seq_len_explainer",
             self.max_seq_len_explainer.map(|v| v.to_string()),
@@ -874,6 +878,8 @@ mod tests {
             "2",
             "--grad_accum",
             "3",
+            "--group_size",
+            "4",
             "--max_seq_len_explainer",
             "300",
             "--explanation_max_len",
@@ -894,9 +900,10 @@ mod tests {
                 cfg.lora_rank,
                 cfg.kl_beta,
                 cfg.micro_batch_size,
-                cfg.grad_accum
+                cfg.grad_accum,
+                cfg.group_size
             ),
-            (4, 0.0, 2, 3)
+            (4, 0.0, 2, 3, 4)
         );
         assert_eq!(
             (

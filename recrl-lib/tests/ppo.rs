@@ -85,8 +85,10 @@ fn tensor_policy_loss_equals_the_scalar_closed_forms() {
 /// Reward = share of the response's tokens equal to `TARGET`.
 const TARGET: u32 = 7;
 
-#[test]
-fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
+/// 30 PPO updates on the tiny model, rewarding the share of `TARGET` tokens in 8 sampled
+/// tokens; each prompt is sampled 4 times (consecutively when `group_size` is 4). Returns the
+/// rewards and KLs per update.
+fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
     let _g = torch_rng();
     tch::manual_seed(0);
     let mut ex = tiny();
@@ -103,9 +105,17 @@ fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
         epochs: 2,
         temperature: 1.0,
         kl_beta: 0.01,
+        group_size,
         ..Default::default()
     };
-    let many: Vec<Vec<u32>> = (0..4).flat_map(|_| prompts()).collect();
+    let many: Vec<Vec<u32>> = if group_size > 1 {
+        prompts()
+            .into_iter()
+            .flat_map(|p| std::iter::repeat_n(p, group_size))
+            .collect()
+    } else {
+        (0..4).flat_map(|_| prompts()).collect()
+    };
     let batch = PromptBatch::new(&many, &[], ex.tokenizer.pad, Device::Cpu);
     let mut rewards = Vec::new();
     let mut kls = Vec::new();
@@ -132,7 +142,13 @@ fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
         rewards.push(stats.reward);
         kls.push(stats.kl);
     }
-    eprintln!("rewards {rewards:.3?}\nkl {kls:.3?}");
+    eprintln!("group {group_size}: rewards {rewards:.3?}\nkl {kls:.3?}");
+    (rewards, kls)
+}
+
+/// The reward rises by more than 0.3 from the first 5 updates to the last 5, the first batch
+/// has zero KL (it is sampled from the reference itself) and the last has moved away.
+fn assert_learned(rewards: &[f64], kls: &[f64]) {
     let first: f64 = rewards[..5].iter().sum::<f64>() / 5.0;
     let last: f64 = rewards[25..].iter().sum::<f64>() / 5.0;
     assert!(
@@ -148,6 +164,18 @@ fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
         "the policy moved away from the reference: KL {}",
         kls[29]
     );
+}
+
+#[test]
+fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
+    let (rewards, kls) = synthetic_reward_run(1);
+    assert_learned(&rewards, &kls);
+}
+
+#[test]
+fn ppo_with_a_group_baseline_raises_the_synthetic_reward_too() {
+    let (rewards, kls) = synthetic_reward_run(4);
+    assert_learned(&rewards, &kls);
 }
 
 mod shield_in_ppo {

@@ -31,6 +31,22 @@ pub fn token_rewards(seq_reward: f64, logp: &[f64], logp_ref: &[f64], beta: f64)
     r
 }
 
+/// The group baseline: each sequence reward minus the mean reward of its group of `size`
+/// consecutive rollouts (one prompt sampled `size` times). `size` ≤ 1 leaves the rewards as
+/// they are; a last, shorter group is centred on its own mean.
+pub fn group_centred(rewards: &[f64], size: usize) -> Vec<f64> {
+    if size <= 1 {
+        return rewards.to_vec();
+    }
+    rewards
+        .chunks(size)
+        .flat_map(|g| {
+            let mean = g.iter().sum::<f64>() / g.len() as f64;
+            g.iter().map(move |r| r - mean)
+        })
+        .collect()
+}
+
 /// Zero-mean, unit-variance advantages (over a whole batch); unchanged when constant.
 pub fn whiten(x: &mut [f64]) {
     let n = x.len() as f64;
@@ -86,6 +102,20 @@ mod tests {
         // λ = 1, γ = 1: A_t = (sum of future rewards) − V_t (Monte Carlo).
         let (a, _) = gae(&[0.1, 0.2, 0.3], &[1.0, 2.0, 3.0], 1.0, 1.0);
         assert!((a[0] - (0.6 - 1.0)).abs() < 1e-12 && (a[1] - (0.5 - 2.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn group_baseline_by_hand() {
+        // groups [0.2, 0.6] (mean 0.4) and [0.9, 0.5] (mean 0.7)
+        let c = group_centred(&[0.2, 0.6, 0.9, 0.5], 2);
+        let want = [-0.2, 0.2, 0.2, -0.2];
+        for (x, w) in c.iter().zip(want) {
+            assert!((x - w).abs() < 1e-12, "{c:?}");
+        }
+        assert_eq!(group_centred(&[0.3, 0.7], 1), vec![0.3, 0.7]);
+        // the same user in a group: a shared offset (their bias, the item's score) cancels
+        let shifted = group_centred(&[1.2, 1.6, 0.9, 0.5], 2);
+        assert!((shifted[0] - c[0]).abs() < 1e-12 && (shifted[1] - c[1]).abs() < 1e-12);
     }
 
     #[test]

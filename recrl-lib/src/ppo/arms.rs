@@ -88,6 +88,7 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
             kl_beta: cfg.kl_beta,
             micro_batch_size: cfg.micro_batch_size,
             grad_accum: cfg.grad_accum,
+            group_size: cfg.group_size,
             ..PpoConfig::default()
         },
         generation: GenerationConfig {

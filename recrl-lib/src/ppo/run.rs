@@ -219,6 +219,12 @@ pub fn run(
     ckpt_dir: PathBuf,
     mut on_step: impl FnMut(&StepLog, &[(String, String)]),
 ) -> Result<Vec<StepLog>> {
+    let group = opts.ppo.group_size.max(1);
+    anyhow::ensure!(
+        opts.ppo_batch >= group && opts.ppo_batch.is_multiple_of(group),
+        "ppo_batch = {} is not a multiple of group_size = {group} (each user prompt is sampled group_size times)",
+        opts.ppo_batch
+    );
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
     let device = ex.model.device();
     let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
@@ -321,8 +327,9 @@ pub fn run(
         let t0 = Instant::now();
         // torch's generator (LoRA dropout) restarts from the step, so a resumed run draws the same.
         tch::manual_seed((opts.seed ^ (step as u64).wrapping_mul(0x9e37_79b9)) as i64);
-        let users: Vec<usize> = (0..opts.ppo_batch)
+        let users: Vec<usize> = (0..opts.ppo_batch / group)
             .map(|_| train_users[rng.below(train_users.len())])
+            .flat_map(|u| std::iter::repeat_n(u, group))
             .collect();
         members.extend(users.iter().copied());
         let requests = requests_for(ds, ranker, &users, opts.history_items);

@@ -2,7 +2,7 @@
 //! reference and old log-probs, KL-penalised token rewards, GAE, whitened advantages, then
 //! `epochs` passes of the clipped objective plus the value loss, with gradient clipping.
 
-use super::advantage::{gae, token_rewards, whiten};
+use super::advantage::{gae, group_centred, token_rewards, whiten};
 use super::policy::{
     masked_mean, policy_loss, rows_to_tensor, tensor_to_rows, Responses, ValueHead,
 };
@@ -33,6 +33,15 @@ pub struct PpoConfig {
     pub micro_batch_size: usize,
     /// Micro-batches whose gradients add up before one optimiser step (`--grad_accum`).
     pub grad_accum: usize,
+    /// Consecutive rollouts that share a prompt (`--group_size`). Above 1, the baseline is
+    /// the group's mean reward: advantages are the reward-to-go (λ = 1) of the token rewards
+    /// with the sequence reward centred in its group, and the value head is not used for them.
+    #[serde(default = "one")]
+    pub group_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for PpoConfig {
@@ -48,6 +57,7 @@ impl Default for PpoConfig {
             kl_beta: 0.05,
             micro_batch_size: 8,
             grad_accum: 1,
+            group_size: 1,
         }
     }
 }
@@ -111,9 +121,15 @@ pub fn update(
     );
     let mut advs = Vec::new();
     let mut rets = Vec::new();
+    let grouped = cfg.group_size > 1;
+    let baselined = group_centred(seq_rewards, cfg.group_size);
     for i in 0..lens.len() {
-        let r = token_rewards(seq_rewards[i], &old_rows[i], &ref_rows[i], cfg.kl_beta);
-        let (a, ret) = gae(&r, &val_rows[i], cfg.gamma, cfg.lambda);
+        let r = token_rewards(baselined[i], &old_rows[i], &ref_rows[i], cfg.kl_beta);
+        let (a, ret) = if grouped {
+            gae(&r, &vec![0.0; r.len()], cfg.gamma, 1.0)
+        } else {
+            gae(&r, &val_rows[i], cfg.gamma, cfg.lambda)
+        };
         advs.push(a);
         rets.push(ret);
     }
