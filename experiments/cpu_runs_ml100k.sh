@@ -3,11 +3,14 @@
 # the defaults, then PPO arms at settings cut down to fit a 2-core machine, their audits and
 # the aggregate table and figures. Each arm resumes from its last snapshot if killed (rerun).
 #   experiments/cpu_runs_ml100k.sh [ARM ...]     (default: shielded no_proj)
-# Env: RECRL (the binary, default target/release/recrl), STEPS (default 60), AUDIT_USERS (100).
+# ARM: shielded, no_proj, frozen, kl0, lora4, tau<τ>; a suffix _g<G> adds a group baseline
+# (--group_size G), e.g. shielded_g4.
+# Env: RECRL (the binary, default target/release/recrl), STEPS (default 200), AUDIT_USERS (100).
+# A larger STEPS extends finished arms from their last snapshot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${RECRL:-target/release/recrl}
-STEPS=${STEPS:-60}
+STEPS=${STEPS:-200}
 AUDIT_USERS=${AUDIT_USERS:-100}
 ARMS=("$@"); [ ${#ARMS[@]} -eq 0 ] && ARMS=(shielded no_proj)
 # 8 rollouts per step, one PPO epoch, 32 new tokens, lr 3e-4: about 20 s a step on 2 cores.
@@ -18,17 +21,21 @@ PPO="--max_steps $STEPS --eval_every 10 --checkpoint_every 10 --micro_batch_size
 [ -f checkpoints/basis_ml-100k.json ] || "$R" basis --dataset ml-100k
 [ -f checkpoints/lora_init_ml-100k/explainer.json ] || "$R" lora-init --dataset ml-100k
 for arm in "${ARMS[@]}"; do
-  case "$arm" in
+  base=$arm group=()
+  if [[ $arm =~ ^(.+)_g([0-9]+)$ ]]; then
+    base=${BASH_REMATCH[1]} group=(--group_size "${BASH_REMATCH[2]}")
+  fi
+  case "$base" in
     shielded) flags=() ;;
     no_proj) flags=(--no_projection) ;;
     frozen) flags=(--freeze_items) ;;
     kl0) flags=(--kl_beta 0) ;;
     lora4) flags=(--lora_rank 4) ;;
-    tau*) flags=(--tau "${arm#tau}") ;;
+    tau*) flags=(--tau "${base#tau}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2086
-  "$R" ppo --dataset ml-100k --tag "$arm" "${flags[@]}" $PPO --resume
+  "$R" ppo --dataset ml-100k --tag "$arm" "${flags[@]}" "${group[@]}" $PPO --resume
 done
 for tag in base "${ARMS[@]}"; do
   "$R" audit --dataset ml-100k --tag "$tag" --users "$AUDIT_USERS"
