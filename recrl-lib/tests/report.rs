@@ -167,6 +167,17 @@ fn explained(user: usize, rec: u32, text: &str) -> Explained {
 }
 
 #[test]
+fn ctr_slope_and_its_standard_error_by_hand() {
+    // (0,1) (1,3) (2,2) (3,5): x̄ 1.5, ȳ 2.75, Sxx 5, Sxy 5.5 → slope 1.1; residuals
+    // −0.1, 0.8, −1.3, 0.6 → SSR 2.7, σ̂² 2.7 / 2, se √(1.35 / 5) = √0.27
+    let (b, se) = aggregate::ols_slope(&[0.0, 1.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 5.0]).unwrap();
+    close(b, 1.1, 1e-12, "slope");
+    close(se, 0.27f64.sqrt(), 1e-12, "standard error");
+    assert!(aggregate::ols_slope(&[1.0, 2.0], &[1.0, 2.0]).is_none());
+    assert!(aggregate::ols_slope(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_none());
+}
+
+#[test]
 fn review_texts_are_preferred_as_references_and_named() {
     let mut ds = successor_dataset(3, 10, 1);
     ds.items[3].title = "Dune".into();
@@ -369,6 +380,9 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
         "3 steps: the window is all of them"
     );
     assert_eq!(get(np, "kl_final"), "0.400000");
+    // CTR 0.4, 0.6, 0.8 at steps 1-3: 0.2 a step, exactly on the line
+    assert_eq!(get(np, "ctr_slope"), "20.000000");
+    assert_eq!(get(np, "ctr_slope_se"), "0.000000");
     assert_eq!(get(np, "steps"), "3");
     assert_eq!(get(np, "wall_s"), "6.000000");
     assert_eq!(

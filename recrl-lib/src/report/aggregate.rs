@@ -145,6 +145,8 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("max_abs_ds", "largest |change of score| over validation users x items (last evaluation)"),
     ("ctr_start", "simulated CTR, mean of the first 10 PPO steps"),
     ("ctr_end", "simulated CTR, mean of the last 10 PPO steps"),
+    ("ctr_slope", "least-squares slope of the simulated CTR over all PPO steps, per 100 steps"),
+    ("ctr_slope_se", "standard error of ctr_slope (independent residuals, n - 2 degrees of freedom)"),
     ("kl_final", "KL to the reference policy, mean of the last 10 PPO steps"),
     ("shield_removed", "mean share of each E update removed by the shield"),
     ("bleu1", "corpus BLEU-1 (sacrebleu 13a), greedy explanations vs references, 0-100"),
@@ -181,11 +183,39 @@ pub fn mean_of(steps: &[StepLog], f: impl Fn(&StepLog) -> f64) -> Option<f64> {
     (!steps.is_empty()).then(|| steps.iter().map(f).sum::<f64>() / steps.len() as f64)
 }
 
+/// Least-squares slope of `y` on `x` and its standard error `√(σ̂² / Sxx)` with
+/// `σ̂² = Σ residual² / (n − 2)`; `None` for fewer than 3 points or a constant `x`.
+pub fn ols_slope(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
+    let n = x.len().min(y.len());
+    if n < 3 {
+        return None;
+    }
+    let (mx, my) = (
+        x.iter().sum::<f64>() / n as f64,
+        y.iter().sum::<f64>() / n as f64,
+    );
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let slope = sxy / sxx;
+    let ssr: f64 = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (b - my - slope * (a - mx)).powi(2))
+        .sum();
+    Some((slope, (ssr / (n - 2) as f64 / sxx).sqrt()))
+}
+
 /// The row of one run (see [`COLUMNS`]).
 pub fn row(r: &RunRecord) -> Vec<Cell> {
     let steps = r.trained();
     let (head, tail) = (r.window(true), r.window(false));
     let (d0, dn) = (r.first_drift(), r.last_drift());
+    let x: Vec<f64> = steps.iter().map(|l| l.step as f64).collect();
+    let y: Vec<f64> = steps.iter().map(|l| l.ctr).collect();
+    let slope = ols_slope(&x, &y);
     let num = Cell::Num;
     let text = |f: &dyn Fn(&TextReport) -> f64| num(r.text.as_ref().map(f));
     let audit = |name: &str| num(r.audit.as_ref().and_then(|a| a.value(name)));
@@ -216,6 +246,8 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
         num(dn.map(|d| d.max_abs_ds)),
         num(mean_of(head, |l| l.ctr)),
         num(mean_of(tail, |l| l.ctr)),
+        num(slope.map(|(b, _)| 100.0 * b)),
+        num(slope.map(|(_, se)| 100.0 * se)),
         num(mean_of(tail, |l| l.stats.kl)),
         num(mean_of(steps, |l| l.shield_removed)),
         text(&|t| t.bleu1),
