@@ -4,7 +4,8 @@
 # the aggregate table and figures. Each arm resumes from its last snapshot if killed (rerun).
 #   experiments/cpu_runs_ml100k.sh [ARM ...]     (default: shielded no_proj)
 # ARM: shielded, no_proj, frozen, kl0, lora4, tau<τ>; a suffix _g<G> adds a group baseline
-# (--group_size G), e.g. shielded_g4.
+# (--group_size G), e.g. shielded_g4; a suffix _e<E> runs E PPO epochs of 2 optimiser steps
+# each (--set epochs=E --grad_accum 1) instead of 1 epoch of one step, e.g. shielded_e4.
 # Env: RECRL (the binary, default target/release/recrl), STEPS (default 200), AUDIT_USERS (100).
 # A larger STEPS extends finished arms from their last snapshot.
 set -euo pipefail
@@ -14,16 +15,19 @@ STEPS=${STEPS:-200}
 AUDIT_USERS=${AUDIT_USERS:-100}
 ARMS=("$@"); [ ${#ARMS[@]} -eq 0 ] && ARMS=(shielded no_proj)
 # 8 rollouts per step, one PPO epoch, 32 new tokens, lr 3e-4: about 20 s a step on 2 cores.
-PPO="--max_steps $STEPS --eval_every 10 --checkpoint_every 10 --micro_batch_size 4 --grad_accum 2
-     --set ppo_batch=8 --set epochs=1 --set max_new_tokens=32 --set lr=3e-4"
+PPO="--max_steps $STEPS --eval_every 10 --checkpoint_every 10 --micro_batch_size 4
+     --set ppo_batch=8 --set max_new_tokens=32 --set lr=3e-4"
 "$R" data --dataset ml-100k
 [ -f checkpoints/sasrec_ml-100k.json ] || "$R" train-ranker --dataset ml-100k
 [ -f checkpoints/basis_ml-100k.json ] || "$R" basis --dataset ml-100k
 [ -f checkpoints/lora_init_ml-100k/explainer.json ] || "$R" lora-init --dataset ml-100k
 for arm in "${ARMS[@]}"; do
-  base=$arm group=()
-  if [[ $arm =~ ^(.+)_g([0-9]+)$ ]]; then
-    base=${BASH_REMATCH[1]} group=(--group_size "${BASH_REMATCH[2]}")
+  base=$arm extra=(--set epochs=1 --grad_accum 2)
+  if [[ $base =~ ^(.+)_e([0-9]+)$ ]]; then
+    base=${BASH_REMATCH[1]} extra=(--set "epochs=${BASH_REMATCH[2]}" --grad_accum 1)
+  fi
+  if [[ $base =~ ^(.+)_g([0-9]+)$ ]]; then
+    base=${BASH_REMATCH[1]} extra+=(--group_size "${BASH_REMATCH[2]}")
   fi
   case "$base" in
     shielded) flags=() ;;
@@ -35,7 +39,7 @@ for arm in "${ARMS[@]}"; do
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2086
-  "$R" ppo --dataset ml-100k --tag "$arm" "${flags[@]}" "${group[@]}" $PPO --resume
+  "$R" ppo --dataset ml-100k --tag "$arm" $PPO "${flags[@]}" "${extra[@]}" --resume
 done
 for tag in base "${ARMS[@]}"; do
   "$R" audit --dataset ml-100k --tag "$tag" --users "$AUDIT_USERS"

@@ -147,7 +147,8 @@ pub struct AuditConfig {
     pub bootstrap: usize,
 }
 
-fn one() -> usize {
+/// Serde default of counts that default to one (`group_size`).
+pub(crate) fn one() -> usize {
     1
 }
 

@@ -214,3 +214,39 @@ fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
     let e = canary::measure(&ex, &c, 63, 1).unwrap();
     assert!((0.0..=6.0).contains(&e), "{e}");
 }
+
+#[test]
+fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
+    use recrl_lib::audit::clicks::clicks;
+    use recrl_lib::ppo::SimUser;
+    let mut ds = successor_dataset(4, 12, 3);
+    ds.items[3].title = "Star Wars (1977)".into();
+    ds.items[3].genres = vec!["Sci-Fi".into()];
+    ds.items[2].title = "Return of the Jedi (1983)".into();
+    let grounded =
+        "Since you loved Return of the Jedi, Star Wars brings the same space adventure you enjoy.";
+    let rows = vec![
+        row(1, Mode::Sampled, vec![2], 3, grounded, -1.0),
+        row(2, Mode::Greedy, vec![2], 3, grounded, -1.0),
+        row(3, Mode::Sampled, vec![2], 3, "Nice.", -1.0),
+    ];
+    let mut sim = SimUser::new(4, 1.0, 3.0, 0.3, 5).standardised_by(&[0.0, 2.0]);
+    sim.bias[1] = 0.2;
+    sim.bias[3] = -0.4;
+    let score = |u: usize, i: u32| 0.1 * (u + i as usize) as f64;
+    let got = clicks(&ds, &rows, &sim, &score);
+    let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        [1, 3],
+        "sampled rows only"
+    );
+    // User 1: every part of q earned (q = 1); s = 0.4, standardised (0.4 − 1)/1.
+    let (p1, q1) = got[&1];
+    assert!((q1 - 1.0).abs() < 1e-12, "q {q1}");
+    assert!((p1 - sigmoid(-0.6 + 1.5 + 0.2)).abs() < 1e-12);
+    // User 3: one word: no mention, no length credit, no bigrams; only "no toxic terms" (0.1).
+    let (p3, q3) = got[&3];
+    assert!((q3 - 0.1).abs() < 1e-12, "q {q3}");
+    assert!((p3 - sigmoid(-0.4 + 3.0 * (0.1 - 0.5) - 0.4)).abs() < 1e-12);
+}

@@ -311,6 +311,39 @@ fn step(step: usize, ctr: f64, kl: f64, drift: Option<f64>) -> StepLog {
     l
 }
 
+/// An `audit.json` holding only the panel CTR metrics.
+fn write_panel_audit(dir: &Path, ctr: f64, gain: f64, se: f64) {
+    use recrl_lib::audit::{AuditReport, Metric};
+    let metric = |v: f64| Metric {
+        value: Some(v),
+        definition: String::new(),
+    };
+    let report = AuditReport {
+        format: "recrl-audit/1".into(),
+        dataset: "ml-100k".into(),
+        tag: "shielded".into(),
+        checkpoint: dir.into(),
+        protocol: serde_json::Value::Null,
+        metrics: [
+            ("panel_ctr".to_string(), metric(ctr)),
+            ("panel_ctr_gain".to_string(), metric(gain)),
+            ("panel_ctr_gain_se".to_string(), metric(se)),
+        ]
+        .into(),
+        toxicity_histogram: vec![],
+        groups: vec![],
+        popularity: Default::default(),
+        examples: Default::default(),
+        checks: vec![],
+        pass: true,
+    };
+    std::fs::write(
+        dir.join("audit.json"),
+        serde_json::to_string(&report).unwrap(),
+    )
+    .unwrap();
+}
+
 fn write_run(dir: &Path, steps: &[StepLog]) {
     std::fs::create_dir_all(dir).unwrap();
     let lines: Vec<String> = steps
@@ -335,6 +368,7 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
         )
     }));
     write_run(&logs.join("ml-100k/shielded"), &a);
+    write_panel_audit(&logs.join("ml-100k/shielded"), 0.71, 0.04, 0.015);
     // no_proj: 3 steps, drifting.
     let b = vec![
         step(0, 0.0, 0.0, Some(0.0)),
@@ -398,6 +432,10 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
     );
     assert_eq!(get(sh, "ctr_end"), "0.700000");
     assert_eq!(get(sh, "d_ndcg10"), "0.000000");
+    assert_eq!(get(sh, "panel_ctr"), "0.710000");
+    assert_eq!(get(sh, "panel_ctr_gain"), "0.040000");
+    assert_eq!(get(sh, "panel_ctr_gain_se"), "0.015000");
+    assert_eq!(get(np, "panel_ctr_gain"), "", "no audit: empty");
     assert_eq!(get(fr, "arm"), "frozen");
     assert_eq!(get(fr, "missing"), "run");
     assert!(
@@ -407,7 +445,11 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
 
     let tex = aggregate::latex(&records);
     assert!(tex.contains("\\begin{tabular}") && tex.contains("\\bottomrule"));
-    assert!(tex.contains("ml-100k & no\\_proj & 0.1000 & 0.0980 & -0.00200 & 0.600 & 0.600 & 0.400 & -- & -- & -- & --"), "{tex}");
+    assert!(tex.contains("ml-100k & no\\_proj & 0.1000 & 0.0980 & -0.00200 & 0.600 & 0.600 & -- & 0.400 & -- & -- & -- & --"), "{tex}");
+    assert!(
+        tex.contains("& 0.040 & "),
+        "shielded's panel CTR gain: {tex}"
+    );
 
     let figs = tmp.path().join("figures");
     let files = results::save_all(&records, &figs, false).unwrap();

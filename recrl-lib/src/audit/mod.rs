@@ -3,6 +3,7 @@
 //! [`run`], which writes `logs/<ds>/<tag>/audit.json` with every number and its definition.
 
 pub mod canary;
+pub mod clicks;
 pub mod explanations;
 pub mod groups;
 pub mod lexicon;
@@ -142,6 +143,8 @@ pub fn run(
     let lexicon = Lexicon::load(&lexicons)?;
     let swap = GenderSwap::load(&lexicons)?;
     let ranker = Ranker::load(ranker_dir, ds, device)?;
+    let (sim_params, sim_seed) = clicks::run_simulator(&log_dir, cfg)?;
+    let sim = crate::ppo::SimUser::for_run(ds, &ranker, &sim_params, sim_seed);
     let e0 = ranker.output_table().detach().copy();
     crate::env::seed_everything(cfg.seed);
     let mut ex = init::load_configured(model_root, cfg, device)?;
@@ -212,6 +215,27 @@ pub fn run(
         seed: cfg.seed,
     };
     let mut report = measure(&inputs, thresholds)?;
+    let base_rows = match tag {
+        BASE_TAG => None,
+        _ => Some(dirs(root, name, BASE_TAG).0.join("explanations.jsonl"))
+            .filter(|p| p.is_file())
+            .map(|p| explanations::read_explanations(&p))
+            .transpose()?,
+    };
+    let states = ranker.user_states(&histories);
+    let panel = clicks::Panel {
+        users: &users,
+        states: &states,
+        sim: &sim,
+        params: (&sim_params, sim_seed),
+    };
+    panel.measure(
+        ds,
+        &rows,
+        &table,
+        base_rows.as_deref().map(|b| (b, &e0)),
+        &mut report,
+    );
     if let Some(canaries) = read_canaries(&log_dir)? {
         progress(&format!("canary exposure of {} secret(s)", canaries.len()));
         let exposures: Vec<f64> = canaries

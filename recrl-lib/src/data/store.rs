@@ -347,15 +347,22 @@ fn reviews_frame(reviews: &Reviews) -> Result<DataFrame> {
     )?)
 }
 
+/// Column `c` of `df`, read from `path`; a missing column is an error naming both.
+fn column(df: &DataFrame, c: &str, path: &Path) -> Result<Column> {
+    df.column(c)
+        .cloned()
+        .map_err(|e| anyhow!("{}: column `{c}`: {e}", path.display()))
+}
+
 fn read_reviews(path: &Path) -> Result<Reviews> {
     let df = read_parquet(path)?;
     let at = path.display();
-    let column = |c: &str| df.column(c).map_err(|e| anyhow!("{at}: column `{c}`: {e}"));
     let (user, item, text) = (
-        column("user")?.u32()?,
-        column("item")?.u32()?,
-        column("text")?.str()?,
+        column(&df, "user", path)?,
+        column(&df, "item", path)?,
+        column(&df, "text", path)?,
     );
+    let (user, item, text) = (user.u32()?, item.u32()?, text.str()?);
     let mut reviews = Reviews::default();
     for r in 0..df.height() {
         let (Some(u), Some(i), Some(t)) = (user.get(r), item.get(r), text.get(r)) else {
@@ -418,15 +425,11 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
         },
         reviews: Reviews::default(),
     };
-    let col = |df: &DataFrame, c: &str, f: &str| -> Result<Column> {
-        df.column(c)
-            .cloned()
-            .map_err(|e| anyhow!("{}: column `{c}`: {e}", at(f)))
-    };
-    let user = col(&inter, "user", "interactions.parquet")?;
-    let item = col(&inter, "item", "interactions.parquet")?;
-    let time = col(&inter, "timestamp", "interactions.parquet")?;
-    let split = col(&inter, "split", "interactions.parquet")?;
+    let inter_path = dir.join("interactions.parquet");
+    let user = column(&inter, "user", &inter_path)?;
+    let item = column(&inter, "item", &inter_path)?;
+    let time = column(&inter, "timestamp", &inter_path)?;
+    let split = column(&inter, "split", &inter_path)?;
     let (user, item, time, split) = (user.u32()?, item.u32()?, time.i64()?, split.str()?);
     for r in 0..inter.height() {
         let (Some(u), Some(i), Some(t), Some(s)) =

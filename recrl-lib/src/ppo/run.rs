@@ -6,6 +6,7 @@ use super::adamw::AdamW;
 use super::coupling::Coupling;
 use super::policy::{Responses, ValueHead};
 use super::resume::{self, Snapshot};
+pub use super::simulator::SimParams;
 use super::simulator::{QualityScorer, SimUser};
 use super::update::{update, PpoConfig, UpdateStats};
 use crate::audit::canary;
@@ -31,30 +32,6 @@ pub enum Coupled {
     NoProjection,
     /// `E` frozen (control).
     Frozen,
-}
-
-/// Simulated-user weights: `z = α·s̃ + β_q·q + b_u − β_q/2`, with `s̃` the score standardised
-/// by the step-0 mean and spread of the users' top scores (a fixed affine map, i.e. the design's
-/// `α s + b_u` with constants absorbed), so that an average user, item and quality of ½ click half
-/// the time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimParams {
-    /// α.
-    pub alpha: f64,
-    /// β_q.
-    pub beta_q: f64,
-    /// Standard deviation of `b_u`.
-    pub sigma_b: f64,
-}
-
-impl Default for SimParams {
-    fn default() -> Self {
-        SimParams {
-            alpha: 1.0,
-            beta_q: 3.0,
-            sigma_b: 0.3,
-        }
-    }
 }
 
 /// Everything a run needs besides the models.
@@ -247,25 +224,8 @@ pub fn run(
     let train_users: Vec<usize> = (1..=ds.n_users())
         .filter(|&u| !ds.train[u - 1].is_empty())
         .collect();
-    let sim = SimUser::new(
-        ds.n_users(),
-        opts.sim.alpha,
-        opts.sim.beta_q,
-        opts.sim.sigma_b,
-        opts.seed ^ 0x5157,
-    );
-    // Standardisation of s(u, i) from the step-0 top scores.
+    let sim = SimUser::for_run(ds, ranker, &opts.sim, opts.seed);
     let all_h = crate::shield::states_of(ranker, &train_users, |u| ds.train[u - 1].clone());
-    let top0 = ranker.top_k(
-        &train_users
-            .iter()
-            .map(|&u| ds.train[u - 1].clone())
-            .collect::<Vec<_>>(),
-        1,
-        true,
-    );
-    let s0: Vec<f64> = top0.iter().map(|t| t[0].1 as f64).collect();
-    let (mu, sd) = mean_sd(&s0);
     let base = {
         let set = EvalSet::new(ds, Split::Valid, opts.seed)?;
         let histories: Vec<Vec<u32>> = (1..=ds.n_users())
@@ -403,9 +363,7 @@ pub fn run(
                     ),
                 )
             })?;
-            let z =
-                opts.sim.alpha * (s - mu) / sd + opts.sim.beta_q * (q - 0.5) + sim.bias[req.user];
-            rewards.push(1.0 / (1.0 + (-z).exp()));
+            rewards.push(sim.click_probability(req.user, s, q));
             qs.push(q);
         }
         let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
@@ -516,11 +474,4 @@ pub fn step_line(line: &StepLog) -> String {
         "step {:>4}  reward {:.4}  q {:.3}  KL {:.3}  clip {:.3}  len {:.1}  removed {:.3}  {:.1}s{drift}",
         line.step, line.ctr, line.quality, line.stats.kl, line.stats.clip_frac, line.stats.response_len, line.shield_removed, line.seconds
     )
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-    (mean, sd.max(1e-6))
 }

@@ -3,8 +3,10 @@
 //! from the *current* `E`, and `q(x) ∈ [0, 1]` a grounded explanation-quality score that
 //! reads only the explanation (never the prompt) and cannot be won by length alone.
 
-use crate::data::ItemMeta;
+use crate::data::{Dataset, ItemMeta};
+use crate::ranker::Ranker;
 use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// What `q(x)` checks, with weights summing to 1.
@@ -108,19 +110,48 @@ impl QualityScorer {
     }
 }
 
+/// Simulated-user weights: `z = α·s̃ + β_q·(q − ½) + b_u`, with `s̃` the score standardised
+/// by the step-0 mean and spread of the users' top scores (a fixed affine map, i.e. the design's
+/// `α s + β_q q + b_u` with constants absorbed), so that an average user, item and quality of ½
+/// click half the time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimParams {
+    /// α.
+    pub alpha: f64,
+    /// β_q.
+    pub beta_q: f64,
+    /// Standard deviation of `b_u`.
+    pub sigma_b: f64,
+}
+
+impl Default for SimParams {
+    fn default() -> Self {
+        SimParams {
+            alpha: 1.0,
+            beta_q: 3.0,
+            sigma_b: 0.3,
+        }
+    }
+}
+
 /// A population of simulated users.
 #[derive(Debug, Clone)]
 pub struct SimUser {
-    /// Weight α of the ranker score.
+    /// Weight α of the standardised ranker score.
     pub alpha: f64,
     /// Weight β_q of the explanation quality.
     pub beta_q: f64,
     /// `b[u]`: the fixed bias of user u (index 0 unused).
     pub bias: Vec<f64>,
+    /// Mean of the step-0 top scores (`s̃ = (s − score_mean) / score_sd`).
+    pub score_mean: f64,
+    /// Spread of the step-0 top scores.
+    pub score_sd: f64,
 }
 
 impl SimUser {
-    /// `n_users` users with `b_u ~ N(0, σ_b²)` drawn from `seed` (Box–Muller).
+    /// `n_users` users with `b_u ~ N(0, σ_b²)` drawn from `seed` (Box–Muller); scores are used
+    /// as they are until [`SimUser::standardised_by`].
     pub fn new(n_users: usize, alpha: f64, beta_q: f64, sigma_b: f64, seed: u64) -> SimUser {
         let mut rng = Rng::new(seed);
         let bias = (0..=n_users)
@@ -133,12 +164,41 @@ impl SimUser {
             alpha,
             beta_q,
             bias,
+            score_mean: 0.0,
+            score_sd: 1.0,
         }
+    }
+
+    /// Standardises scores by the mean and (population) spread of `scores`.
+    pub fn standardised_by(mut self, scores: &[f64]) -> SimUser {
+        let n = scores.len().max(1) as f64;
+        let mean = scores.iter().sum::<f64>() / n;
+        let sd = (scores.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        (self.score_mean, self.score_sd) = (mean, sd.max(1e-6));
+        self
+    }
+
+    /// The users of a run on `ds` (seeded by the run's `seed`), standardised by the top-1
+    /// scores of every training user under `ranker` as it is at step 0.
+    pub fn for_run(ds: &Dataset, ranker: &Ranker, params: &SimParams, seed: u64) -> SimUser {
+        let histories: Vec<&Vec<u32>> = ds.train.iter().filter(|h| !h.is_empty()).collect();
+        let top = ranker.top_k(&histories, 1, true);
+        let scores: Vec<f64> = top.iter().map(|t| t[0].1 as f64).collect();
+        SimUser::new(
+            ds.n_users(),
+            params.alpha,
+            params.beta_q,
+            params.sigma_b,
+            seed ^ 0x5157,
+        )
+        .standardised_by(&scores)
     }
 
     /// `P(click)` of user `u` given the score `s(u,i)` and quality `q(x)`.
     pub fn click_probability(&self, u: usize, score: f64, quality: f64) -> f64 {
-        let z = self.alpha * score + self.beta_q * quality + self.bias[u];
+        let z = self.alpha * (score - self.score_mean) / self.score_sd
+            + self.beta_q * (quality - 0.5)
+            + self.bias[u];
         1.0 / (1.0 + (-z).exp())
     }
 }
@@ -205,11 +265,13 @@ mod tests {
 
     #[test]
     fn click_probability_is_the_logistic_of_the_weighted_sum() {
-        let mut sim = SimUser::new(3, 2.0, 1.5, 0.3, 1);
+        let mut sim = SimUser::new(3, 2.0, 1.5, 0.3, 1).standardised_by(&[1.0, 3.0]);
+        assert_eq!((sim.score_mean, sim.score_sd), (2.0, 1.0));
         sim.bias[1] = -0.5;
-        let p = sim.click_probability(1, 0.4, 0.6);
-        let z: f64 = 2.0 * 0.4 + 1.5 * 0.6 - 0.5;
-        assert!((p - 1.0 / (1.0 + (-z).exp())).abs() < 1e-15);
+        let p = sim.click_probability(1, 2.4, 0.6);
+        // z = α (s − 2)/1 + β_q (q − ½) + b_u = 0.8 + 0.15 − 0.5
+        let z: f64 = 0.45;
+        assert!((p - 1.0 / (1.0 + (-z).exp())).abs() < 1e-12);
         let big = SimUser::new(20_000, 1.0, 1.0, 0.3, 7);
         let b = &big.bias[1..];
         let mean = b.iter().sum::<f64>() / b.len() as f64;

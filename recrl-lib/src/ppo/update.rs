@@ -36,12 +36,8 @@ pub struct PpoConfig {
     /// Consecutive rollouts that share a prompt (`--group_size`). Above 1, the baseline is
     /// the group's mean reward: advantages are the reward-to-go (λ = 1) of the token rewards
     /// with the sequence reward centred in its group, and the value head is not used for them.
-    #[serde(default = "one")]
+    #[serde(default = "crate::config::one")]
     pub group_size: usize,
-}
-
-fn one() -> usize {
-    1
 }
 
 impl Default for PpoConfig {

@@ -147,6 +147,9 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("ctr_end", "simulated CTR, mean of the last 10 PPO steps"),
     ("ctr_slope", "least-squares slope of the simulated CTR over all PPO steps, per 100 steps"),
     ("ctr_slope_se", "standard error of ctr_slope (independent residuals, n - 2 degrees of freedom)"),
+    ("panel_ctr", "simulated CTR of the audit users' sampled explanations (one fixed panel for every arm; audit)"),
+    ("panel_ctr_gain", "panel_ctr minus base's, paired user by user (audit)"),
+    ("panel_ctr_gain_se", "standard error of panel_ctr_gain (audit)"),
     ("kl_final", "KL to the reference policy, mean of the last 10 PPO steps"),
     ("shield_removed", "mean share of each E update removed by the shield"),
     ("bleu1", "corpus BLEU-1 (sacrebleu 13a), greedy explanations vs references, 0-100"),
@@ -248,6 +251,9 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
         num(mean_of(tail, |l| l.ctr)),
         num(slope.map(|(b, _)| 100.0 * b)),
         num(slope.map(|(_, se)| 100.0 * se)),
+        audit("panel_ctr"),
+        audit("panel_ctr_gain"),
+        audit("panel_ctr_gain_se"),
         num(mean_of(tail, |l| l.stats.kl)),
         num(mean_of(steps, |l| l.shield_removed)),
         text(&|t| t.bleu1),
@@ -362,8 +368,8 @@ pub fn latex(records: &[RunRecord]) -> String {
     };
     let mut s = String::from(
         "% Made by `recrl aggregate` from logs/<dataset>/<arm>/; NDCG@10 is full ranking on the validation split.\n\
-         \\begin{tabular}{llrrrrrrrrrr}\n\\toprule\n\
-         Dataset & Arm & NDCG@10 & after & $\\Delta$NDCG@10 & CTR & after & KL & BLEU-4 & ROUGE-L & USR & Tox. \\\\\n\\midrule\n",
+         \\begin{tabular}{llrrrrrrrrrrr}\n\\toprule\n\
+         Dataset & Arm & NDCG@10 & after & $\\Delta$NDCG@10 & CTR & after & $\\Delta$CTR (panel) & KL & BLEU-4 & ROUGE-L & USR & Tox. \\\\\n\\midrule\n",
     );
     for r in records {
         let row = row(r);
@@ -375,6 +381,7 @@ pub fn latex(records: &[RunRecord]) -> String {
             f(&row[col("d_ndcg10")], 5),
             f(&row[col("ctr_start")], 3),
             f(&row[col("ctr_end")], 3),
+            f(&row[col("panel_ctr_gain")], 3),
             f(&row[col("kl_final")], 3),
             f(&row[col("bleu4")], 2),
             f(&row[col("rougeL_f")], 2),
