@@ -464,4 +464,9 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
     }
     let stability = std::fs::read_to_string(figs.join("ranking_stability.html")).unwrap();
     assert!(stability.contains("no_proj") && stability.contains("-0.002"));
+    let ablation = std::fs::read_to_string(figs.join("ablation_bars.html")).unwrap();
+    assert!(
+        ablation.contains("panel CTR gain over base") && ablation.contains("[null,0.015]"),
+        "the panel gain's error bars: shielded's se, none for no_proj"
+    );
 }

@@ -7,7 +7,7 @@ use super::charts::{self, Series};
 use super::figures::{save_figure, FigureFormat};
 use crate::ppo::arms::curves;
 use anyhow::Result;
-use plotly::common::Title;
+use plotly::common::{ErrorData, ErrorType, Title};
 use plotly::layout::{Axis, BarMode, Layout};
 use plotly::traces::table::{Cells, Header};
 use plotly::{Bar, Plot, Table};
@@ -112,18 +112,33 @@ pub fn tradeoff_plot(records: &[RunRecord]) -> Plot {
     )
 }
 
-/// Ablation bars per arm: CTR gain (end − start) and |ΔNDCG@10| × 100.
+/// Ablation bars per arm: CTR gain (end − start of the run), the audit panel's paired CTR gain
+/// over `base` with its standard error, and |ΔNDCG@10| × 100.
 pub fn ablation_plot(records: &[RunRecord]) -> Plot {
     let mut names = Vec::new();
     let (mut gain, mut drift) = (Vec::new(), Vec::new());
+    let (mut panel, mut panel_se) = (Vec::new(), Vec::new());
     for r in records.iter().filter(|r| !r.trained().is_empty()) {
         let start = mean_of(r.window(true), |l| l.ctr).unwrap_or(f64::NAN);
+        let audit = |m: &str| {
+            r.audit
+                .as_ref()
+                .and_then(|a| a.value(m))
+                .unwrap_or(f64::NAN)
+        };
         names.push(label(r, records));
         gain.push(end_ctr(r).unwrap_or(f64::NAN) - start);
+        panel.push(audit("panel_ctr_gain"));
+        panel_se.push(audit("panel_ctr_gain_se"));
         drift.push(final_drift(r).map_or(f64::NAN, |d| 100.0 * d.abs()));
     }
     let mut p = Plot::new();
     p.add_trace(Bar::new(names.clone(), gain).name("CTR gain (last 10 − first 10 steps)"));
+    p.add_trace(
+        Bar::new(names.clone(), panel)
+            .name("panel CTR gain over base (audit users, ± se)")
+            .error_y(ErrorData::new(ErrorType::Data).array(panel_se)),
+    );
     p.add_trace(Bar::new(names, drift).name("|ΔNDCG@10| × 100"));
     p.set_layout(
         Layout::new()
