@@ -82,9 +82,12 @@ pub struct Panel<'a> {
 }
 
 impl Panel<'_> {
-    /// `s(u, i)` with item table `table`.
+    /// `s(u, i)` with item table `table`; NaN for a user outside the panel.
     fn score(&self, table: &Tensor, u: usize, i: u32) -> f64 {
-        let k = self.users.binary_search(&u).unwrap_or(0) as i64;
+        let Ok(k) = self.users.binary_search(&u) else {
+            return f64::NAN;
+        };
+        let k = k as i64;
         let item = table.get(i as i64).to_device(self.states.device());
         tch::no_grad(|| f64::try_from(self.states.get(k).dot(&item))).unwrap_or(f64::NAN)
     }
