@@ -3,8 +3,11 @@
 //! Fixtures: scripts/fixtures/explainer_reference.py.
 
 use recrl_lib::explainer::{
-    generate, load, lora, model::KvCache, Explainer, GenerationConfig, Llama, LoadOptions,
-    LoraConfig, PromptBatch, TextTokenizer,
+    generate,
+    linear::BaseWeight,
+    load, lora,
+    model::{positions_of, KvCache},
+    Explainer, GenerationConfig, Llama, LoadOptions, LoraConfig, PromptBatch, TextTokenizer,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -240,6 +243,61 @@ fn lora_zero_init_merge_and_adapter_round_trip() {
         max_diff(&adapted, &tch::no_grad(|| model.forward_ids(ids, &mask))) < 1e-5,
         "merged = unmerged forward"
     );
+}
+
+#[test]
+fn token_by_token_with_a_growing_cache_equals_the_whole_forward() {
+    let r = read(&fixtures().join("tiny_reference.safetensors"));
+    let (ids, mask) = (&r["ids"], r["mask"].to_kind(Kind::Bool));
+    let (model, _) = tiny();
+    let whole = tch::no_grad(|| model.forward_ids(ids, &mask));
+    // A default cache starts at the first token's size and regrows (copying) as it fills.
+    let mut cache = KvCache::default();
+    for t in 0..ids.size()[1] {
+        let seen = mask.narrow(1, 0, t + 1);
+        let step = tch::no_grad(|| {
+            let hidden = model.forward_embeds(
+                &model.embed_tokens(&ids.narrow(1, t, 1)),
+                &seen,
+                &positions_of(&seen).narrow(1, t, 1),
+                &mut cache,
+                false,
+            );
+            model.logits(&hidden)
+        });
+        assert_eq!(cache.len(), t + 1);
+        let d = max_diff(&step, &whole.narrow(1, t, 1));
+        assert!(d < 1e-4, "token {t}: cached vs whole forward differ by {d}");
+    }
+}
+
+#[test]
+fn a_replaced_projection_weight_is_used_not_the_stale_fused_block() {
+    let r = read(&fixtures().join("tiny_reference.safetensors"));
+    let (ids, mask) = (&r["ids"], r["mask"].to_kind(Kind::Bool));
+    let double_q_and_up = |model: &mut Llama| {
+        for (name, lin) in model.linears_mut() {
+            if let (true, BaseWeight::DenseT(w)) = (
+                name.ends_with("q_proj") || name.ends_with("up_proj"),
+                &lin.base,
+            ) {
+                lin.base = BaseWeight::DenseT(w * 2.0);
+            }
+        }
+    };
+    let (mut plain, _) = tiny();
+    let before = tch::no_grad(|| plain.forward_ids(ids, &mask));
+    double_q_and_up(&mut plain); // q and up no longer views of their blocks: run one by one
+    let (mut repacked, _) = tiny();
+    double_q_and_up(&mut repacked);
+    repacked.fuse(); // one product again, over the new weights
+    let a = tch::no_grad(|| plain.forward_ids(ids, &mask));
+    let b = tch::no_grad(|| repacked.forward_ids(ids, &mask));
+    assert!(
+        max_diff(&a, &before) > 1e-2,
+        "doubling q and up changes the logits"
+    );
+    assert!(max_diff(&a, &b) < 1e-5, "separate = fused products");
 }
 
 #[test]

@@ -143,7 +143,7 @@ pub fn generate(
     let device = model.device();
     let bsz = batch.ids.size()[0] as usize;
     let mut rng = Rng::new(cfg.seed);
-    let mut cache = KvCache::default();
+    let mut cache = KvCache::with_capacity(batch.ids.size()[1] + cfg.max_new_tokens as i64);
     let mut mask = batch.mask.shallow_clone();
     let mut positions = positions_of(&mask);
     let mut hidden = model.forward_embeds(

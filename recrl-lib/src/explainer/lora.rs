@@ -122,6 +122,7 @@ pub fn merge(model: &mut Llama) {
     for (_, lin) in model.linears_mut() {
         lin.merge();
     }
+    model.fuse();
 }
 
 /// Writes `adapter_model.safetensors` and `adapter_config.json` into `dir` (atomically).

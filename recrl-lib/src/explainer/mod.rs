@@ -18,6 +18,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub mod arena;
 pub mod config;
 pub mod generate;
 pub mod gguf;

@@ -2,8 +2,9 @@
 //! cache, SwiGLU MLP, tied or untied lm_head. Base weights are frozen tensors; only LoRA
 //! adapters (see [`super::lora`]) and inputs spliced into the embeddings carry gradients.
 
+use super::arena::WeightArena;
 use super::config::LlamaConfig;
-use super::linear::Linear;
+use super::linear::{Fused, Linear};
 use super::LoadOptions;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -30,22 +31,91 @@ pub struct Block {
     pub up: Linear,
     /// SwiGLU down projection.
     pub down: Linear,
+    /// `q | k | v` as one product.
+    qkv: Fused,
+    /// `gate | up` as one product.
+    gate_up: Fused,
 }
 
-/// Keys and values of every layer for the tokens seen so far, `[B, kv_heads, S, head_dim]`.
+impl Block {
+    /// Packs the dense weights into `arena`, those of `q | k | v` and of `gate | up` side by
+    /// side (again after they were replaced, e.g. by merging adapters).
+    fn pack(&mut self, arena: &mut WeightArena) {
+        self.qkv = Fused::new(&mut [&mut self.q, &mut self.k, &mut self.v], arena);
+        self.o.place(arena);
+        self.gate_up = Fused::new(&mut [&mut self.gate, &mut self.up], arena);
+        self.down.place(arena);
+    }
+}
+
+/// Keys and values of every layer for the tokens seen so far, in buffers
+/// `[B, kv_heads, capacity, head_dim]` that later tokens are written into in place.
 #[derive(Debug, Default)]
 pub struct KvCache {
     layers: Vec<(Tensor, Tensor)>,
+    len: i64,
+    reserve: i64,
 }
 
 impl KvCache {
+    /// A cache whose buffers hold `tokens` (prompt + reply) without growing.
+    pub fn with_capacity(tokens: i64) -> KvCache {
+        KvCache {
+            reserve: tokens,
+            ..Default::default()
+        }
+    }
+
     /// Cached sequence length.
     pub fn len(&self) -> i64 {
-        self.layers.first().map_or(0, |(k, _)| k.size()[2])
+        self.len
     }
+
     /// Whether nothing is cached yet.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
+    }
+
+    /// Writes `layer`'s keys and values `[B, kv_heads, T, head_dim]` of the new tokens after
+    /// the cached ones and returns all of them. Tensors that need gradients are concatenated
+    /// instead (no in-place writes into the autograd graph).
+    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
+        let (len, t) = (self.len, k.size()[2]);
+        let need = len + t;
+        let grad = k.requires_grad() || v.requires_grad();
+        let fits = self
+            .layers
+            .get(layer)
+            .is_some_and(|(kb, _)| kb.size()[2] >= need);
+        if grad || !fits {
+            let room = match (grad, len) {
+                (true, _) => need,
+                (false, 0) => need.max(self.reserve),
+                (false, _) => need.max(self.reserve).max(2 * need),
+            };
+            let old = self.layers.get(layer);
+            let grow = |buf: Option<&Tensor>, x: &Tensor| {
+                let mut parts: Vec<Tensor> = buf.map(|b| b.narrow(2, 0, len)).into_iter().collect();
+                parts.push(x.shallow_clone());
+                if room > need {
+                    let mut shape = x.size();
+                    shape[2] = room - need;
+                    parts.push(Tensor::zeros(shape, (x.kind(), x.device())));
+                }
+                Tensor::cat(&parts, 2)
+            };
+            let kv = (grow(old.map(|l| &l.0), k), grow(old.map(|l| &l.1), v));
+            match self.layers.get_mut(layer) {
+                Some(slot) => *slot = kv,
+                None => self.layers.push(kv),
+            }
+        } else {
+            let (kb, vb) = &self.layers[layer];
+            kb.narrow(2, len, t).copy_(k);
+            vb.narrow(2, len, t).copy_(v);
+        }
+        let (kb, vb) = &self.layers[layer];
+        (kb.narrow(2, 0, need), vb.narrow(2, 0, need))
     }
 }
 
@@ -54,14 +124,15 @@ impl KvCache {
 pub struct Llama {
     /// Hyper-parameters.
     pub config: LlamaConfig,
-    /// Token embedding `[vocab, d]`.
+    /// Token embedding `[vocab, d]`; when tied to the output head, a transposed view of it.
     pub embed: Tensor,
     /// Decoder layers.
     pub blocks: Vec<Block>,
     /// Final RMSNorm weight.
     pub norm: Tensor,
-    /// Untied output head `[vocab, d]`; `None` when tied to `embed`.
-    pub lm_head: Option<Tensor>,
+    /// Output head, transposed `[d, vocab]` contiguous (faster to stream, like
+    /// [`super::linear::BaseWeight::DenseT`]).
+    head_t: Tensor,
     /// Whether LoRA adapters take part in the forward pass (off = the reference policy).
     pub lora_enabled: bool,
     inv_freq: Tensor,
@@ -70,7 +141,9 @@ pub struct Llama {
 impl Llama {
     /// Builds the model from Hugging Face-named tensors (f32, any device), moved to `device`
     /// in the kind `opts` asks for; linear layers are quantised one by one as they arrive when
-    /// `opts.int8`, so the f32 model never exists whole. Missing tensors are named in the error.
+    /// `opts.int8`, so the f32 model never exists whole. Dense linear layers and the output
+    /// head are packed into one [`WeightArena`] on the CPU. Missing tensors are named in the
+    /// error.
     pub fn from_tensors(
         config: LlamaConfig,
         mut get: impl FnMut(&str) -> Result<Tensor>,
@@ -83,6 +156,13 @@ impl Llama {
                 .to_device(device)
                 .to_kind(kind)
                 .set_requires_grad(false))
+        };
+        let mut arena = match opts.int8 {
+            true => WeightArena::default(),
+            false => {
+                let (numel, tensors) = dense_numel(&config);
+                WeightArena::new(numel, tensors, kind, device)
+            }
         };
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
@@ -104,13 +184,17 @@ impl Llama {
                 down: lin("mlp.down_proj")?,
                 input_norm: take(&format!("{p}.input_layernorm.weight"))?,
                 post_norm: take(&format!("{p}.post_attention_layernorm.weight"))?,
+                qkv: Fused::default(),
+                gate_up: Fused::default(),
             });
+            blocks.last_mut().expect("just pushed").pack(&mut arena);
         }
         let embed = take("model.embed_tokens.weight")?;
-        let lm_head = if config.tie_word_embeddings {
-            None
+        let (embed, head_t) = if config.tie_word_embeddings {
+            let head_t = arena.hold(&embed.tr());
+            (head_t.tr(), head_t)
         } else {
-            Some(take("lm_head.weight")?)
+            (embed, arena.hold(&take("lm_head.weight")?.tr()))
         };
         let hd = config.head_dim() as i64;
         let exps = Tensor::arange_start_step(0, hd, 2, (Kind::Double, Device::Cpu)) / hd as f64;
@@ -120,7 +204,7 @@ impl Llama {
         Ok(Llama {
             norm: take("model.norm.weight")?,
             embed,
-            lm_head,
+            head_t,
             blocks,
             lora_enabled: true,
             inv_freq: inv_freq.to_device(device),
@@ -188,44 +272,26 @@ impl Llama {
             .logical_and(&mask.unsqueeze(1).unsqueeze(1))
             .logical_or(&k_idx.eq_tensor(&q_idx));
         let (cos, sin) = self.rope(positions);
-        let fresh = cache.layers.is_empty();
         let mut x = embeds.shallow_clone();
+        let (l, ffn) = (self.lora_enabled, self.config.intermediate_size as i64);
         for (i, block) in self.blocks.iter().enumerate() {
-            let layer_cache = if fresh {
-                None
-            } else {
-                Some(&mut cache.layers[i])
-            };
-            let (y, kv) = self.attention(
-                block,
-                &rms_norm(&x, &block.input_norm, self.config.rms_norm_eps),
-                &allowed,
-                &cos,
-                &sin,
-                layer_cache,
-                train,
-            );
-            if fresh {
-                cache.layers.push(kv);
-            }
-            x = x + y;
+            let h = rms_norm(&x, &block.input_norm, self.config.rms_norm_eps);
+            let attended = self.attention(block, &h, &allowed, (&cos, &sin), (cache, i), train);
+            x = x + attended;
             let h = rms_norm(&x, &block.post_norm, self.config.rms_norm_eps);
-            let l = self.lora_enabled;
-            let mlp = block.down.forward(
-                &(block.gate.forward(&h, l, train).silu() * block.up.forward(&h, l, train)),
-                l,
-                train,
-            );
-            x = x + mlp;
+            let gate_up = block
+                .gate_up
+                .forward(&[&block.gate, &block.up], &h, l, train);
+            let swiglu = gate_up.narrow(-1, 0, ffn).silu() * gate_up.narrow(-1, ffn, ffn);
+            x = x + block.down.forward(&swiglu, l, train);
         }
+        cache.len = s;
         rms_norm(&x, &self.norm, self.config.rms_norm_eps)
     }
 
     /// Vocabulary logits `[.., vocab]` (f32) of final hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        hidden
-            .linear::<Tensor>(self.lm_head.as_ref().unwrap_or(&self.embed), None)
-            .to_kind(Kind::Float)
+        hidden.matmul(&self.head_t).to_kind(Kind::Float)
     }
 
     /// Logits `[B, T, vocab]` of a whole batch of left-padded ids (no cache kept).
@@ -251,45 +317,45 @@ impl Llama {
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Self-attention of one block on normed `x` `[B, T, d]`; appends the new keys and
+    /// values to `cache` (layer `i`).
     fn attention(
         &self,
         b: &Block,
         x: &Tensor,
         allowed: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        cache: Option<&mut (Tensor, Tensor)>,
+        (cos, sin): (&Tensor, &Tensor),
+        (cache, i): (&mut KvCache, usize),
         train: bool,
-    ) -> (Tensor, (Tensor, Tensor)) {
+    ) -> Tensor {
         let c = &self.config;
         let (bsz, t) = (x.size()[0], x.size()[1]);
         let hd = c.head_dim() as i64;
+        let (nq, nkv) = (c.num_attention_heads as i64, c.num_key_value_heads as i64);
         let l = self.lora_enabled;
-        let heads = |y: Tensor, n: usize| y.view([bsz, t, n as i64, hd]).transpose(1, 2);
-        let q = apply_rope(
-            &heads(b.q.forward(x, l, train), c.num_attention_heads),
-            cos,
-            sin,
-        );
-        let mut k = apply_rope(
-            &heads(b.k.forward(x, l, train), c.num_key_value_heads),
-            cos,
-            sin,
-        );
-        let mut v = heads(b.v.forward(x, l, train), c.num_key_value_heads);
-        if let Some((pk, pv)) = cache {
-            k = Tensor::cat(&[&*pk, &k], 2);
-            v = Tensor::cat(&[&*pv, &v], 2);
-            *pk = k.shallow_clone();
-            *pv = v.shallow_clone();
-        }
+        // [B, q + k + v heads, T, head_dim]; RoPE turns the query and key heads in one go.
+        let heads = b
+            .qkv
+            .forward(&[&b.q, &b.k, &b.v], x, l, train)
+            .view([bsz, t, nq + 2 * nkv, hd])
+            .transpose(1, 2);
+        let qk = apply_rope(&heads.narrow(1, 0, nq + nkv), cos, sin);
+        let q = qk.narrow(1, 0, nq);
+        let (k, v) = cache.append(i, &qk.narrow(1, nq, nkv), &heads.narrow(1, nq + nkv, nkv));
         // Grouped-query attention: SDPA repeats each KV head for its query heads.
-        let gqa = c.num_attention_heads != c.num_key_value_heads;
+        let gqa = nq != nkv;
         let y =
             Tensor::scaled_dot_product_attention(&q, &k, &v, Some(allowed), 0.0, false, None, gqa);
         let y = y.transpose(1, 2).contiguous().view([bsz, t, -1]);
-        (b.o.forward(&y, l, train), (k, v))
+        b.o.forward(&y, l, train)
+    }
+
+    /// Re-packs every block's `q | k | v` and `gate | up` weights for one product each (after
+    /// their weights were replaced, e.g. by merging adapters; int8 weights stay separate).
+    pub fn fuse(&mut self) {
+        for b in &mut self.blocks {
+            b.pack(&mut WeightArena::default());
+        }
     }
 
     /// All linear layers with their Hugging Face module names (`model.layers.3.self_attn.q_proj`).
@@ -317,11 +383,13 @@ impl Llama {
         for (_, lin) in self.linears_mut() {
             lin.quantize_int8();
         }
+        self.fuse(); // drops the dense blocks
     }
 
     /// Base parameters (frozen) and bytes they occupy.
     pub fn base_size(&mut self) -> (i64, i64) {
-        let extra: Vec<&Tensor> = [Some(&self.embed), Some(&self.norm), self.lm_head.as_ref()]
+        let untied_head = (!self.config.tie_word_embeddings).then_some(&self.head_t);
+        let extra: Vec<&Tensor> = [Some(&self.embed), Some(&self.norm), untied_head]
             .into_iter()
             .flatten()
             .collect();
@@ -342,6 +410,24 @@ impl Llama {
         }
         (params, bytes)
     }
+}
+
+/// Values and count of the tensors [`Llama::from_tensors`] packs: every dense linear layer and
+/// the output head.
+fn dense_numel(c: &LlamaConfig) -> (i64, i64) {
+    let (d, ffn, hd) = (
+        c.hidden_size as i64,
+        c.intermediate_size as i64,
+        c.head_dim() as i64,
+    );
+    let (nq, nkv) = (c.num_attention_heads as i64, c.num_key_value_heads as i64);
+    let attention = d * (nq + 2 * nkv) * hd + nq * hd * d;
+    let mlp = 3 * d * ffn;
+    let layers = c.num_hidden_layers as i64;
+    (
+        layers * (attention + mlp) + d * c.vocab_size as i64,
+        4 * layers + 1,
+    )
 }
 
 /// RoPE positions `[B, T]` of a left-padded mask: real tokens count 0, 1, 2, …; padding 0.
