@@ -100,7 +100,7 @@ impl Linear {
     /// Applies the layer; the adapter counts only when `use_lora`.
     pub fn forward(&self, x: &Tensor, use_lora: bool, train: bool) -> Tensor {
         let y = match &self.base {
-            BaseWeight::DenseT(wt) => x.matmul(wt),
+            BaseWeight::DenseT(wt) => dense_matmul(x, wt),
             int8 => x.linear::<Tensor>(&int8.dense(x.kind()), None),
         };
         match self.lora_delta(x, use_lora, train) {
@@ -143,6 +143,12 @@ impl Linear {
             self.base = BaseWeight::DenseT(w.to_kind(kind).detach().tr().contiguous());
         }
     }
+}
+
+/// `x · wt` for a transposed dense weight: a few f32 rows on the CPU (decoding) by
+/// [`super::few_rows`], anything else by libtorch.
+pub fn dense_matmul(x: &Tensor, wt: &Tensor) -> Tensor {
+    super::few_rows::matmul(x, wt).unwrap_or_else(|| x.matmul(wt))
 }
 
 /// Linear layers that read the same input (q, k, v; gate, up) computed as one matrix product:
@@ -205,7 +211,7 @@ impl Fused {
                 .collect();
             return Tensor::cat(&ys, -1);
         };
-        let y = x.matmul(block);
+        let y = dense_matmul(x, block);
         let deltas: Vec<Option<Tensor>> = parts
             .iter()
             .map(|p| p.lora_delta(x, use_lora, train))

@@ -20,6 +20,7 @@
 
 pub mod arena;
 pub mod config;
+pub mod few_rows;
 pub mod generate;
 pub mod gguf;
 pub mod init;

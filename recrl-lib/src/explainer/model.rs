@@ -4,7 +4,8 @@
 
 use super::arena::WeightArena;
 use super::config::LlamaConfig;
-use super::linear::{Fused, Linear};
+use super::few_rows;
+use super::linear::{dense_matmul, Fused, Linear};
 use super::LoadOptions;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -282,7 +283,9 @@ impl Llama {
             let gate_up = block
                 .gate_up
                 .forward(&[&block.gate, &block.up], &h, l, train);
-            let swiglu = gate_up.narrow(-1, 0, ffn).silu() * gate_up.narrow(-1, ffn, ffn);
+            let swiglu = few_rows::swiglu(&gate_up).unwrap_or_else(|| {
+                gate_up.narrow(-1, 0, ffn).silu() * gate_up.narrow(-1, ffn, ffn)
+            });
             x = x + block.down.forward(&swiglu, l, train);
         }
         cache.len = s;
@@ -291,7 +294,7 @@ impl Llama {
 
     /// Vocabulary logits `[.., vocab]` (f32) of final hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        hidden.matmul(&self.head_t).to_kind(Kind::Float)
+        dense_matmul(hidden, &self.head_t).to_kind(Kind::Float)
     }
 
     /// Logits `[B, T, vocab]` of a whole batch of left-padded ids (no cache kept).
@@ -334,19 +337,26 @@ impl Llama {
         let (nq, nkv) = (c.num_attention_heads as i64, c.num_key_value_heads as i64);
         let l = self.lora_enabled;
         // [B, q + k + v heads, T, head_dim]; RoPE turns the query and key heads in one go.
-        let heads = b
-            .qkv
-            .forward(&[&b.q, &b.k, &b.v], x, l, train)
-            .view([bsz, t, nq + 2 * nkv, hd])
-            .transpose(1, 2);
-        let qk = apply_rope(&heads.narrow(1, 0, nq + nkv), cos, sin);
+        let qkv = b.qkv.forward(&[&b.q, &b.k, &b.v], x, l, train);
+        let rotated = few_rows::rope_in_place(&qkv, (nq + nkv) as usize, cos, sin);
+        let heads = qkv.view([bsz, t, nq + 2 * nkv, hd]).transpose(1, 2);
+        let qk = match rotated {
+            true => heads.narrow(1, 0, nq + nkv),
+            false => apply_rope(&heads.narrow(1, 0, nq + nkv), cos, sin),
+        };
         let q = qk.narrow(1, 0, nq);
         let (k, v) = cache.append(i, &qk.narrow(1, nq, nkv), &heads.narrow(1, nq + nkv, nkv));
-        // Grouped-query attention: SDPA repeats each KV head for its query heads.
-        let gqa = nq != nkv;
-        let y =
-            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(allowed), 0.0, false, None, gqa);
-        let y = y.transpose(1, 2).contiguous().view([bsz, t, -1]);
+        let shape = (nq as usize, nkv as usize, hd as usize);
+        // The fast path reads the queries from `qkv`, so only once they are rotated there.
+        let fast = rotated.then(|| few_rows::attend_one(&qkv, shape, &k, &v, allowed));
+        let y = fast.flatten().unwrap_or_else(|| {
+            // Grouped-query attention: SDPA repeats each KV head for its query heads.
+            let gqa = nq != nkv;
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(allowed), 0.0, false, None, gqa)
+                .transpose(1, 2)
+                .contiguous()
+                .view([bsz, t, -1])
+        });
         b.o.forward(&y, l, train)
     }
 
@@ -435,9 +445,11 @@ pub fn positions_of(mask: &Tensor) -> Tensor {
     (mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0)
 }
 
-/// `x / rms(x) · w` (libtorch's fused `rms_norm`, which accumulates in f32).
+/// `x / rms(x) · w` (libtorch's `rms_norm`, which accumulates in f32; a few decoding rows on
+/// the CPU by [`few_rows::rms_norm`]).
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {
-    x.rms_norm([w.size()[0]].as_slice(), Some(w), eps)
+    few_rows::rms_norm(x, w, eps)
+        .unwrap_or_else(|| x.rms_norm([w.size()[0]].as_slice(), Some(w), eps))
 }
 
 /// Rotary embedding in the `rotate_half` layout: `x cos + rotate_half(x) sin`.
