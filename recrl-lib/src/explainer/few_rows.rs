@@ -15,8 +15,9 @@ use tch::{Device, Kind, Tensor};
 
 /// Most rows handled here (the rollout batch of DESIGN §7 is 8).
 pub const MAX_ROWS: usize = 8;
-/// Columns per panel: the accumulator of a panel (`rows × PANEL` f32) stays in L1/L2.
-const PANEL: usize = 2048;
+/// Accumulator values per panel (`rows × columns`, 256 KiB of f32): a panel's slice of `y`
+/// stays in L2 while the weight rows stream past; wider panels keep the stream sequential.
+const PANEL_VALUES: usize = 64 * 1024;
 /// Weight rows read together (several sequential streams, fewer accumulator round trips).
 const DEPTH: usize = 4;
 /// Below this many columns per thread, threads split the rows of `W` instead of its columns.
@@ -249,13 +250,51 @@ pub fn attend_one(
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..16 {
             lanes[i] += x[i] * y[i];
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+/// `dst.copy_(src)` for small f32 tensors of equal 4-D shape whose last axis is contiguous
+/// (one decoding step's keys or values into the cache), without libtorch's dispatch; `false`
+/// (nothing copied) otherwise.
+pub fn copy_small(dst: &Tensor, src: &Tensor) -> bool {
+    let plain = |t: &Tensor| {
+        t.device() == Device::Cpu
+            && t.kind() == Kind::Float
+            && !t.requires_grad()
+            && t.dim() == 4
+            && t.stride()[3] == 1
+    };
+    let size = src.size();
+    if !plain(dst) || !plain(src) || dst.size() != size || src.numel() > MAX_ROWS * 4096 {
+        return false;
+    }
+    let (ds, ss) = (dst.stride(), src.stride());
+    let len = size[3] as usize;
+    // SAFETY: every offset below is inside its tensor (shapes and strides checked above).
+    unsafe {
+        let (d0, s0) = (dst.data_ptr() as *mut f32, src.data_ptr() as *const f32);
+        for a in 0..size[0] {
+            for b in 0..size[1] {
+                for c in 0..size[2] {
+                    let from = s0.offset((a * ss[0] + b * ss[1] + c * ss[2]) as isize);
+                    let to = d0.offset((a * ds[0] + b * ds[1] + c * ds[2]) as isize);
+                    std::ptr::copy_nonoverlapping(from, to, len);
+                }
+            }
+        }
+    }
+    true
 }
 
 /// One product, shared read-only by the threads.
@@ -456,7 +495,7 @@ unsafe fn accumulate<const M: usize, const D: usize>(
 ) {
     let mut p0 = n0;
     while p0 < n1 {
-        let p1 = (p0 + PANEL).min(n1);
+        let p1 = (p0 + PANEL_VALUES / M).min(n1);
         let mut k = ks.start;
         while k + D <= ks.end {
             step::<M, D>(s, k, p0, p1);
@@ -568,6 +607,16 @@ mod tests {
                 &heads.narrow(1, nq + nkv, nkv)
             ),
             0.0
+        );
+
+        // A step's keys written into a cache buffer, as KvCache::append does.
+        let buffer = Tensor::zeros([2, nkv, 9, hd], f);
+        let keys = mine_heads.narrow(1, nq, nkv);
+        assert!(copy_small(&buffer.narrow(2, 3, 1), &keys));
+        assert_eq!(max_diff(&buffer.narrow(2, 3, 1), &keys), 0.0);
+        assert_eq!(
+            f64::try_from(buffer.abs().sum(Kind::Double)).unwrap(),
+            f64::try_from(keys.abs().sum(Kind::Double)).unwrap()
         );
 
         // Views of cache buffers with room beyond s, as KvCache hands them out.

@@ -112,8 +112,12 @@ impl KvCache {
             }
         } else {
             let (kb, vb) = &self.layers[layer];
-            kb.narrow(2, len, t).copy_(k);
-            vb.narrow(2, len, t).copy_(v);
+            for (buf, new) in [(kb, k), (vb, v)] {
+                let mut slot = buf.narrow(2, len, t);
+                if !few_rows::copy_small(&slot, new) {
+                    slot.copy_(new);
+                }
+            }
         }
         let (kb, vb) = &self.layers[layer];
         (kb.narrow(2, 0, need), vb.narrow(2, 0, need))
