@@ -1,11 +1,16 @@
 //! Benchmark of step 4 (`cargo bench --bench explainer`): generation throughput of SmolLM2-135M
 //! (f32, CPU, KV cache, greedy, 64 new tokens) at batch 1 and batch 8, recrl against Hugging
 //! Face transformers' `generate` on the same GGUF, prompts and machine, in one run.
-//! Tokens/s = batch × new tokens / median wall time of 3 runs after a warm-up run.
-//! Writes `target/bench/explainer.json`. Options: `--no-peer`, `--repeats N`.
+//! Tokens/s = batch × new tokens / median wall time of all timed runs (`--repeats` per round,
+//! after a warm-up run). The two sides alternate for `--rounds` rounds (default 2), so that
+//! this VM's drift in speed (±15% over minutes) hits both alike.
+//! Writes `target/bench/explainer.json`. Options: `--no-peer`, `--repeats N`, `--rounds N`,
+//! `--peer-thp` (also time the peer with `THP_MEM_ALLOC_ENABLE=1`, libtorch's switch for
+//! transparent huge pages, which recrl's weight arena uses).
 //! The peer runs in the scratch venv of `scripts/bench/hf-venv.sh`.
 
 use recrl_lib::explainer::{generate, Explainer, GenerationConfig, LoadOptions, PromptBatch};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -27,14 +32,100 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Batch size → prompts (token ids).
+type Batches = Vec<(usize, Vec<Vec<u32>>)>;
+/// Batch size → wall seconds of the timed runs.
+type Times = BTreeMap<usize, Vec<f64>>;
+
+/// `repeats` timed runs per batch after one warm-up run.
+fn time_recrl(
+    ex: &Explainer,
+    batches: &Batches,
+    repeats: usize,
+    times: &mut Times,
+) -> anyhow::Result<()> {
+    let cfg = GenerationConfig::greedy(NEW);
+    for (bsz, rows) in batches {
+        let batch = PromptBatch::new(rows, &[], ex.tokenizer.pad, tch::Device::Cpu);
+        for k in 0..=repeats {
+            let t = Instant::now();
+            let g = generate(&ex.model, &ex.tokenizer, &batch, None, &cfg)?;
+            assert!(g.iter().all(|g| g.tokens.len() == NEW));
+            if k > 0 {
+                times
+                    .entry(*bsz)
+                    .or_default()
+                    .push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One run of `scripts/bench/hf_generate.py` (its own warm-up, then `repeats` timed runs).
+fn time_peer(
+    repo: &Path,
+    python: &str,
+    ids: &Path,
+    repeats: usize,
+    thp: bool,
+    times: &mut Times,
+) -> anyhow::Result<serde_json::Value> {
+    let mut cmd = Command::new(python);
+    cmd.arg(repo.join("scripts/bench/hf_generate.py")).args([
+        ids.display().to_string(),
+        NEW.to_string(),
+        repeats.to_string(),
+    ]);
+    if thp {
+        cmd.env("THP_MEM_ALLOC_ENABLE", "1");
+    }
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    for (bsz, b) in peer["batches"].as_object().expect("batches") {
+        let secs = b["seconds"]
+            .as_array()
+            .expect("seconds")
+            .iter()
+            .filter_map(|x| x.as_f64());
+        times.entry(bsz.parse()?).or_default().extend(secs);
+    }
+    Ok(peer)
+}
+
+/// Tokens/s of every batch from the pooled run times.
+fn summary(times: &Times) -> serde_json::Value {
+    times
+        .iter()
+        .map(|(bsz, secs)| {
+            let tps = (*bsz * NEW) as f64 / median(secs.clone());
+            (
+                bsz.to_string(),
+                serde_json::json!({"seconds": secs, "tokens_per_s": tps}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let no_peer = args.iter().any(|a| a == "--no-peer");
-    let repeats: usize = args
-        .iter()
-        .position(|a| a == "--repeats")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(3);
+    let peer_thp = args.iter().any(|a| a == "--peer-thp");
+    let repeats: usize = flag(&args, "--repeats", 3);
+    let rounds: usize = flag(&args, "--rounds", 2);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()?;
@@ -56,76 +147,67 @@ fn main() -> anyhow::Result<()> {
             ))
         })
         .collect::<anyhow::Result<_>>()?;
-    let batches = [(1usize, prompts[..1].to_vec()), (8, prompts.clone())];
-    let cfg = GenerationConfig::greedy(NEW);
-    let mut ours = serde_json::Map::new();
-    for (bsz, rows) in &batches {
-        let batch = PromptBatch::new(rows, &[], ex.tokenizer.pad, tch::Device::Cpu);
-        let mut times = Vec::new();
-        for k in 0..=repeats {
-            let t = Instant::now();
-            let g = generate(&ex.model, &ex.tokenizer, &batch, None, &cfg)?;
-            assert!(g.iter().all(|g| g.tokens.len() == NEW));
-            if k > 0 {
-                times.push(t.elapsed().as_secs_f64());
+    let batches: Batches = vec![(1, prompts[..1].to_vec()), (8, prompts.clone())];
+    let ids_path = out_dir.join("explainer_prompts.json");
+    let ids: serde_json::Value = batches
+        .iter()
+        .map(|(b, rows)| (b.to_string(), serde_json::json!(rows)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    std::fs::write(&ids_path, ids.to_string())?;
+    let python = if no_peer {
+        String::new()
+    } else {
+        let out = Command::new("bash")
+            .arg(repo.join("scripts/bench/hf-venv.sh"))
+            .output()?;
+        String::from_utf8(out.stdout)?.trim().to_string()
+    };
+    let (mut ours, mut peer, mut peer_huge) = (Times::new(), Times::new(), Times::new());
+    let mut peer_meta = serde_json::Value::Null;
+    for round in 1..=rounds {
+        time_recrl(&ex, &batches, repeats, &mut ours)?;
+        eprintln!("round {round}: recrl {:?}", ours);
+        if !no_peer {
+            peer_meta = time_peer(&repo, &python, &ids_path, repeats, false, &mut peer)?;
+            eprintln!("round {round}: transformers {:?}", peer);
+            if peer_thp {
+                time_peer(&repo, &python, &ids_path, repeats, true, &mut peer_huge)?;
+                eprintln!("round {round}: transformers, THP {:?}", peer_huge);
             }
         }
-        let tps = (*bsz * NEW) as f64 / median(times.clone());
-        eprintln!("recrl        batch {bsz}: {tps:8.1} tokens/s  (runs {times:.3?} s)");
-        ours.insert(
-            bsz.to_string(),
-            serde_json::json!({"seconds": times, "tokens_per_s": tps}),
-        );
     }
     let mut result = serde_json::json!({
         "benchmark": "explainer generation, SmolLM2-135M-Instruct Q4_1 GGUF dequantised to f32, CPU, greedy, KV cache",
-        "new_tokens": NEW, "repeats": repeats, "threads": tch::get_num_threads(), "load_seconds": load_s,
-        "recrl": ours,
+        "new_tokens": NEW, "repeats": repeats, "rounds": rounds, "threads": tch::get_num_threads(),
+        "load_seconds": load_s, "recrl": summary(&ours),
     });
-    if !no_peer {
-        let python = String::from_utf8(
-            Command::new("bash")
-                .arg(repo.join("scripts/bench/hf-venv.sh"))
-                .output()?
-                .stdout,
-        )?;
-        let ids: serde_json::Value = batches
-            .iter()
-            .map(|(b, rows)| (b.to_string(), serde_json::json!(rows)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-        let ids_path = out_dir.join("explainer_prompts.json");
-        std::fs::write(&ids_path, ids.to_string())?;
-        let out = Command::new(python.trim())
-            .arg(repo.join("scripts/bench/hf_generate.py"))
-            .args([
-                ids_path.display().to_string(),
-                NEW.to_string(),
-                repeats.to_string(),
-            ])
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "peer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        for (bsz, _) in &batches {
-            let (a, b) = (
-                result["recrl"][bsz.to_string()]["tokens_per_s"]
-                    .as_f64()
-                    .unwrap(),
-                peer["batches"][bsz.to_string()]["tokens_per_s"]
-                    .as_f64()
-                    .unwrap(),
-            );
-            eprintln!(
-                "transformers batch {bsz}: {b:8.1} tokens/s  -> recrl / transformers = {:.2}x",
+    for (bsz, _) in &batches {
+        let tps = |v: &serde_json::Value| v[bsz.to_string()]["tokens_per_s"].as_f64();
+        let a = tps(&result["recrl"]).unwrap_or(f64::NAN);
+        eprint!("batch {bsz}: recrl {a:8.1} tokens/s");
+        if !no_peer {
+            let b = tps(&summary(&peer)).unwrap_or(f64::NAN);
+            eprint!(
+                "  transformers {b:8.1} -> recrl / transformers = {:.2}x",
                 a / b
             );
             result[format!("ratio_batch_{bsz}")] = serde_json::json!(a / b);
+            if peer_thp {
+                let c = tps(&summary(&peer_huge)).unwrap_or(f64::NAN);
+                eprint!("  (transformers with THP {c:8.1}: {:.2}x)", a / c);
+                result[format!("ratio_batch_{bsz}_vs_peer_thp")] = serde_json::json!(a / c);
+            }
         }
-        result["transformers"] = peer;
+        eprintln!();
+    }
+    if !no_peer {
+        result["transformers"] = summary(&peer);
+        result["transformers"]["torch"] = peer_meta["torch"].clone();
+        result["transformers"]["threads"] = peer_meta["threads"].clone();
+        if peer_thp {
+            result["transformers_thp"] = summary(&peer_huge);
+        }
     }
     let path = out_dir.join("explainer.json");
     std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
