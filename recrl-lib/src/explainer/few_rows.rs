@@ -566,13 +566,10 @@ mod tests {
         }
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        f64::try_from(
-            (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
-                .abs()
-                .max(),
-        )
-        .unwrap()
+    /// Whether `a` and `b` agree within `atol` everywhere.
+    fn close(a: &Tensor, b: &Tensor, atol: f64) -> bool {
+        a.to_kind(Kind::Double)
+            .allclose(&b.to_kind(Kind::Double), 0.0, atol, false)
     }
 
     /// rms_norm, SwiGLU, RoPE and one-token attention against libtorch's own operations.
@@ -583,11 +580,11 @@ mod tests {
         let x = Tensor::randn([3, 1, 40], f);
         let w = Tensor::randn([40], f);
         let want = x.rms_norm([40i64].as_slice(), Some(&w), 1e-5);
-        assert!(max_diff(&rms_norm(&x, &w, 1e-5).unwrap(), &want) < 1e-5);
+        assert!(close(&rms_norm(&x, &w, 1e-5).unwrap(), &want, 1e-5));
 
         let gate_up = Tensor::randn([3, 1, 2 * 24], f);
         let want = gate_up.narrow(-1, 0, 24).silu() * gate_up.narrow(-1, 24, 24);
-        assert!(max_diff(&swiglu(&gate_up).unwrap(), &want) < 1e-5);
+        assert!(close(&swiglu(&gate_up).unwrap(), &want, 1e-5));
 
         // 4 query heads over 2 KV heads of size 8, 2 rows, 5 keys (the 2nd row's first masked).
         let (nq, nkv, hd, s) = (4i64, 2i64, 8i64, 5i64);
@@ -600,20 +597,18 @@ mod tests {
         let mine = qkv.copy();
         assert!(rope_in_place(&mine, (nq + nkv) as usize, &cos, &sin));
         let mine_heads = mine.view([2, 1, nq + 2 * nkv, hd]).transpose(1, 2);
-        assert!(max_diff(&mine_heads.narrow(1, 0, nq + nkv), &rotated) < 1e-6);
-        assert_eq!(
-            max_diff(
-                &mine_heads.narrow(1, nq + nkv, nkv),
-                &heads.narrow(1, nq + nkv, nkv)
-            ),
-            0.0
+        assert!(close(&mine_heads.narrow(1, 0, nq + nkv), &rotated, 1e-6));
+        let values = |h: &Tensor| h.narrow(1, nq + nkv, nkv);
+        assert!(
+            values(&mine_heads).equal(&values(&heads)),
+            "values are not rotated"
         );
 
         // A step's keys written into a cache buffer, as KvCache::append does.
         let buffer = Tensor::zeros([2, nkv, 9, hd], f);
         let keys = mine_heads.narrow(1, nq, nkv);
         assert!(copy_small(&buffer.narrow(2, 3, 1), &keys));
-        assert_eq!(max_diff(&buffer.narrow(2, 3, 1), &keys), 0.0);
+        assert!(buffer.narrow(2, 3, 1).equal(&keys));
         assert_eq!(
             f64::try_from(buffer.abs().sum(Kind::Double)).unwrap(),
             f64::try_from(keys.abs().sum(Kind::Double)).unwrap()
@@ -646,7 +641,7 @@ mod tests {
             &allowed,
         )
         .unwrap();
-        assert!(max_diff(&got, &want) < 1e-5);
+        assert!(close(&got, &want, 1e-5));
     }
 
     #[test]
