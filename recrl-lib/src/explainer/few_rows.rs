@@ -1,13 +1,17 @@
-//! `x · W` for a few rows of `x` (decoding: one row per prompt), f32 on the CPU.
+//! Decoding kernels for a few rows (one per prompt), f32 on the CPU: `x · W`, rms_norm,
+//! SwiGLU, RoPE, one-token attention and the KV-cache write.
 //!
 //! Decoding reads every weight once a token, so its speed is that of streaming `W` from
-//! memory. libtorch's BLAS reaches about 60% of the machine's stream rate at one row and
-//! slows down further at eight. This kernel streams `W` front to back: each thread takes a
-//! contiguous band of `W`'s rows (or, for the wide output head, of its columns), adds
-//! `x[m, k] · W[k, ·]` into an accumulator that stays in cache, and the bands' partial sums
-//! are added at the end. Threads are libtorch's own OpenMP team (`GOMP_parallel`), so no second
-//! pool competes for the cores. It runs where AVX-512 or AVX2 with FMA is present and libgomp
-//! is loaded; otherwise [`matmul`] leaves the product to libtorch.
+//! memory. libtorch's BLAS reached about 15 of the machine's 19–27 GB/s on the model's small
+//! matrices at one row and took twice as long at eight. [`matmul`] streams `W` front to back:
+//! each thread takes a contiguous band of `W`'s rows (or, for the wide output head, of its
+//! columns), adds `x[m, k] · W[k, ·]` into an accumulator that stays in cache, and the bands'
+//! partial sums are added at the end. Threads are libtorch's own OpenMP team
+//! (`GOMP_parallel`), so no second pool competes for the cores. The other kernels replace
+//! chains of small libtorch operations, which cost 10–15 µs each once the weight stream has
+//! evicted their code and data from the caches. Each function returns `None` (or `false`)
+//! where it does not apply (more rows, gradients, other kinds or devices, no AVX-512 or
+//! libgomp for [`matmul`]), and the caller then uses libtorch.
 
 use std::ffi::{c_int, c_uint, c_void};
 use std::sync::OnceLock;

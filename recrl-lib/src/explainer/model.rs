@@ -1,6 +1,8 @@
 //! The Llama decoder: RMSNorm, rotary position embeddings, grouped-query attention with a KV
 //! cache, SwiGLU MLP, tied or untied lm_head. Base weights are frozen tensors; only LoRA
 //! adapters (see [`super::lora`]) and inputs spliced into the embeddings carry gradients.
+//! On the CPU, decoding steps of up to 8 rows run through [`super::few_rows`]' kernels and read
+//! the weights from one huge-page [`WeightArena`]; everything else runs on libtorch.
 
 use super::arena::WeightArena;
 use super::config::LlamaConfig;
