@@ -115,7 +115,6 @@ impl Panel<'_> {
         let gain = base.and_then(|(rows, table)| {
             paired_gain(&first(&arm), &first(&self.probabilities(ds, rows, table)))
         });
-        let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let mut put = |name: &str, value: Option<f64>, definition: String| {
             let value = value.filter(|v| v.is_finite());
             report
@@ -125,18 +124,18 @@ impl Panel<'_> {
         let (n, any) = (arm.len(), !arm.is_empty());
         put(
             "panel_ctr",
-            any.then(|| mean(arm.values().map(|v| v.0).collect())),
+            any.then(|| super::mean(&arm.values().map(|v| v.0).collect::<Vec<_>>())),
             format!("mean P(click) of {protocol} ({n} users)"),
         );
         put(
             "panel_quality",
-            any.then(|| mean(arm.values().map(|v| v.1).collect())),
+            any.then(|| super::mean(&arm.values().map(|v| v.1).collect::<Vec<_>>())),
             "mean q(x) of the audit users' sampled explanations".into(),
         );
         put(
             "panel_ctr_gain",
             gain.map(|g| g.0),
-            format!("mean over the audit users of P(click) minus the same user's P(click) for the base tag's sampled explanation (LoRA at B = 0, initial W_p and E: step 0), both by {protocol}; empty for base or without base's explanations"),
+            format!("mean over the audit users ({} shared with base) of P(click) minus the same user's P(click) for the base tag's sampled explanation (LoRA at B = 0, initial W_p and E: step 0), both by {protocol}; empty for base or without base's explanations", gain.map_or(0, |g| g.2)),
         );
         put(
             "panel_ctr_gain_se",
