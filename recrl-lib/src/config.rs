@@ -156,7 +156,7 @@ impl Config {
     /// Loads `dataset`'s configuration from the project's `experiments/recrl_default.yaml`,
     /// or from the copy compiled into the crate when the project has none.
     pub fn load_default(dataset: &str) -> Result<Self> {
-        let path = crate::paths::default_config();
+        let path = crate::paths::Layout::project().default_config();
         if path.is_file() {
             Self::load(&path, dataset, &[])
         } else {

@@ -3,7 +3,7 @@
 //! A sequential recommender (SASRec) gets chat-style explanations from a small
 //! Llama-architecture LLM with LoRA, trained with PPO against a simulated user, while a
 //! gradient shield keeps RL from moving the ranker's scores. The design of record is
-//! `DESIGN.md`; this crate implements it one module per pipeline step:
+//! `docs/design.md`; this crate implements it one module per pipeline step:
 //!
 //! | step | module | notebook |
 //! |---|---|---|
@@ -16,10 +16,13 @@
 //! | 6 audit | [`audit`] | `06_audit.ipynb` |
 //! | 7 results | [`report`] | `07_results.ipynb` |
 //!
-//! Cross-cutting pieces: [`config`] (the typed `experiments/recrl_default.yaml`), [`assets`]
-//! (registry-fetched data and models, verified by sha256), [`rng`] (seeded sampling), [`paths`] (where the project's
-//! folders are), [`notebook`] (rich display in the evcxr Jupyter kernel) and [`io`] (atomic
-//! writes).
+//! Beside the steps: [`sim`] (the simulated user and the canaries, shared by steps 5 and 6),
+//! and at the bottom the foundation every step may use: [`config`] (the typed
+//! `experiments/recrl_default.yaml`), [`assets`] (registry-fetched data and models, verified by
+//! sha256), [`rng`] (seeded sampling), [`paths`] (the project root and [`paths::Layout`], every
+//! path a step reads or writes), [`display`] (tables, charts, figure files and rich display in
+//! the evcxr Jupyter kernel) and [`io`] (atomic writes). Modules import only the layers below
+//! them: `ARCHITECTURE.md` draws the layers and `tests/architecture.rs` checks the rule.
 //!
 //! ```no_run
 //! let cfg = recrl_lib::config::Config::load_default("ml-100k")?;
@@ -35,13 +38,15 @@ pub mod data;
 pub mod env;
 pub mod explainer;
 pub mod io;
-pub mod notebook;
 pub mod paths;
 pub mod ppo;
 pub mod ranker;
 pub mod report;
 pub mod rng;
 pub mod shield;
+pub mod sim;
+pub mod stats;
+pub mod display;
 
 /// Re-exported so notebooks and dependents build plots and tensors with the same versions.
 pub use plotly;

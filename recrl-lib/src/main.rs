@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use recrl_lib::{assets, config::Config, data, env, notebook::Table, paths};
+use recrl_lib::{assets, config::Config, data, env, display::Table, paths};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -558,13 +558,13 @@ fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
             positions_per_s,
         } if tty => eprint!(
             "\repoch {epoch:>3} {}  {done}/{total} batches  loss {loss:.4}  {:.1}k pos/s",
-            recrl_lib::notebook::bar(done * 100 / total.max(1)),
+            recrl_lib::display::bar(done * 100 / total.max(1)),
             positions_per_s / 1e3
         ),
         TrainEvent::Batch { .. } => {}
         TrainEvent::Epoch(e) => eprintln!("{}{}", if tty { "\r\x1b[K" } else { "" }, e.line()),
     })?;
-    let (w, _) = ranker::checkpoint::paths(&root.join("checkpoints"), name.as_str());
+    let (w, _) = paths::Layout::new(&root).ranker_files(name.as_str());
     eprintln!(
         "best epoch {} of {} ({:.1} s); saved {}",
         report.best_epoch,
@@ -624,7 +624,8 @@ fn cmd_basis(
     );
     eprintln!(
         "saved {}",
-        recrl_lib::shield::basis_paths(&root.join("checkpoints"), name.as_str())
+        paths::Layout::new(&root)
+            .basis_files(name.as_str())
             .0
             .display()
     );
@@ -647,7 +648,7 @@ fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
         cfg.explainer_model.display(),
         t0.elapsed().as_secs_f64()
     );
-    let dir = init::init_dir(&root, name.as_str());
+    let dir = paths::Layout::new(&root).lora_init_dir(name.as_str());
     let counts = init::init_and_save(&mut ex, &cfg, &ranker, &dir)?;
     print!("{}{}", init::model_table(&ex), init::counts_table(&counts));
     if args.users > 0 {

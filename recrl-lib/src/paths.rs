@@ -1,4 +1,5 @@
-//! Where the project's folders are: `data/`, `checkpoints/`, `experiments/`, `figures/`, `logs/`.
+//! Where the project's files are: [`project_root`] finds the root, [`Layout`] names every path
+//! under it (`data/`, `checkpoints/`, `experiments/`, `figures/`, `logs/`).
 
 use std::path::{Path, PathBuf};
 
@@ -24,12 +25,150 @@ fn is_root(dir: &Path) -> bool {
     dir.join("experiments/recrl_default.yaml").is_file()
 }
 
-/// `<root>/experiments/recrl_default.yaml`.
-pub fn default_config() -> PathBuf {
-    project_root().join("experiments/recrl_default.yaml")
+
+/// Every path a step reads or writes, under one project root: the one home of the on-disk
+/// layout (docs/design.md §3 lists what each file holds).
+///
+/// ```text
+/// <root>/experiments/recrl_default.yaml, policy_thresholds.yaml   configuration
+/// <root>/experiments/aggregate_results.csv, main_results.tex      step 7 tables
+/// <root>/data/raw/<ds>/            raw files (fetched or put there by the user)
+/// <root>/data/proc/<ds>/           step 1 output (Parquet), <root>/data/_checksums/<ds>.json
+/// <root>/data/lexicons/            audit word lists
+/// <root>/checkpoints/sasrec_<ds>.{safetensors,json}     step 2
+/// <root>/checkpoints/basis_<ds>.{safetensors,json}      step 3
+/// <root>/checkpoints/lora_init_<ds>/                    step 4
+/// <root>/checkpoints/ppo_<ds>_<tag>/ (+ resume/)        step 5
+/// <root>/checkpoints/models/                            fetched models
+/// <root>/logs/<ds>/ranker/train.jsonl                   step 2 log
+/// <root>/logs/<ds>/<tag>/                               step 5 and 6 logs of a run
+/// <root>/figures/                                       step 7 figures
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
 }
 
-/// `<root>/figures`.
-pub fn figures_dir() -> PathBuf {
-    project_root().join("figures")
+impl Layout {
+    /// The layout under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Layout {
+        Layout { root: root.into() }
+    }
+
+    /// The layout under [`project_root`].
+    pub fn project() -> Layout {
+        Layout::new(project_root())
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `experiments/`.
+    pub fn experiments(&self) -> PathBuf {
+        self.root.join("experiments")
+    }
+
+    /// `experiments/recrl_default.yaml`.
+    pub fn default_config(&self) -> PathBuf {
+        self.root.join("experiments/recrl_default.yaml")
+    }
+
+    /// `experiments/policy_thresholds.yaml` (the audit policy).
+    pub fn policy_thresholds(&self) -> PathBuf {
+        self.root.join("experiments/policy_thresholds.yaml")
+    }
+
+    /// `data/raw/<ds>/`.
+    pub fn raw_dir(&self, dataset: &str) -> PathBuf {
+        self.root.join("data/raw").join(dataset)
+    }
+
+    /// `data/proc/<ds>/`.
+    pub fn proc_dir(&self, dataset: &str) -> PathBuf {
+        self.root.join("data/proc").join(dataset)
+    }
+
+    /// `data/_checksums/<ds>.json`.
+    pub fn checksum_file(&self, dataset: &str) -> PathBuf {
+        self.root
+            .join("data/_checksums")
+            .join(format!("{dataset}.json"))
+    }
+
+    /// `data/lexicons/` (the audit's word lists).
+    pub fn lexicons(&self) -> PathBuf {
+        self.root.join("data/lexicons")
+    }
+
+    /// `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// `checkpoints/models/<name>` (fetched models).
+    pub fn model(&self, name: &str) -> PathBuf {
+        self.root.join("checkpoints/models").join(name)
+    }
+
+    /// The ranker's `(weights, sidecar)`: `checkpoints/sasrec_<ds>.{safetensors,json}`.
+    pub fn ranker_files(&self, dataset: &str) -> (PathBuf, PathBuf) {
+        ranker_files_in(&self.checkpoints(), dataset)
+    }
+
+    /// The shield basis' `(weights, sidecar)`: `checkpoints/basis_<ds>.{safetensors,json}`.
+    pub fn basis_files(&self, dataset: &str) -> (PathBuf, PathBuf) {
+        basis_files_in(&self.checkpoints(), dataset)
+    }
+
+    /// Step 4's explainer checkpoint: `checkpoints/lora_init_<ds>/`.
+    pub fn lora_init_dir(&self, dataset: &str) -> PathBuf {
+        self.checkpoints().join(format!("lora_init_{dataset}"))
+    }
+
+    /// A PPO run's checkpoint folder: `checkpoints/ppo_<ds>_<tag>/`.
+    pub fn ppo_dir(&self, dataset: &str, tag: &str) -> PathBuf {
+        self.checkpoints().join(format!("ppo_{dataset}_{tag}"))
+    }
+
+    /// `logs/`.
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// A run's log folder: `logs/<ds>/<tag>/` (PPO and audit outputs of tag `tag`).
+    pub fn run_logs(&self, dataset: &str, tag: &str) -> PathBuf {
+        self.logs().join(dataset).join(tag)
+    }
+
+    /// The ranker's training log: `logs/<ds>/ranker/train.jsonl`.
+    pub fn ranker_log(&self, dataset: &str) -> PathBuf {
+        self.logs().join(dataset).join("ranker/train.jsonl")
+    }
+
+    /// `figures/`.
+    pub fn figures(&self) -> PathBuf {
+        self.root.join("figures")
+    }
+}
+
+/// The ranker's `(weights, sidecar)` in a checkpoints folder `dir`:
+/// `<dir>/sasrec_<ds>.{safetensors,json}`.
+pub fn ranker_files_in(dir: &Path, dataset: &str) -> (PathBuf, PathBuf) {
+    pair(dir, "sasrec", dataset)
+}
+
+/// The shield basis' `(weights, sidecar)` in a checkpoints folder `dir`:
+/// `<dir>/basis_<ds>.{safetensors,json}`.
+pub fn basis_files_in(dir: &Path, dataset: &str) -> (PathBuf, PathBuf) {
+    pair(dir, "basis", dataset)
+}
+
+/// `(<dir>/<kind>_<ds>.safetensors, <dir>/<kind>_<ds>.json)`.
+fn pair(dir: &Path, kind: &str, dataset: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{kind}_{dataset}.safetensors")),
+        dir.join(format!("{kind}_{dataset}.json")),
+    )
 }

@@ -176,7 +176,7 @@ fn shipped_word_lists_load_and_match_on_word_boundaries() {
 
 #[test]
 fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
-    use recrl_lib::audit::canary;
+    use recrl_lib::sim::canary;
     use recrl_lib::explainer::{Explainer, LoadOptions};
     use tch::{Device, Kind, Tensor};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
@@ -218,7 +218,7 @@ fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
 #[test]
 fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
     use recrl_lib::audit::clicks::clicks;
-    use recrl_lib::ppo::SimUser;
+    use recrl_lib::sim::SimUser;
     let mut ds = successor_dataset(4, 12, 3);
     ds.items[3].title = "Star Wars (1977)".into();
     ds.items[3].genres = vec!["Sci-Fi".into()];

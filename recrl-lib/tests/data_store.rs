@@ -3,6 +3,7 @@
 
 use recrl_lib::data::store::{self, Settings};
 use recrl_lib::data::{prepare, DatasetName, ReviewKind};
+use recrl_lib::paths::Layout;
 use std::path::Path;
 
 const ML100K: DatasetName = DatasetName::Ml100k;
@@ -36,9 +37,9 @@ fn parquet_round_trip_and_checksum_freshness() {
         "users.parquet",
         "stats.json",
     ] {
-        assert!(store::proc_dir(r, ML100K).join(f).is_file(), "{f}");
+        assert!(Layout::new(r).proc_dir("ml-100k").join(f).is_file(), "{f}");
     }
-    assert!(store::checksum_path(r, ML100K).is_file());
+    assert!(Layout::new(r).checksum_file("ml-100k").is_file());
     assert_eq!(stats.counts.last().unwrap().1.users, ds.n_users());
 
     // second run: skipped, and what is read back equals what was written
@@ -70,7 +71,7 @@ fn parquet_round_trip_and_checksum_freshness() {
     )
     .unwrap());
     // a changed processed file: stale
-    let stats_file = store::proc_dir(r, ML100K).join("stats.json");
+    let stats_file = Layout::new(r).proc_dir("ml-100k").join("stats.json");
     let original = std::fs::read(&stats_file).unwrap();
     std::fs::write(&stats_file, b"{}").unwrap();
     assert!(!store::is_fresh(r, ML100K, &raw_dir, DEFAULT).unwrap());
@@ -88,7 +89,7 @@ fn a_failed_run_leaves_the_previous_output_and_no_temporary_folders() {
     let root = scratch_root();
     let r = root.path();
     prepare(r, ML100K, DEFAULT, false, |_| {}).unwrap();
-    let before = std::fs::read(store::proc_dir(r, ML100K).join("interactions.parquet")).unwrap();
+    let before = std::fs::read(Layout::new(r).proc_dir("ml-100k").join("interactions.parquet")).unwrap();
 
     // break the raw data: a line with a missing field, beyond a tolerance of 1000
     let raw = r.join("data/raw/ml-100k/ml-100k.inter");
@@ -99,7 +100,7 @@ fn a_failed_run_leaves_the_previous_output_and_no_temporary_folders() {
     assert!(format!("{err:#}").contains("ml-100k.inter:"), "{err:#}");
 
     // the previous dataset is intact, and nothing else is in data/proc
-    let after = std::fs::read(store::proc_dir(r, ML100K).join("interactions.parquet")).unwrap();
+    let after = std::fs::read(Layout::new(r).proc_dir("ml-100k").join("interactions.parquet")).unwrap();
     assert_eq!(before, after);
     let entries: Vec<_> = std::fs::read_dir(r.join("data/proc"))
         .unwrap()
@@ -185,18 +186,18 @@ fn amazon_review_texts_are_kept_as_references_and_round_trip() {
     assert_eq!(ds.reviews.reference(user("C"), item("w")), None);
 
     // written to data/proc/books/reviews.parquet, covered by the checksums, read back equal
-    assert!(store::proc_dir(r, DatasetName::Books)
+    assert!(Layout::new(r).proc_dir("books")
         .join(store::REVIEWS_FILE)
         .is_file());
     let back = store::load(r, DatasetName::Books).unwrap();
     assert_eq!(back.reviews, ds.reviews);
-    let sums = std::fs::read_to_string(store::checksum_path(r, DatasetName::Books)).unwrap();
+    let sums = std::fs::read_to_string(Layout::new(r).checksum_file("books")).unwrap();
     assert!(sums.contains(store::REVIEWS_FILE), "{sums}");
     // ml-100k has no reviews and no reviews file
     let ml = scratch_root();
     let (ds, _, _) = prepare(ml.path(), ML100K, DEFAULT, false, |_| {}).unwrap();
     assert!(ds.reviews.is_empty());
-    assert!(!store::proc_dir(ml.path(), ML100K)
+    assert!(!Layout::new(ml.path()).proc_dir("ml-100k")
         .join(store::REVIEWS_FILE)
         .exists());
 }

@@ -179,7 +179,7 @@ fn basis_files_round_trip_and_refuse_corruption_or_another_ranker() {
     let err = Basis::load(&dir, "ml-100k", &rk).unwrap_err().to_string();
     assert!(err.contains("refit the basis"), "{err}");
     // corruption
-    let (w, _) = shield::basis_paths(&dir, "ml-100k");
+    let (w, _) = recrl_lib::paths::basis_files_in(&dir, "ml-100k");
     let mut bytes = std::fs::read(&w).unwrap();
     let n = bytes.len();
     bytes[n - 1] ^= 1;

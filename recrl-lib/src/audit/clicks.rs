@@ -6,7 +6,7 @@
 use super::{AuditReport, Explained, Metric, Mode};
 use crate::config::Config;
 use crate::data::Dataset;
-use crate::ppo::{QualityScorer, SimParams, SimUser};
+use crate::sim::simulator::{QualityScorer, SimParams, SimUser};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! explanations, checked against the policy thresholds. `recrl audit` and notebook 06 call
 //! [`run`], which writes `logs/<ds>/<tag>/audit.json` with every number and its definition.
 
-pub mod canary;
 pub mod clicks;
 pub mod explanations;
 pub mod groups;
@@ -20,6 +19,7 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::explainer::{init, GenerationConfig};
 use crate::ranker::Ranker;
+use crate::sim::canary;
 use anyhow::{Context, Result};
 use groups::{GenderSwap, GroupGap};
 use popularity::Popularity;
@@ -42,12 +42,13 @@ pub const MEMORISED_AT: usize = 8;
 /// The checkpoint an audit tag reads: `checkpoints/lora_init_<ds>` for [`BASE_TAG`], else the
 /// PPO arm's `checkpoints/ppo_<ds>_<tag>`; and its log folder `logs/<ds>/<tag>`.
 pub fn dirs(root: &Path, dataset: &str, tag: &str) -> (PathBuf, PathBuf) {
+    let layout = crate::paths::Layout::new(root);
     let ckpt = if tag == BASE_TAG {
-        init::init_dir(root, dataset)
+        layout.lora_init_dir(dataset)
     } else {
-        crate::ppo::arms::arm_dirs(root, dataset, tag).1
+        layout.ppo_dir(dataset, tag)
     };
-    (root.join("logs").join(dataset).join(tag), ckpt)
+    (layout.run_logs(dataset, tag), ckpt)
 }
 
 /// A measured number with its definition; `value` is `None` when it could not be measured
@@ -139,12 +140,12 @@ pub fn run(
         "no checkpoint for tag {tag:?}: {} is missing (run step 4 for \"{BASE_TAG}\", step 5 for an arm)",
         ckpt_dir.join("explainer.json").display()
     );
-    let lexicons = model_root.join("data/lexicons");
+    let lexicons = crate::paths::Layout::new(model_root).lexicons();
     let lexicon = Lexicon::load(&lexicons)?;
     let swap = GenderSwap::load(&lexicons)?;
     let ranker = Ranker::load(ranker_dir, ds, device)?;
     let (sim_params, sim_seed) = clicks::run_simulator(&log_dir, cfg)?;
-    let sim = crate::ppo::SimUser::for_run(ds, &ranker, &sim_params, sim_seed);
+    let sim = crate::sim::SimUser::for_run(ds, &ranker, &sim_params, sim_seed);
     let e0 = ranker.output_table().detach().copy();
     crate::env::seed_everything(cfg.seed);
     let mut ex = init::load_configured(model_root, cfg, device)?;
@@ -470,7 +471,7 @@ pub fn measure(inp: &Inputs, thresholds: &Thresholds) -> Result<AuditReport> {
     );
 
     // Groups (greedy explanations).
-    let scorer = crate::ppo::simulator::QualityScorer::default();
+    let scorer = crate::sim::simulator::QualityScorer::default();
     let quality = |r: &Explained| {
         let hist: Vec<&crate::data::ItemMeta> =
             r.history.iter().map(|&i| &ds.items[i as usize]).collect();

@@ -45,7 +45,7 @@ impl Thresholds {
 
     /// `experiments/policy_thresholds.yaml` under `root` when present, else the defaults.
     pub fn for_project(root: &Path) -> Result<Thresholds> {
-        let path = root.join("experiments/policy_thresholds.yaml");
+        let path = crate::paths::Layout::new(root).policy_thresholds();
         if path.is_file() {
             Thresholds::load(&path)
         } else {

@@ -277,15 +277,7 @@ impl NgramIndex {
     }
 }
 
-/// Canary exposure (Carlini et al. 2019): `log2 |R| − log2 rank`, where `rank` is the canary's
-/// rank by loss among itself and `others` (the rest of the randomness space `R`, or a uniform
-/// sample of it); ties count half.
-pub fn exposure(canary_loss: f64, others: &[f64]) -> f64 {
-    let below = others.iter().filter(|&&l| l < canary_loss).count() as f64;
-    let ties = others.iter().filter(|&&l| l == canary_loss).count() as f64;
-    let rank = 1.0 + below + 0.5 * ties;
-    ((others.len() + 1) as f64).log2() - rank.log2()
-}
+pub use crate::sim::canary::exposure;
 
 /// Area under the ROC curve of scores where `positive` should score higher: `P(p > n)` plus
 /// half of `P(p = n)` (the Mann–Whitney statistic). 0.5 without either class.

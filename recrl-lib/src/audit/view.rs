@@ -1,7 +1,7 @@
 //! Tables and plots of audit reports for notebook 06 and the terminal.
 
 use super::AuditReport;
-use crate::notebook::Table;
+use crate::display::Table;
 use plotly::common::{ErrorData, ErrorType, Title};
 use plotly::layout::{Axis, BarMode, Layout};
 use plotly::{Bar, Plot};

@@ -322,7 +322,7 @@ fn load_with_progress(
 pub fn progress_bar(what: &str, pct: usize, done: u64, total: u64) -> String {
     format!(
         "{what}: {}  {:.0}/{:.0} MB",
-        crate::notebook::bar(pct),
+        crate::display::bar(pct),
         done as f64 / 1e6,
         total as f64 / 1e6
     )
@@ -381,7 +381,7 @@ pub fn prepare(
     let stats = store::write(root, &ds, &raw_dir, settings)?;
     progress(&format!(
         "{name}: [3/3] wrote {} and checksums in {} (total {})",
-        store::proc_dir(root, name).display(),
+        crate::paths::Layout::new(root).proc_dir(name.as_str()).display(),
         secs(t2),
         secs(t0)
     ));

@@ -2,6 +2,7 @@
 //! `data/_checksums/<ds>.json` (sha256 of every raw and processed file and the settings).
 //! Written into a temporary folder and renamed, so a failed run leaves no half dataset.
 
+use crate::paths::Layout;
 use super::{raw::Malformed, Counts, Dataset, DatasetName, ItemMeta, Reviews, UserMeta};
 use crate::io::{sha256_file, write_atomic};
 use anyhow::{anyhow, bail, Context, Result};
@@ -74,7 +75,7 @@ impl Stats {
 
 impl Stats {
     /// Users, items and interactions after each stage.
-    pub fn counts_table(&self) -> crate::notebook::Table {
+    pub fn counts_table(&self) -> crate::display::Table {
         let rows = self
             .counts
             .iter()
@@ -87,13 +88,13 @@ impl Stats {
                 ]
             })
             .collect();
-        crate::notebook::Table::new(&["stage", "users", "items", "interactions"], rows)
+        crate::display::Table::new(&["stage", "users", "items", "interactions"], rows)
     }
 
     /// Settings, density and sequence lengths.
-    pub fn summary_table(&self) -> crate::notebook::Table {
+    pub fn summary_table(&self) -> crate::display::Table {
         let q = self.seq_len_quantiles;
-        crate::notebook::Table::key_value(vec![
+        crate::display::Table::key_value(vec![
             ("dataset".into(), self.dataset.clone()),
             (
                 "rating threshold".into(),
@@ -143,16 +144,6 @@ pub struct Checksums {
     pub processed: BTreeMap<String, String>,
 }
 
-/// `<root>/data/proc/<ds>`.
-pub fn proc_dir(root: &Path, name: DatasetName) -> PathBuf {
-    root.join("data/proc").join(name.as_str())
-}
-
-/// `<root>/data/_checksums/<ds>.json`.
-pub fn checksum_path(root: &Path, name: DatasetName) -> PathBuf {
-    root.join("data/_checksums").join(format!("{name}.json"))
-}
-
 /// The raw files under `raw_dir`, sorted (licence files excluded).
 pub fn raw_files(raw_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(raw_dir)
@@ -191,7 +182,7 @@ pub fn is_fresh(
     raw_dir: &Path,
     settings: Settings,
 ) -> Result<bool> {
-    let Ok(text) = std::fs::read_to_string(checksum_path(root, name)) else {
+    let Ok(text) = std::fs::read_to_string(Layout::new(root).checksum_file(name.as_str())) else {
         return Ok(false);
     };
     let Ok(recorded) = serde_json::from_str::<Checksums>(&text) else {
@@ -211,7 +202,7 @@ pub fn is_fresh(
 
 /// Writes the processed dataset and its checksums; the output folder is replaced as a whole.
 pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> Result<Stats> {
-    let out = proc_dir(root, ds.name);
+    let out = Layout::new(root).proc_dir(ds.name.as_str());
     let parent = out.parent().expect("data/proc/<ds> has a parent");
     std::fs::create_dir_all(parent)?;
     let tmp = tempfile::Builder::new()
@@ -269,7 +260,7 @@ pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> R
         processed: hash_all(root, &processed)?,
     };
     write_atomic(
-        &checksum_path(root, ds.name),
+        &Layout::new(root).checksum_file(ds.name.as_str()),
         serde_json::to_string_pretty(&sums)?.as_bytes(),
     )?;
     Ok(stats)
@@ -391,7 +382,7 @@ fn users_frame(users: &[UserMeta], ids: &[String]) -> Result<DataFrame> {
 
 /// Reads a processed dataset back from `data/proc/<ds>/`.
 pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
-    let dir = proc_dir(root, name);
+    let dir = Layout::new(root).proc_dir(name.as_str());
     if !dir.join("stats.json").is_file() {
         bail!(
             "{}: no processed dataset; run step 1 (`recrl data --dataset {name}`)",

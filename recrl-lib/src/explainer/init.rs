@@ -4,17 +4,11 @@
 use super::{ExplainRequest, Explainer, Generation, LoadOptions, LoraConfig, ParamCounts};
 use crate::config::Config;
 use crate::data::Dataset;
-use crate::notebook::Table;
+use crate::display::Table;
 use crate::ranker::Ranker;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use tch::Device;
-
-/// `<root>/checkpoints/lora_init_<dataset>/`.
-pub fn init_dir(root: &Path, dataset: &str) -> PathBuf {
-    root.join("checkpoints")
-        .join(format!("lora_init_{dataset}"))
-}
 
 /// LoRA settings from the configuration (`lora_rank`, `lora_alpha`, `lora_dropout`; q,k,v,o).
 pub fn lora_config(cfg: &Config) -> LoraConfig {

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::explainer::{init, GenerationConfig};
 use crate::ranker::{self, Ranker, TrainOptions};
-use crate::report::charts::{self, Series};
+use crate::display::charts::{self, Series};
 use crate::shield::{self, Basis, Shield};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -110,11 +110,8 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
 
 /// Where an arm's outputs go: `(logs/<ds>/<tag>, checkpoints/ppo_<ds>_<tag>)` under `root`.
 pub fn arm_dirs(root: &Path, dataset: &str, tag: &str) -> (PathBuf, PathBuf) {
-    (
-        root.join("logs").join(dataset).join(tag),
-        root.join("checkpoints")
-            .join(format!("ppo_{dataset}_{tag}")),
-    )
+    let layout = crate::paths::Layout::new(root);
+    (layout.run_logs(dataset, tag), layout.ppo_dir(dataset, tag))
 }
 
 /// Runs one arm (from a fresh start, or from its snapshot with `schedule.resume`): the ranker from `ranker_dir` (reloaded, since a run writes
@@ -211,7 +208,7 @@ pub fn curves(
 
 /// Per arm: steps, CTR at the first and last step, final KL, validation NDCG@10 at step 0 and
 /// at the last evaluation (full ranking) with its change, top-10 overlap and max |δs|.
-pub fn summary_table(arms: &[(String, Vec<StepLog>)]) -> crate::notebook::Table {
+pub fn summary_table(arms: &[(String, Vec<StepLog>)]) -> crate::display::Table {
     let rows = arms
         .iter()
         .map(|(tag, logs)| {
@@ -239,7 +236,7 @@ pub fn summary_table(arms: &[(String, Vec<StepLog>)]) -> crate::notebook::Table 
             ]
         })
         .collect();
-    crate::notebook::Table::new(
+    crate::display::Table::new(
         &[
             "arm",
             "steps",
@@ -258,7 +255,7 @@ pub fn summary_table(arms: &[(String, Vec<StepLog>)]) -> crate::notebook::Table 
 pub type ArmSamples = (String, Vec<(usize, String, String)>);
 
 /// The first and last sample explanation of each arm.
-pub fn samples_table(samples: &[ArmSamples]) -> crate::notebook::Table {
+pub fn samples_table(samples: &[ArmSamples]) -> crate::display::Table {
     let mut rows = Vec::new();
     for (tag, shown) in samples {
         for (step, item, text) in [shown.first(), shown.last()].into_iter().flatten() {
@@ -270,5 +267,5 @@ pub fn samples_table(samples: &[ArmSamples]) -> crate::notebook::Table {
             ]);
         }
     }
-    crate::notebook::Table::new(&["arm", "step", "item", "explanation"], rows)
+    crate::display::Table::new(&["arm", "step", "item", "explanation"], rows)
 }

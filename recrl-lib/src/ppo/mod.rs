@@ -9,8 +9,7 @@
 //!   optimiser step for the shield;
 //! * [`coupling`]: the trainable copy of `E` behind the soft tokens, with the shield applied
 //!   to every optimiser step (arms shielded / no projection / frozen);
-//! * [`simulator`]: the simulated user `P(click) = σ(α s + β_q q(x) + b_u)` and the grounded
-//!   quality score `q(x)`.
+//! * the simulated user it trains against lives in [`crate::sim`].
 //!
 //! * [`run()`]: the rollout loop (ranker top item, soft tokens, simulated clicks), logs, drift
 //!   every N steps, final checkpoints and resumable snapshots ([`resume`], [`adamw`]);
@@ -23,12 +22,10 @@ pub mod coupling;
 pub mod policy;
 pub mod resume;
 pub mod run;
-pub mod simulator;
 pub mod update;
 
 pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
 pub use arms::{arm_dirs, run_arm, Arm};
 pub use coupling::Coupling;
 pub use run::{run, Coupled, Drift, RunOptions, SimParams, StepLog};
-pub use simulator::{QualityScorer, SimUser};
 pub use update::{update, PpoConfig, UpdateStats};

@@ -6,7 +6,7 @@
 
 use super::adamw::AdamW;
 use super::run::RunOptions;
-use crate::audit::canary::Canary;
+use crate::sim::canary::Canary;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -51,14 +51,6 @@ pub struct CheckpointMeta {
     pub train_seconds: f64,
 }
 
-/// `<dir>/sasrec_<ds>.safetensors` and `<dir>/sasrec_<ds>.json`.
-pub fn paths(dir: &Path, dataset: &str) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("sasrec_{dataset}.safetensors")),
-        dir.join(format!("sasrec_{dataset}.json")),
-    )
-}
-
 /// sha256 over the split (every user's train items, valid and test item, little-endian u32s
 /// with separators) and the item count: identifies the exact data a ranker was trained on.
 pub fn dataset_fingerprint(ds: &Dataset) -> String {

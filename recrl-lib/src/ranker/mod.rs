@@ -29,6 +29,7 @@ pub use metrics::{Protocol, RankMetrics};
 pub use model::{Sasrec, SasrecShape};
 pub use train::{train, EpochLog, TrainEvent, TrainOptions, TrainReport};
 
+use crate::paths::Layout;
 use crate::data::Dataset;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -119,7 +120,7 @@ impl Ranker {
 
     /// Saves `checkpoints/sasrec_<ds>.{safetensors,json}` under `dir` atomically.
     pub fn save(&mut self, dir: &Path, mut meta: CheckpointMeta) -> Result<()> {
-        let (w, j) = checkpoint::paths(dir, &meta.dataset);
+        let (w, j) = crate::paths::ranker_files_in(dir, &meta.dataset);
         checkpoint::save(&w, &j, &self.named_tensors(), &mut meta)?;
         self.meta = Some(meta);
         Ok(())
@@ -128,7 +129,7 @@ impl Ranker {
     /// Loads `sasrec_<ds>.{safetensors,json}` from `dir` after checking the weights' sha256 and
     /// that `ds` is the data they were trained on.
     pub fn load(dir: &Path, ds: &Dataset, device: Device) -> Result<Ranker> {
-        let (w, j) = checkpoint::paths(dir, ds.name.as_str());
+        let (w, j) = crate::paths::ranker_files_in(dir, ds.name.as_str());
         if !j.is_file() {
             anyhow::bail!(
                 "{}: no ranker checkpoint; run step 2 (`recrl train-ranker --dataset {}`)",
@@ -155,11 +156,12 @@ pub fn train_and_save(
     opts: &TrainOptions,
     on_event: impl FnMut(TrainEvent),
 ) -> Result<(Ranker, TrainReport)> {
+    let layout = Layout::new(root);
     let mut opts = opts.clone();
     opts.log_path
-        .get_or_insert_with(|| log_path(root, ds.name.as_str()));
+        .get_or_insert_with(|| layout.ranker_log(ds.name.as_str()));
     let (mut ranker, report) = train(ds, &opts, on_event)?;
-    let data_files = std::fs::read_to_string(crate::data::store::checksum_path(root, ds.name))
+    let data_files = std::fs::read_to_string(layout.checksum_file(ds.name.as_str()))
         .ok()
         .and_then(|t| serde_json::from_str::<crate::data::store::Checksums>(&t).ok())
         .map(|c| c.processed)
@@ -181,13 +183,8 @@ pub fn train_and_save(
         device: format!("{:?}", opts.device),
         train_seconds: report.seconds,
     };
-    ranker.save(&root.join("checkpoints"), meta)?;
+    ranker.save(&layout.checkpoints(), meta)?;
     Ok((ranker, report))
-}
-
-/// `<root>/logs/<ds>/ranker/train.jsonl`.
-pub fn log_path(root: &Path, dataset: &str) -> std::path::PathBuf {
-    root.join("logs").join(dataset).join("ranker/train.jsonl")
 }
 
 impl EpochLog {
@@ -208,13 +205,13 @@ impl EpochLog {
 
 impl TrainReport {
     /// Split × protocol table of the kept weights' metrics.
-    pub fn metrics_table(&self) -> crate::notebook::Table {
+    pub fn metrics_table(&self) -> crate::display::Table {
         metrics_table(&self.valid, &self.test)
     }
 }
 
 /// Split × protocol table: `split | protocol | users | HR@10 | NDCG@10 | HR@20 | NDCG@20 | MRR`.
-pub fn metrics_table(valid: &[RankMetrics], test: &[RankMetrics]) -> crate::notebook::Table {
+pub fn metrics_table(valid: &[RankMetrics], test: &[RankMetrics]) -> crate::display::Table {
     let mut header = vec!["split"];
     header.extend(RankMetrics::COLUMNS);
     let rows = [("valid", valid), ("test", test)]
@@ -227,13 +224,13 @@ pub fn metrics_table(valid: &[RankMetrics], test: &[RankMetrics]) -> crate::note
             })
         })
         .collect();
-    crate::notebook::Table::new(&header, rows)
+    crate::display::Table::new(&header, rows)
 }
 
 /// The saved ranker of `<root>/checkpoints` when it was trained on exactly `ds` with the same
 /// configuration and seed as `opts` (so re-running step 2 can be skipped); `None` otherwise.
 pub fn load_if_current(root: &Path, ds: &Dataset, opts: &TrainOptions) -> Option<Ranker> {
-    let ranker = Ranker::load(&root.join("checkpoints"), ds, opts.device).ok()?;
+    let ranker = Ranker::load(&Layout::new(root).checkpoints(), ds, opts.device).ok()?;
     let meta = ranker.meta.as_ref()?;
     (meta.config == opts.config && meta.seed == opts.seed).then_some(ranker)
 }
@@ -273,8 +270,8 @@ pub fn read_log(path: &Path) -> Result<Vec<EpochLog>> {
 }
 
 /// The training curves of a log: loss, and validation NDCG@10 and HR@10 (full ranking), by epoch.
-pub fn curves(epochs: &[EpochLog]) -> [crate::report::charts::Series; 3] {
-    use crate::report::charts::Series;
+pub fn curves(epochs: &[EpochLog]) -> [crate::display::charts::Series; 3] {
+    use crate::display::charts::Series;
     let x: Vec<f64> = epochs.iter().map(|e| e.epoch as f64).collect();
     let y = |f: fn(&EpochLog) -> f64| epochs.iter().map(f).collect::<Vec<f64>>();
     [
@@ -293,7 +290,7 @@ pub fn recommendations_table(
     users: &[usize],
     k: usize,
     recent: usize,
-) -> crate::notebook::Table {
+) -> crate::display::Table {
     let histories: Vec<Vec<u32>> = users.iter().map(|&u| Split::Test.history(ds, u)).collect();
     let tops = ranker.top_k(&histories, k, true);
     let rows = users
@@ -320,7 +317,7 @@ pub fn recommendations_table(
             ]
         })
         .collect();
-    crate::notebook::Table::new(
+    crate::display::Table::new(
         &[
             "user",
             "latest history (oldest first)",

@@ -397,7 +397,7 @@ pub fn latex(records: &[RunRecord]) -> String {
 
 /// Selected `columns` of the results frame as a notebook table (numbers to 4 decimals, gaps
 /// shown as "missing").
-pub fn table(df: &DataFrame, columns: &[&str]) -> Result<crate::notebook::Table> {
+pub fn table(df: &DataFrame, columns: &[&str]) -> Result<crate::display::Table> {
     let mut rows = vec![Vec::new(); df.height()];
     for name in columns {
         // A linear search, not `df.column`: its hashed name index is built by the copy of
@@ -417,5 +417,5 @@ pub fn table(df: &DataFrame, columns: &[&str]) -> Result<crate::notebook::Table>
             });
         }
     }
-    Ok(crate::notebook::Table::new(columns, rows))
+    Ok(crate::display::Table::new(columns, rows))
 }

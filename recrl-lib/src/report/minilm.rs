@@ -12,8 +12,11 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 /// Where set-up puts the model: `<root>/checkpoints/models/all-MiniLM-L6-v2`.
 pub fn default_dir(root: &Path) -> PathBuf {
-    root.join("checkpoints/models/all-MiniLM-L6-v2")
+    crate::paths::Layout::new(root).model(MODEL_DIR)
 }
+
+/// The model's folder name under `checkpoints/models/`.
+pub const MODEL_DIR: &str = "all-MiniLM-L6-v2";
 
 /// Longest input in tokens (sentence-transformers' `max_seq_length` for this model).
 pub const MAX_TOKENS: usize = 256;

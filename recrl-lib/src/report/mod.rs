@@ -4,8 +4,6 @@
 //! 07 call [`run()`].
 
 pub mod aggregate;
-pub mod charts;
-pub mod figures;
 pub mod minilm;
 pub mod results;
 pub mod run;
@@ -13,7 +11,6 @@ pub mod scores;
 pub mod text;
 
 pub use aggregate::{discover, RunRecord};
-pub use figures::{render_static, save_figure, FigureFormat};
 pub use minilm::MiniLm;
 pub use run::{run, Options, Outputs};
 pub use scores::TextReport;

@@ -3,8 +3,8 @@
 //! notebook 07 and, through [`save_all`], standalone HTML plus SVG and PNG in `figures/`.
 
 use super::aggregate::{mean_of, RunRecord};
-use super::charts::{self, Series};
-use super::figures::{save_figure, FigureFormat};
+use crate::display::charts::{self, Series};
+use crate::display::figures::{save_figure, FigureFormat};
 use crate::ppo::arms::curves;
 use anyhow::Result;
 use plotly::common::{ErrorData, ErrorType, Title};

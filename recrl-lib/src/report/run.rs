@@ -1,6 +1,7 @@
 //! Step 7 in one call (`recrl aggregate`, notebook 07): score every run's explanations, gather
 //! every run folder, write the CSV, the LaTeX table and the figures.
 
+use crate::paths::Layout;
 use super::aggregate::{self, RunRecord};
 use super::minilm::{self, MiniLm};
 use super::{results, scores};
@@ -67,11 +68,12 @@ fn stale(explanations: &Path, metrics: &Path) -> bool {
 /// Scores the explanations of every run that has `explanations.jsonl` (from its audit) and no
 /// up-to-date `text_metrics.json`. Without the MiniLM model the embedding columns stay missing.
 pub fn score_runs(opts: &Options, device: Device, progress: &mut impl FnMut(&str)) -> Result<()> {
-    let logs = opts.out_root.join("logs");
+    let out = Layout::new(&opts.out_root);
+    let logs = out.logs();
     let mut encoder: Option<Option<MiniLm>> = None;
     let mut datasets: BTreeMap<String, Dataset> = BTreeMap::new();
     for r in aggregate::discover(&logs)? {
-        let dir = logs.join(&r.dataset).join(&r.tag);
+        let dir = out.run_logs(&r.dataset, &r.tag);
         let (ex, tm) = (
             dir.join("explanations.jsonl"),
             dir.join("text_metrics.json"),
@@ -103,7 +105,8 @@ pub fn score_runs(opts: &Options, device: Device, progress: &mut impl FnMut(&str
 /// `figures/`.
 pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Result<Outputs> {
     score_runs(opts, device, &mut progress)?;
-    let records = aggregate::discover(&opts.out_root.join("logs"))?;
+    let out = Layout::new(&opts.out_root);
+    let records = aggregate::discover(&out.logs())?;
     let mut datasets: Vec<&String> = records.iter().map(|r| &r.dataset).collect();
     datasets.dedup();
     let expected: Vec<(String, String)> = datasets
@@ -111,7 +114,7 @@ pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Re
         .flat_map(|d| opts.arms.iter().map(|a| ((*d).clone(), a.clone())))
         .collect();
     let mut frame = aggregate::frame(&records, &expected)?;
-    let experiments = opts.out_root.join("experiments");
+    let experiments = out.experiments();
     std::fs::create_dir_all(&experiments)?;
     let csv = experiments.join("aggregate_results.csv");
     aggregate::write_csv(&mut frame, &csv)?;
@@ -123,11 +126,11 @@ pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Re
         csv.display(),
         tex.display()
     ));
-    let figures = results::save_all(&records, &opts.out_root.join("figures"), opts.statics)?;
+    let figures = results::save_all(&records, &out.figures(), opts.statics)?;
     progress(&format!(
         "{} figure files in {}",
         figures.len(),
-        opts.out_root.join("figures").display()
+        out.figures().display()
     ));
     Ok(Outputs {
         records,

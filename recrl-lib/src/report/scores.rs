@@ -2,6 +2,7 @@
 //! greedy explanations of the audit set (`explanations.jsonl`, step 6) against reference
 //! sentences, with the features of each explained item.
 
+use crate::stats::mean_or_nan;
 use super::minilm::MiniLm;
 use super::text::{self, Prf};
 use crate::audit::{Explained, Mode};
@@ -132,20 +133,11 @@ pub struct TextReport {
     pub mean_words: f64,
 }
 
-fn mean(v: impl Iterator<Item = f64>) -> f64 {
-    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
-    if n == 0 {
-        f64::NAN
-    } else {
-        s / n as f64
-    }
-}
-
 fn mean_prf(v: &[Prf]) -> Prf {
     Prf {
-        p: 100.0 * mean(v.iter().map(|x| x.p)),
-        r: 100.0 * mean(v.iter().map(|x| x.r)),
-        f: 100.0 * mean(v.iter().map(|x| x.f)),
+        p: 100.0 * mean_or_nan(v.iter().map(|x| x.p)),
+        r: 100.0 * mean_or_nan(v.iter().map(|x| x.r)),
+        f: 100.0 * mean_or_nan(v.iter().map(|x| x.f)),
     }
 }
 
@@ -177,8 +169,8 @@ pub fn score(
     let features = text::feature_scores(&hyps, &own, &catalogue(ds));
     let (cosine, bert) = match encoder {
         Some(e) => (
-            Some(mean(e.cosine(&hyps, &refs)?.into_iter())),
-            Some(mean(e.bertscore_f1(&hyps, &refs)?.into_iter())),
+            Some(mean_or_nan(e.cosine(&hyps, &refs)?.into_iter())),
+            Some(mean_or_nan(e.bertscore_f1(&hyps, &refs)?.into_iter())),
         ),
         None => (None, None),
     };
@@ -202,7 +194,7 @@ pub fn score(
         div: features.div,
         embedding_cosine: cosine,
         bertscore_f1: bert,
-        mean_words: mean(hyps.iter().map(|h| h.split_whitespace().count() as f64)),
+        mean_words: mean_or_nan(hyps.iter().map(|h| h.split_whitespace().count() as f64)),
     })
 }
 

@@ -20,7 +20,7 @@ pub mod report;
 pub mod store;
 
 pub use basis::{k_for, Basis};
-pub use store::{basis_paths, BasisMeta};
+pub use store::BasisMeta;
 
 use crate::data::Dataset;
 use crate::ranker::Ranker;

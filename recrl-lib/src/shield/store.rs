@@ -37,14 +37,6 @@ pub struct BasisMeta {
     pub basis_sha256: String,
 }
 
-/// `(weights, sidecar)` paths in `dir`.
-pub fn basis_paths(dir: &Path, dataset: &str) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("basis_{dataset}.safetensors")),
-        dir.join(format!("basis_{dataset}.json")),
-    )
-}
-
 impl Basis {
     /// Saves `B` and σ with a sidecar naming the ranker checkpoint they came from.
     pub fn save(&self, dir: &Path, dataset: &str, ranker: &Ranker) -> Result<BasisMeta> {
@@ -52,7 +44,7 @@ impl Basis {
             .meta
             .as_ref()
             .context("the ranker has no checkpoint: save it before fitting a basis")?;
-        let (w, j) = basis_paths(dir, dataset);
+        let (w, j) = crate::paths::basis_files_in(dir, dataset);
         let tmp = temp_beside(&w, ".safetensors")?;
         let sigma = Tensor::from_slice(&self.sigma);
         Tensor::write_safetensors(&[("basis", &self.b), ("sigma", &sigma)], tmp.path())
@@ -77,7 +69,7 @@ impl Basis {
     /// Loads the basis of `dataset`, refusing one whose file is corrupt or that was fitted on
     /// another ranker checkpoint than `ranker`'s.
     pub fn load(dir: &Path, dataset: &str, ranker: &Ranker) -> Result<(Basis, BasisMeta)> {
-        let (w, j) = basis_paths(dir, dataset);
+        let (w, j) = crate::paths::basis_files_in(dir, dataset);
         let text = std::fs::read_to_string(&j).with_context(|| {
             format!(
                 "reading {} (fit the basis first: notebook 03 or `recrl basis`)",

@@ -1,9 +1,16 @@
-//! Rich display in the evcxr Jupyter kernel.
+//! Display, at the bottom of the crate so that every step can use it: tables ([`Table`]),
+//! chart builders ([`charts`]), figure files ([`figures`]) and rich output in the evcxr Jupyter
+//! kernel ([`show`]).
 //!
 //! [`show`] emits one display bundle per figure: the plotly JSON (rendered interactively and
 //! offline by JupyterLab's plotly extension), an `<img>` PNG fallback (for nbconvert HTML and
 //! other viewers, when kaleido is installed) and a text line. [`Table`] renders as an HTML
 //! table when it is a cell's final value.
+
+pub mod charts;
+pub mod figures;
+
+pub use figures::{render_static, save_figure, FigureFormat};
 
 use plotly::Plot;
 use std::fmt::Write;
@@ -16,7 +23,7 @@ pub fn show(plot: &Plot) {
     let json = plot.to_json();
     let mut bundle =
         format!("EVCXR_BEGIN_CONTENT application/vnd.plotly.v1+json\n{json}\nEVCXR_END_CONTENT\n");
-    use crate::report::figures::{render_static, FigureFormat, HEIGHT, WIDTH};
+    use figures::{HEIGHT, WIDTH};
     if let Ok(png) = render_static(plot, &[FigureFormat::Png], WIDTH, HEIGHT) {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(&png[0]);

@@ -1,5 +1,5 @@
 //! Small chart builders shared by the notebooks and the figures of step 7. Each returns a
-//! plotly [`Plot`] for [`crate::notebook::show`] or [`super::save_figure`].
+//! plotly [`Plot`] for [`crate::display::show`] or [`super::save_figure`].
 
 use plotly::common::{Mode, Title};
 use plotly::layout::{Axis, AxisType, Layout};
@@ -25,7 +25,7 @@ impl Series {
         }
     }
 
-    /// A series from integer (x, y) pairs, e.g. [`crate::data::frequency_of`]'s output.
+    /// A series from integer (x, y) pairs, e.g. a frequency count (value, how often).
     pub fn from_pairs(name: impl Into<String>, pairs: &[(usize, usize)]) -> Self {
         let (x, y) = pairs.iter().map(|&(a, b)| (a as f64, b as f64)).unzip();
         Series::new(name, x, y)

@@ -3,7 +3,6 @@
 //! `logs/<ds>/<tag>/canaries.json`; the audit ranks each secret by the trained model's loss
 //! among other codes of the same form and reports the exposure.
 
-use super::privacy::exposure;
 use crate::explainer::{Explainer, PromptBatch};
 use crate::rng::Rng;
 use anyhow::Result;
@@ -103,6 +102,16 @@ pub fn measure(ex: &Explainer, canary: &Canary, n_others: usize, seed: u64) -> R
     let lp = sequence_logprobs(ex, &texts, 64)?;
     let losses: Vec<f64> = lp.iter().map(|l| -l).collect();
     Ok(exposure(losses[0], &losses[1..]))
+}
+
+/// Canary exposure (Carlini et al. 2019): `log2 |R| − log2 rank`, where `rank` is the canary's
+/// rank by loss among itself and `others` (the rest of the randomness space `R`, or a uniform
+/// sample of it); ties count half.
+pub fn exposure(canary_loss: f64, others: &[f64]) -> f64 {
+    let below = others.iter().filter(|&&l| l < canary_loss).count() as f64;
+    let ties = others.iter().filter(|&&l| l == canary_loss).count() as f64;
+    let rank = 1.0 + below + 0.5 * ties;
+    ((others.len() + 1) as f64).log2() - rank.log2()
 }
 
 #[cfg(test)]
