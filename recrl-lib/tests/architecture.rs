@@ -17,6 +17,7 @@ const RANKS: &[(&str, u32)] = &[
     // foundation, in its own rank order
     ("io", 0),
     ("paths", 1),
+    ("stats", 1),
     ("env", 2),
     ("rng", 3),
     ("config", 4),
