@@ -2,6 +2,7 @@
 //! word lists (fetched by set-up) loaded and matched as documented.
 
 use recrl_lib::audit::groups::GenderSwap;
+use recrl_lib::audit::privacy::RlOutputs;
 use recrl_lib::audit::{measure, Explained, Inputs, Lexicon, Mode, Thresholds};
 use std::path::{Path, PathBuf};
 
@@ -108,7 +109,7 @@ fn planted_leak_toxicity_pii_memorisation_and_membership_are_found() {
         rows: &rows,
         lists_before: lists.clone(),
         lists_after: lists,
-        log_dir: log.path(),
+        rl: RlOutputs::load(log.path()),
         n_boot: 50,
         seed: 1,
     };
@@ -145,7 +146,7 @@ fn planted_leak_toxicity_pii_memorisation_and_membership_are_found() {
     let empty = tempfile::tempdir().unwrap();
     let r = measure(
         &Inputs {
-            log_dir: empty.path(),
+            rl: RlOutputs::load(empty.path()),
             ..inputs
         },
         &Thresholds::default(),

@@ -2,6 +2,7 @@
 //! gendered words swapped), cached in `logs/<ds>/<tag>/explanations.jsonl` with their prompts.
 
 use super::groups::GenderSwap;
+use crate::config::Config;
 use crate::data::Dataset;
 use crate::explainer::{generate, prompt, ExplainRequest, Explainer, GenerationConfig};
 use crate::rng::Rng;
@@ -59,6 +60,41 @@ pub struct CacheKey {
     pub sampled: GenerationConfig,
     /// Counterfactual prompts at most.
     pub counterfactual: usize,
+}
+
+impl CacheKey {
+    /// The key of explaining `requests` (those of `users`) with the checkpoint whose
+    /// `explainer.json` has sha256 `checkpoint`: greedy, and sampled with `cfg`'s temperature and
+    /// top-p, both with `cfg`'s token cap and seed; `cfg.audit.counterfactual` swapped prompts.
+    pub fn new(
+        checkpoint: String,
+        users: &[usize],
+        requests: &[ExplainRequest],
+        cfg: &Config,
+    ) -> CacheKey {
+        CacheKey {
+            checkpoint,
+            users: users.to_vec(),
+            requests: requests
+                .iter()
+                .map(|r| (r.history.clone(), r.recommended))
+                .collect(),
+            greedy: GenerationConfig {
+                max_new_tokens: cfg.max_new_tokens,
+                temperature: 0.0,
+                seed: cfg.seed,
+                ..GenerationConfig::default()
+            },
+            sampled: GenerationConfig {
+                max_new_tokens: cfg.max_new_tokens,
+                temperature: cfg.temperature,
+                top_p: cfg.top_p,
+                seed: cfg.seed,
+                ..GenerationConfig::default()
+            },
+            counterfactual: cfg.audit.counterfactual,
+        }
+    }
 }
 
 /// A seeded sample of `n` users with training histories (all of them when fewer), ascending.
@@ -171,6 +207,27 @@ pub fn read_cache(dir: &Path, key: &CacheKey) -> Option<Vec<Explained>> {
         return None;
     }
     read_explanations(&dir.join("explanations.jsonl")).ok()
+}
+
+/// The explanations cached in `dir` under `key`, else those `generate` makes (passed
+/// `progress`), then cached. `progress` hears when the cache served.
+pub fn cached_or_generate(
+    dir: &Path,
+    key: &CacheKey,
+    progress: &mut dyn FnMut(&str),
+    generate: impl FnOnce(&mut dyn FnMut(&str)) -> Result<Vec<Explained>>,
+) -> Result<Vec<Explained>> {
+    if let Some(rows) = read_cache(dir, key) {
+        progress(&format!(
+            "explanations: {} cached in {}",
+            rows.len(),
+            dir.join("explanations.jsonl").display()
+        ));
+        return Ok(rows);
+    }
+    let rows = generate(progress)?;
+    write_cache(dir, key, &rows)?;
+    Ok(rows)
 }
 
 /// Reads `explanations.jsonl`; errors name the line.
