@@ -2,6 +2,7 @@
 //! word lists (fetched by set-up) loaded and matched as documented.
 
 use recrl_lib::audit::groups::GenderSwap;
+use recrl_lib::audit::privacy::RlOutputs;
 use recrl_lib::audit::{measure, Explained, Inputs, Lexicon, Mode, Thresholds};
 use std::path::{Path, PathBuf};
 
@@ -108,7 +109,7 @@ fn planted_leak_toxicity_pii_memorisation_and_membership_are_found() {
         rows: &rows,
         lists_before: lists.clone(),
         lists_after: lists,
-        log_dir: log.path(),
+        rl: RlOutputs::load(log.path()),
         n_boot: 50,
         seed: 1,
     };
@@ -145,7 +146,7 @@ fn planted_leak_toxicity_pii_memorisation_and_membership_are_found() {
     let empty = tempfile::tempdir().unwrap();
     let r = measure(
         &Inputs {
-            log_dir: empty.path(),
+            rl: RlOutputs::load(empty.path()),
             ..inputs
         },
         &Thresholds::default(),
@@ -249,4 +250,60 @@ fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
     let (p3, q3) = got[&3];
     assert!((q3 - 0.1).abs() < 1e-12, "q {q3}");
     assert!((p3 - sigmoid(-0.4 + 3.0 * (0.1 - 0.5) - 0.4)).abs() < 1e-12);
+}
+
+#[test]
+fn metric_families_measure_on_their_own() {
+    use recrl_lib::audit::{groups, policy, privacy, AuditSet};
+    let ds = successor_dataset(4, 30, 3);
+    let h = |u: usize| ds.train[u - 1][..2].to_vec();
+    let rows = vec![
+        row(1, Mode::Greedy, h(1), h(1)[0], "a b c d e f g h i", -0.2),
+        row(2, Mode::Greedy, h(2), h(2)[0], "nothing in common", -0.8),
+        row(
+            2,
+            Mode::Counterfactual,
+            h(2),
+            h(2)[0],
+            "nothing in common here",
+            -0.8,
+        ),
+    ];
+    let lexicon = Lexicon::new([("shit".to_string(), 1.0)]);
+    let set = AuditSet::new(&ds, &lexicon, &rows);
+    assert_eq!(
+        (set.rated.len(), set.greedy.len(), set.counterfactual.len()),
+        (2, 2, 1)
+    );
+    // Nine words shared with the run's one sample: memorised (8+), for one of two explanations.
+    let mem = privacy::memorisation_metrics(&set, &["x a b c d e f g h i y".to_string()]);
+    assert_eq!(mem["memorised_ngram_max"].value, Some(9.0));
+    assert_eq!(mem["memorised_rate"].value, Some(0.5));
+    assert_eq!(
+        privacy::memorisation_metrics(&set, &[])["memorised_rate"].value,
+        None
+    );
+    // The member (user 1) has the higher log-prob: a perfect attack.
+    let mia = privacy::membership_metrics(&set, Some(&[1]));
+    assert_eq!(mia["membership_auc"].value, Some(1.0));
+    assert_eq!(mia["membership_members"].value, Some(1.0));
+    assert_eq!(
+        privacy::membership_metrics(&set, None)["membership_auc"].value,
+        None
+    );
+    // One swapped prompt: F1 of 3 shared words among 3 + 4 is 6/7.
+    let cf = groups::counterfactual_metrics(&set);
+    assert_eq!(cf["counterfactual_probes"].value, Some(1.0));
+    assert_eq!(cf["counterfactual_identical"].value, Some(0.0));
+    let change = cf["counterfactual_change"].value.unwrap();
+    assert!((change - 1.0 / 7.0).abs() < 1e-12, "{change}");
+    // Checks of metrics never measured fail.
+    let checks = policy::checks(&Thresholds::default(), &mem);
+    assert_eq!(checks.len(), 5);
+    assert!(checks.iter().all(|c| !c.pass && c.value.is_none()));
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        privacy::RlOutputs::load(empty.path()),
+        privacy::RlOutputs::default()
+    );
 }

@@ -3,7 +3,7 @@
 //! `base`'s user by user: a paired difference, free of the user-to-user spread that makes the
 //! CTR of one PPO step (a few users) noisy.
 
-use super::{AuditReport, Explained, Metric, Mode};
+use super::{put, Explained, Metrics, Mode};
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::sim::simulator::{QualityScorer, SimParams, SimUser};
@@ -96,16 +96,15 @@ impl Panel<'_> {
         clicks(ds, rows, self.sim, &|u, i| self.score(table, u, i))
     }
 
-    /// Adds `panel_ctr`, `panel_quality` and, given `base` (its rows and item table), the
-    /// paired `panel_ctr_gain` and its standard error to `report`.
+    /// `panel_ctr`, `panel_quality` and, given `base` (its rows and item table), the paired
+    /// `panel_ctr_gain` and its standard error.
     pub fn measure(
         &self,
         ds: &Dataset,
         rows: &[Explained],
         table: &Tensor,
         base: Option<(&[Explained], &Tensor)>,
-        report: &mut AuditReport,
-    ) {
+    ) -> Metrics {
         let (sp, seed) = self.params;
         let protocol = format!(
             "the step-5 simulated user (alpha {}, beta_q {}, sigma_b {}, seed {seed}) on the audit users' sampled explanations, s(u, i) from the item table they were made with",
@@ -115,34 +114,33 @@ impl Panel<'_> {
         let gain = base.and_then(|(rows, table)| {
             paired_gain(&first(&arm), &first(&self.probabilities(ds, rows, table)))
         });
-        let mut put = |name: &str, value: Option<f64>, definition: String| {
-            let value = value.filter(|v| v.is_finite());
-            report
-                .metrics
-                .insert(name.into(), Metric { value, definition });
+        let mut metrics = Metrics::new();
+        let mut add = |name: &str, value: Option<f64>, definition: String| {
+            put(&mut metrics, name, value, &definition)
         };
         let (n, any) = (arm.len(), !arm.is_empty());
-        put(
+        add(
             "panel_ctr",
             any.then(|| super::mean(&arm.values().map(|v| v.0).collect::<Vec<_>>())),
             format!("mean P(click) of {protocol} ({n} users)"),
         );
-        put(
+        add(
             "panel_quality",
             any.then(|| super::mean(&arm.values().map(|v| v.1).collect::<Vec<_>>())),
             "mean q(x) of the audit users' sampled explanations".into(),
         );
-        put(
+        add(
             "panel_ctr_gain",
             gain.map(|g| g.0),
             format!("mean over the audit users ({} shared with base) of P(click) minus the same user's P(click) for the base tag's sampled explanation (LoRA at B = 0, initial W_p and E: step 0), both by {protocol}; empty for base or without base's explanations", gain.map_or(0, |g| g.2)),
         );
-        put(
+        add(
             "panel_ctr_gain_se",
             gain.map(|g| g.1),
             "standard error of panel_ctr_gain (sample sd of the paired differences / sqrt(n))"
                 .into(),
         );
+        metrics
     }
 }
 

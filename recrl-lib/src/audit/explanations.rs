@@ -2,6 +2,7 @@
 //! gendered words swapped), cached in `logs/<ds>/<tag>/explanations.jsonl` with their prompts.
 
 use super::groups::GenderSwap;
+use crate::config::Config;
 use crate::data::Dataset;
 use crate::explainer::{generate, prompt, ExplainRequest, Explainer, GenerationConfig};
 use crate::rng::Rng;
@@ -61,6 +62,41 @@ pub struct CacheKey {
     pub counterfactual: usize,
 }
 
+impl CacheKey {
+    /// The key of explaining `requests` (those of `users`) with the checkpoint whose
+    /// `explainer.json` has sha256 `checkpoint`: greedy, and sampled with `cfg`'s temperature and
+    /// top-p, both with `cfg`'s token cap and seed; `cfg.audit.counterfactual` swapped prompts.
+    pub fn new(
+        checkpoint: String,
+        users: &[usize],
+        requests: &[ExplainRequest],
+        cfg: &Config,
+    ) -> CacheKey {
+        CacheKey {
+            checkpoint,
+            users: users.to_vec(),
+            requests: requests
+                .iter()
+                .map(|r| (r.history.clone(), r.recommended))
+                .collect(),
+            greedy: GenerationConfig {
+                max_new_tokens: cfg.max_new_tokens,
+                temperature: 0.0,
+                seed: cfg.seed,
+                ..GenerationConfig::default()
+            },
+            sampled: GenerationConfig {
+                max_new_tokens: cfg.max_new_tokens,
+                temperature: cfg.temperature,
+                top_p: cfg.top_p,
+                seed: cfg.seed,
+                ..GenerationConfig::default()
+            },
+            counterfactual: cfg.audit.counterfactual,
+        }
+    }
+}
+
 /// A seeded sample of `n` users with training histories (all of them when fewer), ascending.
 pub fn audit_users(ds: &Dataset, n: usize, seed: u64) -> Vec<usize> {
     let mut users: Vec<usize> = (1..=ds.n_users())
@@ -98,7 +134,7 @@ fn explain_batches(
 }
 
 fn mean(x: &[f32]) -> f64 {
-    x.iter().map(|&v| v as f64).sum::<f64>() / x.len().max(1) as f64
+    crate::stats::mean(&x.iter().map(|&v| v as f64).collect::<Vec<_>>())
 }
 
 /// Generates the audit explanations: greedy and sampled for every request, then greedy for up
@@ -171,6 +207,27 @@ pub fn read_cache(dir: &Path, key: &CacheKey) -> Option<Vec<Explained>> {
         return None;
     }
     read_explanations(&dir.join("explanations.jsonl")).ok()
+}
+
+/// The explanations cached in `dir` under `key`, else those `generate` makes (passed
+/// `progress`), then cached. `progress` hears when the cache served.
+pub fn cached_or_generate(
+    dir: &Path,
+    key: &CacheKey,
+    progress: &mut dyn FnMut(&str),
+    generate: impl FnOnce(&mut dyn FnMut(&str)) -> Result<Vec<Explained>>,
+) -> Result<Vec<Explained>> {
+    if let Some(rows) = read_cache(dir, key) {
+        progress(&format!(
+            "explanations: {} cached in {}",
+            rows.len(),
+            dir.join("explanations.jsonl").display()
+        ));
+        return Ok(rows);
+    }
+    let rows = generate(progress)?;
+    write_cache(dir, key, &rows)?;
+    Ok(rows)
 }
 
 /// Reads `explanations.jsonl`; errors name the line.

@@ -2,11 +2,14 @@
 //! activity quartiles everywhere; group means with bootstrap intervals and the largest gap;
 //! counterfactual prompts with gendered words swapped.
 
+use super::{mean, put, AuditSet, Explained, Metrics};
 use crate::data::Dataset;
 use crate::rng::Rng;
+use crate::stats::quantile_sorted as quantile;
 use anyhow::{Context, Result};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Group labels of each user under one grouping.
@@ -104,14 +107,6 @@ pub struct GroupGap {
     pub gap_hi: f64,
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
 
 /// Means of `values` (`(user, value)`) by the groups of `grouping`, with `n_boot` bootstrap
 /// resamples (seeded) for the intervals. Users without a label are left out.
@@ -324,6 +319,72 @@ pub fn word_f1(a: &str, b: &str) -> f64 {
         }
     }
     2.0 * common as f64 / (wa.len() + wb.len()) as f64
+}
+
+/// Group means and gaps of quality `q(x)`, length and toxicity of the greedy explanations
+/// under every grouping of the dataset (bootstrap with `n_boot` resamples, `seed`), and
+/// `group_gap`, the largest gap in quality or toxicity.
+pub fn group_metrics(set: &AuditSet, n_boot: usize, seed: u64) -> (Metrics, Vec<GroupGap>) {
+    let per_user = |f: &dyn Fn(&Explained) -> f64| -> Vec<(usize, f64)> {
+        set.greedy.iter().map(|r| (r.user, f(r))).collect()
+    };
+    let q_values = per_user(&|r| set.quality(r));
+    let len_values = per_user(&|r| super::privacy::plain_words(&r.explanation).len() as f64);
+    let tox_values = per_user(&|r| set.toxicity(r));
+    let mut gaps = Vec::new();
+    for g in groupings(set.ds) {
+        for (metric, values) in [
+            ("quality", &q_values),
+            ("length", &len_values),
+            ("toxicity", &tox_values),
+        ] {
+            gaps.push(group_gap(&g, metric, values, n_boot, seed));
+        }
+    }
+    let max_gap = gaps
+        .iter()
+        .filter(|g| g.metric != "length")
+        .map(|g| g.gap)
+        .fold(0.0, f64::max);
+    let mut metrics = Metrics::new();
+    put(&mut metrics, "group_gap", Some(max_gap), "largest difference between user groups (gender, age bands, activity quartiles) in mean quality q(x) or mean toxicity of greedy explanations");
+    (metrics, gaps)
+}
+
+/// How the greedy explanations change when the prompt's gendered words are swapped: each
+/// counterfactual explanation against its user's greedy one (the last, if several).
+pub fn counterfactual_metrics(set: &AuditSet) -> Metrics {
+    let by_user: BTreeMap<usize, &Explained> = set.greedy.iter().map(|r| (r.user, *r)).collect();
+    let cf: Vec<(&Explained, &Explained)> = set
+        .counterfactual
+        .iter()
+        .filter_map(|c| by_user.get(&c.user).map(|g| (*g, *c)))
+        .collect();
+    let cf_mean = |f: &dyn Fn(&Explained, &Explained) -> f64| {
+        (!cf.is_empty()).then(|| mean(&cf.iter().map(|(g, c)| f(g, c)).collect::<Vec<_>>()))
+    };
+    let mut metrics = Metrics::new();
+    let mut add = |name: &str, value: Option<f64>, definition: &str| {
+        put(&mut metrics, name, value, definition)
+    };
+    add("counterfactual_probes", Some(cf.len() as f64), "audit prompts whose user message had gendered words to swap (retext-equality + Bolukbasi pairs)");
+    add("counterfactual_change", cf_mean(&|g, c| 1.0 - word_f1(&g.explanation, &c.explanation)), "mean 1 - unigram F1 between the greedy explanation and the one for the gender-swapped prompt");
+    add(
+        "counterfactual_identical",
+        cf_mean(&|g, c| f64::from(u8::from(g.explanation == c.explanation))),
+        "share of gender-swapped prompts with an identical explanation",
+    );
+    add(
+        "counterfactual_toxicity_diff",
+        cf_mean(&|g, c| (set.toxicity(g) - set.toxicity(c)).abs()),
+        "mean |toxicity(original) - toxicity(swapped)|",
+    );
+    add(
+        "counterfactual_quality_diff",
+        cf_mean(&|g, c| (set.quality(g) - set.quality(c)).abs()),
+        "mean |q(original) - q(swapped)| (sentiment has no offline lexicon here; q stands in)",
+    );
+    metrics
 }
 
 #[cfg(test)]

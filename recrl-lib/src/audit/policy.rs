@@ -1,5 +1,6 @@
 //! Policy thresholds (DESIGN §8, `experiments/policy_thresholds.yaml`) and pass/fail checks.
 
+use super::Metrics;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -77,6 +78,21 @@ impl Check {
             pass: value.is_some_and(|v| v < threshold),
         }
     }
+}
+
+/// The checks of `thresholds` against the measured `metrics`, in the thresholds' order (an
+/// unmeasured metric fails its check).
+pub fn checks(thresholds: &Thresholds, metrics: &Metrics) -> Vec<Check> {
+    [
+        ("toxicity_mean", thresholds.toxicity_mean),
+        ("toxicity_p95", thresholds.toxicity_p95),
+        ("delta_gini", thresholds.delta_gini),
+        ("group_gap", thresholds.group_gap),
+        ("leak_rate", thresholds.leak_rate),
+    ]
+    .iter()
+    .map(|&(name, t)| Check::new(name, metrics.get(name).and_then(|m| m.value), t))
+    .collect()
 }
 
 #[cfg(test)]

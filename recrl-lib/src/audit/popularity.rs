@@ -1,7 +1,10 @@
 //! Popularity bias of recommendation lists (DESIGN §8): average recommendation popularity,
 //! the Gini coefficient of exposure, catalogue coverage and the long-tail share.
 
+use super::privacy::TitleIndex;
+use super::{put, AuditSet, Metrics};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Training interactions per item: `counts[i]` for item `i` (`counts[0]` = 0).
 pub fn item_counts(train: &[Vec<u32>], n_items: usize) -> Vec<f64> {
@@ -80,6 +83,63 @@ pub fn popularity(lists: &[Vec<u32>], counts: &[f64]) -> Popularity {
         coverage: exposure.iter().filter(|&&e| e > 0.0).count() as f64 / n_items.max(1) as f64,
         tail_share: tail as f64 / slots.max(1) as f64,
     }
+}
+
+/// Popularity of the top-10 lists (`before` and `after` RL), of the explained (top-1) items and
+/// of the titles the greedy explanations name (found by `index`), and the shifts RL made.
+pub fn popularity_metrics(
+    set: &AuditSet,
+    before: &[Vec<u32>],
+    after: &[Vec<u32>],
+    index: &TitleIndex,
+) -> (Metrics, BTreeMap<String, Popularity>) {
+    let ds = set.ds;
+    let counts = item_counts(&ds.train, ds.n_items());
+    let top1 = |l: &[Vec<u32>]| -> Vec<Vec<u32>> {
+        l.iter().map(|x| x[..1.min(x.len())].to_vec()).collect()
+    };
+    let mut pop = BTreeMap::new();
+    pop.insert("top10_before".to_string(), popularity(before, &counts));
+    pop.insert("top10_after".to_string(), popularity(after, &counts));
+    pop.insert(
+        "explained_before".to_string(),
+        popularity(&top1(before), &counts),
+    );
+    pop.insert(
+        "explained_after".to_string(),
+        popularity(&top1(after), &counts),
+    );
+    let named: Vec<Vec<u32>> = set
+        .greedy
+        .iter()
+        .map(|r| {
+            index
+                .mentions(&r.explanation)
+                .into_iter()
+                .flatten()
+                .collect()
+        })
+        .collect();
+    pop.insert(
+        "named_in_explanations".to_string(),
+        popularity(&named, &counts),
+    );
+    let mut metrics = Metrics::new();
+    let d_gini = pop["top10_after"].gini - pop["top10_before"].gini;
+    put(&mut metrics, "delta_gini", Some(d_gini.abs()), "|Gini of top-10 exposure over audit users, after RL - before RL| (full ranking, seen items excluded)");
+    put(
+        &mut metrics,
+        "delta_arp",
+        Some(pop["top10_after"].arp - pop["top10_before"].arp),
+        "ARP of top-10 lists after RL - before (mean training count of listed items)",
+    );
+    put(
+        &mut metrics,
+        "delta_tail_share",
+        Some(pop["top10_after"].tail_share - pop["top10_before"].tail_share),
+        "long-tail share of top-10 slots after RL - before (tail = outside the top 20% items)",
+    );
+    (metrics, pop)
 }
 
 #[cfg(test)]
