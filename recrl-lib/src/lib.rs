@@ -35,6 +35,7 @@ pub mod assets;
 pub mod audit;
 pub mod config;
 pub mod data;
+pub mod display;
 pub mod env;
 pub mod explainer;
 pub mod io;
@@ -46,7 +47,6 @@ pub mod rng;
 pub mod shield;
 pub mod sim;
 pub mod stats;
-pub mod display;
 
 /// Re-exported so notebooks and dependents build plots and tensors with the same versions.
 pub use plotly;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use recrl_lib::{assets, config::Config, data, env, display::Table, paths};
+use recrl_lib::{assets, config::Config, data, display::Table, env, paths};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -143,7 +143,10 @@ impl ConfigArgs {
     fn load(&self, extra: Vec<(String, String)>) -> Result<Config> {
         let mut overrides = parse_sets(&self.sets)?;
         overrides.extend(extra);
-        let path = self.config.clone().unwrap_or_else(paths::default_config);
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| paths::Layout::project().default_config());
         Config::load(&path, &self.dataset, &overrides)
     }
 }
@@ -481,7 +484,7 @@ fn run(cli: Cli) -> Result<()> {
             force,
         } => {
             let name: data::DatasetName = dataset.parse()?;
-            let path = config.unwrap_or_else(paths::default_config);
+            let path = config.unwrap_or_else(|| paths::Layout::project().default_config());
             let cfg = Config::load(&path, name.as_str(), &[])?;
             let settings = data::store::Settings {
                 k_core: k_core.unwrap_or(cfg.data.k_core),

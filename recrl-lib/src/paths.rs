@@ -25,7 +25,6 @@ fn is_root(dir: &Path) -> bool {
     dir.join("experiments/recrl_default.yaml").is_file()
 }
 
-
 /// Every path a step reads or writes, under one project root: the one home of the on-disk
 /// layout (docs/design.md §3 lists what each file holds).
 ///

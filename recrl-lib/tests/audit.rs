@@ -177,8 +177,8 @@ fn shipped_word_lists_load_and_match_on_word_boundaries() {
 
 #[test]
 fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
-    use recrl_lib::sim::canary;
     use recrl_lib::explainer::{Explainer, LoadOptions};
+    use recrl_lib::sim::canary;
     use tch::{Device, Kind, Tensor};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
     let ex = Explainer::load(&dir, Device::Cpu, LoadOptions::default()).unwrap();

@@ -89,7 +89,12 @@ fn a_failed_run_leaves_the_previous_output_and_no_temporary_folders() {
     let root = scratch_root();
     let r = root.path();
     prepare(r, ML100K, DEFAULT, false, |_| {}).unwrap();
-    let before = std::fs::read(Layout::new(r).proc_dir("ml-100k").join("interactions.parquet")).unwrap();
+    let before = std::fs::read(
+        Layout::new(r)
+            .proc_dir("ml-100k")
+            .join("interactions.parquet"),
+    )
+    .unwrap();
 
     // break the raw data: a line with a missing field, beyond a tolerance of 1000
     let raw = r.join("data/raw/ml-100k/ml-100k.inter");
@@ -100,7 +105,12 @@ fn a_failed_run_leaves_the_previous_output_and_no_temporary_folders() {
     assert!(format!("{err:#}").contains("ml-100k.inter:"), "{err:#}");
 
     // the previous dataset is intact, and nothing else is in data/proc
-    let after = std::fs::read(Layout::new(r).proc_dir("ml-100k").join("interactions.parquet")).unwrap();
+    let after = std::fs::read(
+        Layout::new(r)
+            .proc_dir("ml-100k")
+            .join("interactions.parquet"),
+    )
+    .unwrap();
     assert_eq!(before, after);
     let entries: Vec<_> = std::fs::read_dir(r.join("data/proc"))
         .unwrap()
@@ -186,7 +196,8 @@ fn amazon_review_texts_are_kept_as_references_and_round_trip() {
     assert_eq!(ds.reviews.reference(user("C"), item("w")), None);
 
     // written to data/proc/books/reviews.parquet, covered by the checksums, read back equal
-    assert!(Layout::new(r).proc_dir("books")
+    assert!(Layout::new(r)
+        .proc_dir("books")
         .join(store::REVIEWS_FILE)
         .is_file());
     let back = store::load(r, DatasetName::Books).unwrap();
@@ -197,7 +208,8 @@ fn amazon_review_texts_are_kept_as_references_and_round_trip() {
     let ml = scratch_root();
     let (ds, _, _) = prepare(ml.path(), ML100K, DEFAULT, false, |_| {}).unwrap();
     assert!(ds.reviews.is_empty());
-    assert!(!Layout::new(ml.path()).proc_dir("ml-100k")
+    assert!(!Layout::new(ml.path())
+        .proc_dir("ml-100k")
         .join(store::REVIEWS_FILE)
         .exists());
 }

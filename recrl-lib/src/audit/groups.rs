@@ -107,7 +107,6 @@ pub struct GroupGap {
     pub gap_hi: f64,
 }
 
-
 /// Means of `values` (`(user, value)`) by the groups of `grouping`, with `n_boot` bootstrap
 /// resamples (seeded) for the intervals. Users without a label are left out.
 pub fn group_gap(

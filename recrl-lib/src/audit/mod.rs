@@ -120,7 +120,6 @@ fn put(metrics: &mut Metrics, name: &str, value: Option<f64>, definition: &str) 
     );
 }
 
-
 /// Audits one arm: loads the ranker from `ranker_dir` and the configured explainer (from
 /// `model_root`, which also holds `data/lexicons`) with the tag's checkpoint (see [`dirs`];
 /// under `root`, like the logs), explains the seeded audit set (or reuses the cache),

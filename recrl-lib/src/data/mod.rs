@@ -381,7 +381,9 @@ pub fn prepare(
     let stats = store::write(root, &ds, &raw_dir, settings)?;
     progress(&format!(
         "{name}: [3/3] wrote {} and checksums in {} (total {})",
-        crate::paths::Layout::new(root).proc_dir(name.as_str()).display(),
+        crate::paths::Layout::new(root)
+            .proc_dir(name.as_str())
+            .display(),
         secs(t2),
         secs(t0)
     ));

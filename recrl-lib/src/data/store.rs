@@ -2,9 +2,9 @@
 //! `data/_checksums/<ds>.json` (sha256 of every raw and processed file and the settings).
 //! Written into a temporary folder and renamed, so a failed run leaves no half dataset.
 
-use crate::paths::Layout;
 use super::{raw::Malformed, Counts, Dataset, DatasetName, ItemMeta, Reviews, UserMeta};
 use crate::io::{sha256_file, write_atomic};
+use crate::paths::Layout;
 use anyhow::{anyhow, bail, Context, Result};
 use polars::df;
 use polars::prelude::{Column, DataFrame, ParquetReader, ParquetWriter, SerReader};

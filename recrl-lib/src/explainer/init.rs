@@ -7,7 +7,7 @@ use crate::data::Dataset;
 use crate::display::Table;
 use crate::ranker::Ranker;
 use anyhow::Result;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::Device;
 
 /// LoRA settings from the configuration (`lora_rank`, `lora_alpha`, `lora_dropout`; q,k,v,o).

@@ -11,7 +11,7 @@ use crate::io::{persist, sha256_file, temp_beside, write_atomic};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Format tag of the JSON sidecar.
 pub const FORMAT: &str = "recrl-sasrec/1";

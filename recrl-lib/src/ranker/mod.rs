@@ -29,8 +29,8 @@ pub use metrics::{Protocol, RankMetrics};
 pub use model::{Sasrec, SasrecShape};
 pub use train::{train, EpochLog, TrainEvent, TrainOptions, TrainReport};
 
-use crate::paths::Layout;
 use crate::data::Dataset;
+use crate::paths::Layout;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Tensor};

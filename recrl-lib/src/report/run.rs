@@ -1,11 +1,11 @@
 //! Step 7 in one call (`recrl aggregate`, notebook 07): score every run's explanations, gather
 //! every run folder, write the CSV, the LaTeX table and the figures.
 
-use crate::paths::Layout;
 use super::aggregate::{self, RunRecord};
 use super::minilm::{self, MiniLm};
 use super::{results, scores};
 use crate::data::{self, Dataset};
+use crate::paths::Layout;
 use anyhow::Result;
 use polars::prelude::DataFrame;
 use std::collections::BTreeMap;

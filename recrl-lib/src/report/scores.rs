@@ -2,11 +2,11 @@
 //! greedy explanations of the audit set (`explanations.jsonl`, step 6) against reference
 //! sentences, with the features of each explained item.
 
-use crate::stats::mean_or_nan;
 use super::minilm::MiniLm;
 use super::text::{self, Prf};
 use crate::audit::{Explained, Mode};
 use crate::data::{Dataset, ReviewKind};
+use crate::stats::mean_or_nan;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

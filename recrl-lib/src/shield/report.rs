@@ -3,9 +3,9 @@
 use super::{probe_states, states_of, Basis, BasisMeta};
 use crate::config::ShieldConfig;
 use crate::data::Dataset;
+use crate::display::charts::{self, Series};
 use crate::display::Table;
 use crate::ranker::{Ranker, Split};
-use crate::display::charts::{self, Series};
 use anyhow::Result;
 use plotly::Plot;
 use std::path::Path;
@@ -24,7 +24,11 @@ pub fn fit_and_save(
 ) -> Result<(Basis, BasisMeta, tch::Tensor)> {
     let h = probe_states(ranker, ds, cfg.probe_users, seed);
     let basis = Basis::fit(&h, cfg.tau)?;
-    let meta = basis.save(&crate::paths::Layout::new(root).checkpoints(), ds.name.as_str(), ranker)?;
+    let meta = basis.save(
+        &crate::paths::Layout::new(root).checkpoints(),
+        ds.name.as_str(),
+        ranker,
+    )?;
     Ok((basis, meta, h))
 }
 

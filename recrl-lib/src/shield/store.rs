@@ -6,7 +6,7 @@ use crate::io::{persist, sha256_file, temp_beside, write_atomic};
 use crate::ranker::Ranker;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 /// Format tag of the sidecar.
