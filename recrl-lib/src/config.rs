@@ -522,6 +522,10 @@ mod tests {
         let err = Config::from_yaml_str(DOC, "f.yaml", "ml-10m", &NONE).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("f.yaml") && msg.contains("ml-100k") && msg.contains("steam"));
+        assert!(
+            !msg.contains("presets") && !msg.contains("defaults"),
+            "{msg}"
+        );
     }
 
     #[test]

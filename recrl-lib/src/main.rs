@@ -989,6 +989,11 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
     fn kebab_case_aliases_and_flags_winning_over_set() {
         let snake = configuration(&["ppo", "--kl_beta", "0", "--max_steps", "3"]).unwrap();
         let kebab = configuration(&["ppo", "--kl-beta", "0", "--max-steps", "3"]).unwrap();
