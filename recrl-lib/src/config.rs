@@ -187,38 +187,8 @@ impl Config {
         overrides: &Overrides,
     ) -> Result<Self> {
         let top = parse_sections(text, origin)?;
-        let defaults = top
-            .get("defaults")
-            .cloned()
-            .ok_or_else(|| anyhow!("{origin}: no `defaults` section"))?;
-        let section = top
-            .get(dataset)
-            .filter(|_| dataset != "presets")
-            .cloned()
-            .ok_or_else(|| {
-                let known: Vec<_> = top
-                    .keys()
-                    .filter_map(Value::as_str)
-                    .filter(|k| !NOT_DATASETS.contains(k))
-                    .collect();
-                anyhow!(
-                    "{origin}: no section for dataset `{dataset}` (sections: {})",
-                    known.join(", ")
-                )
-            })?;
-        let mut merged = defaults;
-        merge(&mut merged, section);
-        for name in &overrides.presets {
-            let preset = preset_of(&top, origin, name)?;
-            set_tree(&mut merged, &preset, "").with_context(|| format!("preset `{name}`"))?;
-        }
-        for (key, value) in &overrides.sets {
-            set_scalar(&mut merged, key, value)
-                .with_context(|| format!("override {key}={value}"))?;
-        }
-        for tree in &overrides.trees {
-            set_tree(&mut merged, tree, "")?;
-        }
+        let mut merged = dataset_values(&top, origin, dataset)?;
+        apply(&mut merged, &top, origin, overrides)?;
         serde_path_to_error::deserialize(merged).map_err(|e| {
             anyhow!(
                 "{origin}, dataset `{dataset}`, key `{}`: {}",
@@ -288,6 +258,47 @@ fn parse_sections(text: &str, origin: &str) -> Result<Mapping> {
         bail!("{origin}: expected a mapping of sections at the top level");
     };
     Ok(top)
+}
+
+/// `defaults` merged with `dataset`'s section.
+fn dataset_values(top: &Mapping, origin: &str, dataset: &str) -> Result<Value> {
+    let defaults = top
+        .get("defaults")
+        .cloned()
+        .ok_or_else(|| anyhow!("{origin}: no `defaults` section"))?;
+    let section = top
+        .get(dataset)
+        .filter(|_| dataset != "presets")
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<_> = top
+                .keys()
+                .filter_map(Value::as_str)
+                .filter(|k| !NOT_DATASETS.contains(k))
+                .collect();
+            anyhow!(
+                "{origin}: no section for dataset `{dataset}` (sections: {})",
+                known.join(", ")
+            )
+        })?;
+    let mut merged = defaults;
+    merge(&mut merged, section);
+    Ok(merged)
+}
+
+/// Applies `overrides` to `values` in their order (presets from `top`'s `presets` section).
+fn apply(values: &mut Value, top: &Mapping, origin: &str, overrides: &Overrides) -> Result<()> {
+    for name in &overrides.presets {
+        let preset = preset_of(top, origin, name)?;
+        set_tree(values, &preset, "").with_context(|| format!("preset `{name}`"))?;
+    }
+    for (key, value) in &overrides.sets {
+        set_scalar(values, key, value).with_context(|| format!("override {key}={value}"))?;
+    }
+    for tree in &overrides.trees {
+        set_tree(values, tree, "")?;
+    }
+    Ok(())
 }
 
 /// The preset `name` of the document's `presets` section.
