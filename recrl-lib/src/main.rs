@@ -362,7 +362,7 @@ struct PpoArgs {
     #[command(flatten)]
     keys: RunKeys,
     /// A named arm and its keys (applied after --set, before the flags): shielded, no_proj,
-    /// frozen, kl0, lora4, tau<τ>, each with optional _g<G> and _e<E> (see ppo::arms::ARMS).
+    /// frozen, kl0, lora4, `tau<τ>`, each with optional `_g<G>` and `_e<E>` (see ppo::arms::ARMS).
     #[arg(long)]
     arm: Option<String>,
     /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
