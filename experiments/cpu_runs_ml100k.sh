@@ -3,9 +3,10 @@
 # the defaults, then PPO arms at settings cut down to fit a 2-core machine, their audits and
 # the aggregate table and figures. Each arm resumes from its last snapshot if killed (rerun).
 #   experiments/cpu_runs_ml100k.sh [ARM ...]     (default: shielded no_proj)
-# ARM: shielded, no_proj, frozen, kl0, lora4, tau<τ>; a suffix _g<G> adds a group baseline
-# (--group_size G), e.g. shielded_g4; a suffix _e<E> runs E PPO epochs of 2 optimiser steps
-# each (--set epochs=E --grad_accum 1) instead of 1 epoch of one step, e.g. shielded_e4.
+# ARM: a name of the arm table (recrl_lib::ppo::arms::ARMS, passed as `recrl ppo --arm ARM`):
+# shielded, no_proj, frozen, kl0, lora4, tau<τ>; a suffix _g<G> adds a group baseline
+# (group_size G), e.g. shielded_g4; a suffix _e<E> runs E PPO epochs of 2 optimiser steps
+# each (epochs E, grad_accum 1) instead of 1 epoch of one step, e.g. shielded_e4.
 # Env: RECRL (the binary, default target/release/recrl), STEPS (default 200), AUDIT_USERS (100).
 # A larger STEPS extends finished arms from their last snapshot.
 set -euo pipefail
@@ -14,32 +15,17 @@ R=${RECRL:-target/release/recrl}
 STEPS=${STEPS:-200}
 AUDIT_USERS=${AUDIT_USERS:-100}
 ARMS=("$@"); [ ${#ARMS[@]} -eq 0 ] && ARMS=(shielded no_proj)
-# 8 rollouts per step, one PPO epoch, 32 new tokens, lr 3e-4: about 20 s a step on 2 cores.
+# 8 rollouts per step, one PPO epoch of one optimiser step (an arm's _e<E> changes both),
+# 32 new tokens, lr 3e-4: about 20 s a step on 2 cores.
 PPO="--max_steps $STEPS --eval_every 10 --checkpoint_every 10 --micro_batch_size 4
-     --set ppo_batch=8 --set max_new_tokens=32 --set lr=3e-4"
+     --set ppo_batch=8 --set max_new_tokens=32 --set lr=3e-4 --set epochs=1 --set grad_accum=2"
 "$R" data --dataset ml-100k
 [ -f checkpoints/sasrec_ml-100k.json ] || "$R" train-ranker --dataset ml-100k
 [ -f checkpoints/basis_ml-100k.json ] || "$R" basis --dataset ml-100k
 [ -f checkpoints/lora_init_ml-100k/explainer.json ] || "$R" lora-init --dataset ml-100k
 for arm in "${ARMS[@]}"; do
-  base=$arm extra=(--set epochs=1 --grad_accum 2)
-  if [[ $base =~ ^(.+)_e([0-9]+)$ ]]; then
-    base=${BASH_REMATCH[1]} extra=(--set "epochs=${BASH_REMATCH[2]}" --grad_accum 1)
-  fi
-  if [[ $base =~ ^(.+)_g([0-9]+)$ ]]; then
-    base=${BASH_REMATCH[1]} extra+=(--group_size "${BASH_REMATCH[2]}")
-  fi
-  case "$base" in
-    shielded) flags=() ;;
-    no_proj) flags=(--no_projection) ;;
-    frozen) flags=(--freeze_items) ;;
-    kl0) flags=(--kl_beta 0) ;;
-    lora4) flags=(--lora_rank 4) ;;
-    tau*) flags=(--tau "${base#tau}") ;;
-    *) echo "unknown arm $arm" >&2; exit 2 ;;
-  esac
   # shellcheck disable=SC2086
-  "$R" ppo --dataset ml-100k --tag "$arm" $PPO "${flags[@]}" "${extra[@]}" --resume
+  "$R" ppo --dataset ml-100k --arm "$arm" $PPO --resume
 done
 for tag in base "${ARMS[@]}"; do
   "$R" audit --dataset ml-100k --tag "$tag" --users "$AUDIT_USERS"

@@ -152,21 +152,28 @@ pub(crate) fn one() -> usize {
     1
 }
 
+/// Changes to a dataset's configuration, applied over its section in this order: the named
+/// presets, the `key=value` pairs, then the key trees (so a CLI flag wins over `--set`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Presets of the file's `presets` section (e.g. `smoke`).
+    pub presets: Vec<String>,
+    /// `("ranker.hidden", "128")` pairs; values are parsed as YAML scalars.
+    pub sets: Vec<(String, String)>,
+    /// Trees of keys (e.g. a command's flags, serialised); null leaves are not given.
+    pub trees: Vec<Value>,
+}
+
 impl Config {
     /// Loads `dataset`'s configuration from the project's `experiments/recrl_default.yaml`,
     /// or from the copy compiled into the crate when the project has none.
     pub fn load_default(dataset: &str) -> Result<Self> {
-        let path = crate::paths::Layout::project().default_config();
-        if path.is_file() {
-            Self::load(&path, dataset, &[])
-        } else {
-            Self::from_yaml_str(EMBEDDED_YAML, "<embedded recrl_default.yaml>", dataset, &[])
-        }
+        let (text, origin) = default_document()?;
+        Self::from_yaml_str(&text, &origin, dataset, &Overrides::default())
     }
 
-    /// Loads `dataset`'s configuration from `path`, then applies `overrides` given as
-    /// `("ranker.hidden", "128")` pairs (values are parsed as YAML scalars).
-    pub fn load(path: &Path, dataset: &str, overrides: &[(String, String)]) -> Result<Self> {
+    /// Loads `dataset`'s configuration from `path`, then applies `overrides`.
+    pub fn load(path: &Path, dataset: &str, overrides: &Overrides) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::from_yaml_str(&text, &path.display().to_string(), dataset, overrides)
@@ -177,32 +184,11 @@ impl Config {
         text: &str,
         origin: &str,
         dataset: &str,
-        overrides: &[(String, String)],
+        overrides: &Overrides,
     ) -> Result<Self> {
-        let doc: Value = serde_yaml::from_str(text).with_context(|| format!("parsing {origin}"))?;
-        let Value::Mapping(top) = doc else {
-            bail!("{origin}: expected a mapping of sections at the top level");
-        };
-        let defaults = top
-            .get("defaults")
-            .cloned()
-            .ok_or_else(|| anyhow!("{origin}: no `defaults` section"))?;
-        let section = top.get(dataset).cloned().ok_or_else(|| {
-            let known: Vec<_> = top
-                .keys()
-                .filter_map(Value::as_str)
-                .filter(|k| *k != "defaults")
-                .collect();
-            anyhow!(
-                "{origin}: no section for dataset `{dataset}` (sections: {})",
-                known.join(", ")
-            )
-        })?;
-        let mut merged = defaults;
-        merge(&mut merged, section);
-        for (key, value) in overrides {
-            set_path(&mut merged, key, value).with_context(|| format!("override {key}={value}"))?;
-        }
+        let top = parse_sections(text, origin)?;
+        let mut merged = dataset_values(&top, origin, dataset)?;
+        apply(&mut merged, &top, origin, overrides)?;
         serde_path_to_error::deserialize(merged).map_err(|e| {
             anyhow!(
                 "{origin}, dataset `{dataset}`, key `{}`: {}",
@@ -212,10 +198,122 @@ impl Config {
         })
     }
 
+    /// This configuration with the preset `name` of the project's configuration file applied
+    /// (e.g. `smoke`: the small workloads of the notebooks' `--smoke` runs).
+    pub fn with_preset(&self, name: &str) -> Result<Self> {
+        let (text, origin) = default_document()?;
+        let preset = preset_of(&parse_sections(&text, &origin)?, &origin, name)?;
+        self.changed(&format!("preset `{name}`"), |doc| {
+            set_tree(doc, &preset, "")
+        })
+    }
+
+    /// This configuration with `sets` applied, as `--set key=value` would (see [`Overrides::sets`]).
+    pub fn with_sets(&self, sets: &[(String, String)]) -> Result<Self> {
+        self.changed("overrides", |doc| {
+            for (key, value) in sets {
+                set_scalar(doc, key, value).with_context(|| format!("override {key}={value}"))?;
+            }
+            Ok(())
+        })
+    }
+
     /// The configuration as YAML (what `recrl config` prints).
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).expect("a Config always serialises")
     }
+
+    /// This configuration as a YAML tree, changed by `change`, read back (`what` names the
+    /// change in errors).
+    fn changed(&self, what: &str, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<Self> {
+        let mut doc = serde_yaml::to_value(self).expect("a Config always serialises");
+        change(&mut doc).with_context(|| what.to_string())?;
+        serde_path_to_error::deserialize(doc)
+            .map_err(|e| anyhow!("{what}, key `{}`: {}", e.path(), e.inner()))
+    }
+}
+
+/// Top-level sections of the file that are not datasets.
+const NOT_DATASETS: [&str; 2] = ["defaults", "presets"];
+
+/// The project's configuration file, or the copy compiled into the crate: `(text, origin)`.
+fn default_document() -> Result<(String, String)> {
+    let path = crate::paths::Layout::project().default_config();
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok((text, path.display().to_string()))
+    } else {
+        Ok((
+            EMBEDDED_YAML.to_string(),
+            "<embedded recrl_default.yaml>".to_string(),
+        ))
+    }
+}
+
+/// The top-level mapping of a configuration document.
+fn parse_sections(text: &str, origin: &str) -> Result<Mapping> {
+    let doc: Value = serde_yaml::from_str(text).with_context(|| format!("parsing {origin}"))?;
+    let Value::Mapping(top) = doc else {
+        bail!("{origin}: expected a mapping of sections at the top level");
+    };
+    Ok(top)
+}
+
+/// `defaults` merged with `dataset`'s section.
+fn dataset_values(top: &Mapping, origin: &str, dataset: &str) -> Result<Value> {
+    let defaults = top
+        .get("defaults")
+        .cloned()
+        .ok_or_else(|| anyhow!("{origin}: no `defaults` section"))?;
+    let section = top
+        .get(dataset)
+        .filter(|_| dataset != "presets")
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<_> = top
+                .keys()
+                .filter_map(Value::as_str)
+                .filter(|k| !NOT_DATASETS.contains(k))
+                .collect();
+            anyhow!(
+                "{origin}: no section for dataset `{dataset}` (sections: {})",
+                known.join(", ")
+            )
+        })?;
+    let mut merged = defaults;
+    merge(&mut merged, section);
+    Ok(merged)
+}
+
+/// Applies `overrides` to `values` in their order (presets from `top`'s `presets` section).
+fn apply(values: &mut Value, top: &Mapping, origin: &str, overrides: &Overrides) -> Result<()> {
+    for name in &overrides.presets {
+        let preset = preset_of(top, origin, name)?;
+        set_tree(values, &preset, "").with_context(|| format!("preset `{name}`"))?;
+    }
+    for (key, value) in &overrides.sets {
+        set_scalar(values, key, value).with_context(|| format!("override {key}={value}"))?;
+    }
+    for tree in &overrides.trees {
+        set_tree(values, tree, "")?;
+    }
+    Ok(())
+}
+
+/// The preset `name` of the document's `presets` section.
+fn preset_of(top: &Mapping, origin: &str, name: &str) -> Result<Value> {
+    let presets = top.get("presets").and_then(Value::as_mapping);
+    presets.and_then(|p| p.get(name)).cloned().ok_or_else(|| {
+        let known: Vec<_> = presets
+            .into_iter()
+            .flat_map(|p| p.keys().filter_map(Value::as_str))
+            .collect();
+        anyhow!(
+            "{origin}: no preset `{name}` (presets: {})",
+            known.join(", ")
+        )
+    })
 }
 
 /// Deep merge: mappings merge key by key, anything else is replaced.
@@ -235,10 +333,39 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
-/// Sets a dotted key path (`ranker.hidden`) to a YAML scalar; the path must already exist,
-/// so a typo is an error instead of a silently ignored key.
-fn set_path(doc: &mut Value, dotted: &str, raw: &str) -> Result<()> {
+/// Sets a dotted key path to `raw` parsed as a YAML scalar (`--set ranker.hidden=128`).
+fn set_scalar(doc: &mut Value, dotted: &str, raw: &str) -> Result<()> {
     let value: Value = serde_yaml::from_str(raw).with_context(|| format!("parsing `{raw}`"))?;
+    set_path(doc, dotted, value)
+}
+
+/// Sets every leaf of `tree` at the same key path (below `prefix`) of `doc`, as [`set_path`]
+/// does; null leaves are skipped (an option that was not given).
+fn set_tree(doc: &mut Value, tree: &Value, prefix: &str) -> Result<()> {
+    let Value::Mapping(keys) = tree else {
+        bail!("expected a mapping of keys at `{prefix}`");
+    };
+    for (key, value) in keys {
+        let key = key
+            .as_str()
+            .ok_or_else(|| anyhow!("a key below `{prefix}` is not a string"))?;
+        let path = if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            Value::Null => {}
+            Value::Mapping(_) => set_tree(doc, value, &path)?,
+            leaf => set_path(doc, &path, leaf.clone())?,
+        }
+    }
+    Ok(())
+}
+
+/// Sets a dotted key path (`ranker.hidden`) to `value`; the path must already exist,
+/// so a typo is an error instead of a silently ignored key.
+fn set_path(doc: &mut Value, dotted: &str, value: Value) -> Result<()> {
     let mut node = doc;
     for part in dotted.split('.') {
         let map: &mut Mapping = node
@@ -257,10 +384,25 @@ mod tests {
     use super::*;
 
     const DOC: &str = include_str!("../../experiments/recrl_default.yaml");
+    const NONE: Overrides = Overrides {
+        presets: Vec::new(),
+        sets: Vec::new(),
+        trees: Vec::new(),
+    };
+
+    fn sets(pairs: &[(&str, &str)]) -> Overrides {
+        Overrides {
+            sets: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Overrides::default()
+        }
+    }
 
     #[test]
     fn dataset_section_overrides_defaults_and_nested_sections_merge() {
-        let c = Config::from_yaml_str(DOC, "test", "ml-100k", &[]).unwrap();
+        let c = Config::from_yaml_str(DOC, "test", "ml-100k", &NONE).unwrap();
         assert_eq!(c.ppo_batch, 16); // from the ml-100k section
         assert_eq!(c.kl_beta, 0.05); // from defaults
         assert_eq!(c.ranker.max_len, 50); // nested override
@@ -270,7 +412,7 @@ mod tests {
 
     #[test]
     fn seed_books_section_keeps_the_seed_values() {
-        let c = Config::from_yaml_str(DOC, "test", "books", &[]).unwrap();
+        let c = Config::from_yaml_str(DOC, "test", "books", &NONE).unwrap();
         assert_eq!((c.epochs, c.ppo_batch, c.sim_batch), (8, 256, 32));
         assert!(c.int8);
         assert_eq!(c.lr, 3e-5);
@@ -279,10 +421,10 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_typos_are_errors() {
-        let o = vec![("ranker.hidden".to_string(), "128".to_string())];
+        let o = sets(&[("ranker.hidden", "128")]);
         let c = Config::from_yaml_str(DOC, "test", "ml-100k", &o).unwrap();
         assert_eq!(c.ranker.hidden, 128);
-        let bad = vec![("ranker.hiden".to_string(), "128".to_string())];
+        let bad = sets(&[("ranker.hiden", "128")]);
         let err = Config::from_yaml_str(DOC, "test", "ml-100k", &bad).unwrap_err();
         assert!(
             format!("{err:#}").contains("unknown key `hiden`"),
@@ -291,26 +433,126 @@ mod tests {
     }
 
     #[test]
+    fn key_trees_apply_after_sets_and_skip_null_leaves() {
+        let tree: Value =
+            serde_yaml::from_str("kl_beta: 0\nlora_rank: null\nranker:\n  hidden: 32\n  blocks: ~")
+                .unwrap();
+        let o = Overrides {
+            sets: vec![
+                ("kl_beta".into(), "0.5".into()),
+                ("lora_rank".into(), "8".into()),
+            ],
+            trees: vec![tree],
+            ..Overrides::default()
+        };
+        let c = Config::from_yaml_str(DOC, "test", "ml-100k", &o).unwrap();
+        assert_eq!((c.kl_beta, c.lora_rank), (0.0, 8));
+        assert_eq!((c.ranker.hidden, c.ranker.blocks), (32, 2));
+        let typo = Overrides {
+            trees: vec![serde_yaml::from_str("ranker:\n  hiden: 3").unwrap()],
+            ..Overrides::default()
+        };
+        let err = Config::from_yaml_str(DOC, "test", "ml-100k", &typo).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown key `hiden` in `ranker.hiden`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_in_overrides_name_file_dataset_and_key() {
+        let err =
+            Config::from_yaml_str(DOC, "f.yaml", "ml-100k", &sets(&[("audit.users", "many")]))
+                .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("f.yaml") && msg.contains("ml-100k") && msg.contains("audit.users"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn smoke_preset_is_the_notebooks_small_workload() {
+        let o = Overrides {
+            presets: vec!["smoke".into()],
+            ..Overrides::default()
+        };
+        let c = Config::from_yaml_str(DOC, "test", "ml-100k", &o).unwrap();
+        assert_eq!(
+            (c.max_steps, c.ppo_batch, c.group_size, c.epochs),
+            (2, 2, 1, 1)
+        );
+        assert_eq!(
+            (c.micro_batch_size, c.max_new_tokens, c.canaries),
+            (2, 8, 1)
+        );
+        assert_eq!(c.ranker.epochs, 2);
+        assert_eq!(
+            (c.audit.users, c.audit.counterfactual, c.audit.bootstrap),
+            (4, 2, 50)
+        );
+        // everything else is the dataset's
+        let plain = Config::from_yaml_str(DOC, "test", "ml-100k", &NONE).unwrap();
+        assert_eq!(
+            (c.kl_beta, c.lr, c.ranker.max_len),
+            (plain.kl_beta, plain.lr, 50)
+        );
+        // the same preset on a loaded configuration, and after its own changes
+        let mut later = plain.clone();
+        later.max_steps = 20;
+        assert_eq!(later.with_preset("smoke").unwrap(), c);
+        let err = plain.with_preset("huge").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("no preset `huge` (presets: smoke)"),
+            "{err:#}"
+        );
+        assert!(Config::from_yaml_str(DOC, "f.yaml", "presets", &NONE).is_err());
+    }
+
+    #[test]
+    fn with_sets_changes_keys_of_a_loaded_configuration() {
+        let c = Config::from_yaml_str(DOC, "test", "ml-100k", &NONE).unwrap();
+        let d = c.with_sets(&[("kl_beta".into(), "0".into())]).unwrap();
+        assert_eq!(d.kl_beta, 0.0);
+        assert_eq!(
+            Config {
+                kl_beta: c.kl_beta,
+                ..d
+            },
+            c
+        );
+        assert!(c.with_sets(&[("kl_bta".into(), "0".into())]).is_err());
+        let err = c
+            .with_sets(&[("kl_beta".into(), "lots".into())])
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("kl_beta"), "{err:#}");
+    }
+
+    #[test]
     fn unknown_dataset_lists_the_sections() {
-        let err = Config::from_yaml_str(DOC, "f.yaml", "ml-10m", &[]).unwrap_err();
+        let err = Config::from_yaml_str(DOC, "f.yaml", "ml-10m", &NONE).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("f.yaml") && msg.contains("ml-100k") && msg.contains("steam"));
+        assert!(
+            !msg.contains("presets") && !msg.contains("defaults"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_and_mistyped_keys_name_the_key_path() {
         let doc = format!("{DOC}\nextra:\n  ranker:\n    hiddenn: 3\n");
-        let err = Config::from_yaml_str(&doc, "f.yaml", "extra", &[]).unwrap_err();
+        let err = Config::from_yaml_str(&doc, "f.yaml", "extra", &NONE).unwrap_err();
         assert!(format!("{err:#}").contains("ranker"), "{err:#}");
         let doc = format!("{DOC}\nextra:\n  kl_beta: lots\n");
-        let err = Config::from_yaml_str(&doc, "f.yaml", "extra", &[]).unwrap_err();
+        let err = Config::from_yaml_str(&doc, "f.yaml", "extra", &NONE).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("kl_beta") && msg.contains("extra"), "{msg}");
     }
 
     #[test]
     fn yaml_round_trip() {
-        let c = Config::from_yaml_str(DOC, "test", "steam", &[]).unwrap();
+        let c = Config::from_yaml_str(DOC, "test", "steam", &NONE).unwrap();
         let again: Config = serde_yaml::from_str(&c.to_yaml()).unwrap();
         assert_eq!(c, again);
     }

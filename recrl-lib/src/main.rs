@@ -1,8 +1,16 @@
 //! `recrl`: the pipeline's steps from the command line (one subcommand per step).
+//!
+//! A flag that sets a configuration key is one field, named like the key, of a `…Keys` struct:
+//! the struct is both the flags (clap) and, serialised, the tree of keys they override
+//! (`None` = not given). Multi-word flags are snake_case like the seed's (`--kl_beta`), with
+//! kebab-case aliases (`--kl-beta`).
 
 use anyhow::{bail, Result};
-use clap::{Parser, Subcommand};
-use recrl_lib::{assets, config::Config, data, display::Table, env, paths};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use recrl_lib::config::{Config, Overrides};
+use recrl_lib::ppo::{arms, Arm, Coupled};
+use recrl_lib::{assets, data, env, display::Table, paths};
+use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,21 +37,18 @@ enum Cmd {
         bench: bool,
     },
     /// Print the resolved configuration of a dataset.
-    Config(ConfigArgs),
+    Config {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        keys: RunKeys,
+    },
     /// Step 1: raw dataset → `data/proc/<ds>/` (Parquet, stats.json) + `data/_checksums/<ds>.json`.
     Data {
-        /// Dataset: ml-100k, ml-1m, ml-25m, books, bookcrossing, steam.
-        #[arg(long, default_value = "ml-100k")]
-        dataset: String,
-        /// Configuration file (default: experiments/recrl_default.yaml).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Iterative k-core (default: the configuration's data.k_core).
-        #[arg(long)]
-        k_core: Option<usize>,
-        /// Keep ratings >= this (default: the configuration's data.rating_threshold).
-        #[arg(long)]
-        rating_threshold: Option<f64>,
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        keys: DataKeys,
         /// Process even when the outputs are up to date.
         #[arg(long)]
         force: bool,
@@ -55,12 +60,8 @@ enum Cmd {
     Basis {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Energy threshold τ (key shield.tau).
-        #[arg(long)]
-        tau: Option<f64>,
-        /// Cap on the probe users (key shield.probe_users).
-        #[arg(long = "probe_users", alias = "probe-users")]
-        probe_users: Option<usize>,
+        #[command(flatten)]
+        keys: BasisKeys,
         /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
         #[arg(long)]
         device: Option<String>,
@@ -76,10 +77,10 @@ enum Cmd {
     /// `experiments/main_results.tex` and the figures in `figures/`.
     Aggregate {
         /// Arms expected per dataset; absent ones get a row marked missing (comma-separated).
-        #[arg(long, default_value = "base,shielded,no_proj,frozen,kl0,lora4")]
+        #[arg(long, default_value_t = recrl_lib::report::run::expected_arms().join(","))]
         arms: String,
         /// Only the HTML figures (no SVG/PNG through kaleido).
-        #[arg(long = "no_static", alias = "no-static")]
+        #[arg(long = "no_static")]
         no_static: bool,
         /// Re-score explanations even when their text_metrics.json is up to date.
         #[arg(long)]
@@ -96,80 +97,93 @@ enum Cmd {
     },
 }
 
-/// Flags of `recrl audit`.
-#[derive(clap::Args)]
-struct AuditArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
-    /// Arm to audit: `base` (the step-4 checkpoint, before RL) or a PPO tag (shielded, no_proj, …).
-    #[arg(long, default_value = "shielded")]
-    tag: String,
-    /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
-    #[arg(long = "ranker_ckpt", alias = "ranker-ckpt")]
-    ranker_ckpt: Option<PathBuf>,
-    /// Audit-set size (key audit.users).
-    #[arg(long)]
-    users: Option<usize>,
-    /// Policy thresholds (default: experiments/policy_thresholds.yaml).
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Exit non-zero when a threshold check fails.
-    #[arg(long)]
-    strict: bool,
-    /// Seed (audit-set sampling and generation).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
-    #[arg(long)]
-    device: Option<String>,
-}
-
-/// Which configuration: dataset section, file and `--set` overrides.
+/// Which configuration: dataset section, file, preset and `--set` overrides.
 #[derive(clap::Args)]
 struct ConfigArgs {
-    /// Dataset (its section of the configuration file).
+    /// Dataset (its section of the configuration file): ml-100k, ml-1m, ml-25m, books,
+    /// bookcrossing, steam.
     #[arg(long, default_value = "ml-100k")]
     dataset: String,
     /// Configuration file (default: experiments/recrl_default.yaml).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Override any key, e.g. --set ranker.hidden=128 (repeatable).
+    /// Apply a preset of the file's `presets` section first, e.g. smoke (the notebooks' small runs).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Override any key, e.g. --set ranker.hidden=128 (repeatable; flags win over it).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
 }
 
 impl ConfigArgs {
-    /// The resolved configuration, with `extra` overrides applied after `--set`.
-    fn load(&self, extra: Vec<(String, String)>) -> Result<Config> {
-        let mut overrides = parse_sets(&self.sets)?;
-        overrides.extend(extra);
-        let path = self
-            .config
-            .clone()
-            .unwrap_or_else(|| paths::Layout::project().default_config());
+    /// The resolved configuration: the dataset's section, the preset, `--set`, then `arm_sets`
+    /// (a named arm's keys), then the flags in `keys`.
+    fn load(&self, arm_sets: &[(String, String)], keys: &impl Serialize) -> Result<Config> {
+        let mut sets = parse_sets(&self.sets)?;
+        sets.extend_from_slice(arm_sets);
+        let overrides = Overrides {
+            presets: self.preset.iter().cloned().collect(),
+            sets,
+            trees: vec![serde_yaml::to_value(keys)?],
+        };
+        let path = self.config.clone().unwrap_or_else(|| paths::Layout::project().default_config());
         Config::load(&path, &self.dataset, &overrides)
     }
 }
 
-/// Flags of `recrl train-ranker`; each one overrides the `ranker` key of the same name.
-#[derive(clap::Args)]
-struct TrainRankerArgs {
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
+    sets.iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+            None => bail!("--set expects KEY=VALUE, got `{s}`"),
+        })
+        .collect()
+}
+
+/// `recrl data`'s keys (the `data` section).
+#[derive(clap::Args, Serialize)]
+struct DataKeys {
     #[command(flatten)]
-    config: ConfigArgs,
+    data: DataSection,
+}
+
+/// Keys of the `data` section (flags in kebab-case, as ever).
+#[derive(clap::Args, Serialize)]
+struct DataSection {
+    /// Iterative k-core (key data.k_core).
+    #[arg(long)]
+    k_core: Option<usize>,
+    /// Keep ratings >= this (key data.rating_threshold).
+    #[arg(long)]
+    rating_threshold: Option<f64>,
+}
+
+/// `recrl train-ranker`'s keys: the seed, and the `ranker` section.
+#[derive(clap::Args, Serialize)]
+#[command(rename_all = "snake_case")]
+struct TrainRankerKeys {
     /// Seed (default: the configuration's seed).
     #[arg(long)]
     seed: Option<u64>,
+    #[command(flatten)]
+    ranker: RankerSection,
+}
+
+/// Keys of the `ranker` section.
+#[derive(clap::Args, Serialize)]
+#[command(rename_all = "snake_case")]
+struct RankerSection {
     /// Maximum epochs.
     #[arg(long)]
     epochs: Option<usize>,
     /// Sequences (windows) per batch.
-    #[arg(long = "batch_size", alias = "batch-size")]
+    #[arg(long)]
     batch_size: Option<usize>,
     /// AdamW learning rate.
     #[arg(long)]
     lr: Option<f64>,
     /// AdamW weight decay.
-    #[arg(long = "weight_decay", alias = "weight-decay")]
+    #[arg(long)]
     weight_decay: Option<f64>,
     /// Hidden size.
     #[arg(long)]
@@ -181,7 +195,7 @@ struct TrainRankerArgs {
     #[arg(long)]
     heads: Option<usize>,
     /// Longest input sequence.
-    #[arg(long = "max_len", alias = "max-len")]
+    #[arg(long)]
     max_len: Option<usize>,
     /// Dropout rate.
     #[arg(long)]
@@ -196,11 +210,126 @@ struct TrainRankerArgs {
     #[arg(long)]
     patience: Option<usize>,
     /// Score with the input embeddings (classic SASRec; the shield needs them untied).
-    #[arg(long = "tie_output", alias = "tie-output")]
-    tie_output: bool,
-    /// Post-LN blocks instead of pre-LN.
-    #[arg(long = "post_ln", alias = "post-ln")]
-    post_ln: bool,
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    tie_output: Option<bool>,
+    /// Post-LN blocks instead of pre-LN (key pre_ln: false).
+    #[arg(long = "post_ln", num_args = 0, default_missing_value = "false")]
+    pre_ln: Option<bool>,
+}
+
+/// `recrl basis`'s keys (the `shield` section).
+#[derive(clap::Args, Serialize)]
+struct BasisKeys {
+    #[command(flatten)]
+    shield: ShieldSection,
+}
+
+/// Keys of the `shield` section.
+#[derive(clap::Args, Serialize)]
+#[command(rename_all = "snake_case")]
+struct ShieldSection {
+    /// Energy threshold τ (key shield.tau).
+    #[arg(long)]
+    tau: Option<f64>,
+    /// Cap on the probe users (key shield.probe_users).
+    #[arg(long)]
+    probe_users: Option<usize>,
+}
+
+/// `recrl lora-init`'s keys.
+#[derive(clap::Args, Serialize)]
+#[command(rename_all = "snake_case")]
+struct LoraInitKeys {
+    /// LoRA rank.
+    #[arg(long)]
+    lora_rank: Option<usize>,
+    /// Int8 weight-only quantisation of the frozen base.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    int8: Option<bool>,
+    /// Explainer weights: a GGUF file or a Hugging Face folder (key explainer_model).
+    #[arg(long = "model")]
+    explainer_model: Option<PathBuf>,
+    /// Seed of the adapter and W_p initialisation and of the sample explanations.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// The run's keys (`recrl ppo`, `recrl config`): the seed's flags, each the key of its name.
+#[derive(clap::Args, Serialize)]
+#[command(rename_all = "snake_case")]
+struct RunKeys {
+    /// LoRA rank.
+    #[arg(long)]
+    lora_rank: Option<usize>,
+    /// Per-token KL penalty β.
+    #[arg(long)]
+    kl_beta: Option<f64>,
+    /// Rollouts per forward/backward pass.
+    #[arg(long)]
+    micro_batch_size: Option<usize>,
+    /// Micro-batches per optimiser step.
+    #[arg(long)]
+    grad_accum: Option<usize>,
+    /// Rollouts per user prompt; above 1, a group baseline replaces the value head.
+    #[arg(long)]
+    group_size: Option<usize>,
+    /// Prompt + reply token budget.
+    #[arg(long)]
+    max_seq_len_explainer: Option<usize>,
+    /// Characters of an explanation kept for scoring and logs.
+    #[arg(long)]
+    explanation_max_len: Option<usize>,
+    /// Synthetic secrets appended to prompts, for the audit's canary exposure.
+    #[arg(long)]
+    canaries: Option<usize>,
+    /// PPO steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Int8 weight-only base model.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    int8: Option<bool>,
+    #[command(flatten)]
+    shield: TauKey,
+}
+
+/// The `shield.tau` key as `--tau`.
+#[derive(clap::Args, Serialize)]
+struct TauKey {
+    /// Energy threshold τ (key shield.tau); `recrl ppo` refits the basis at it instead of
+    /// loading it (the τ sweep).
+    #[arg(long)]
+    tau: Option<f64>,
+}
+
+/// `recrl audit`'s keys.
+#[derive(clap::Args, Serialize)]
+struct AuditKeys {
+    /// Seed (audit-set sampling and generation).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    audit: AuditSection,
+}
+
+/// Keys of the `audit` section.
+#[derive(clap::Args, Serialize)]
+struct AuditSection {
+    /// Audit-set size (key audit.users).
+    #[arg(long)]
+    users: Option<usize>,
+}
+
+/// Flags of `recrl train-ranker`.
+#[derive(clap::Args)]
+#[command(rename_all = "snake_case")]
+struct TrainRankerArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    keys: TrainRankerKeys,
     /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
     #[arg(long)]
     device: Option<String>,
@@ -209,53 +338,13 @@ struct TrainRankerArgs {
     bf16: bool,
 }
 
-impl TrainRankerArgs {
-    /// The flags as configuration overrides (`ranker.<key>=<value>`).
-    fn overrides(&self) -> Vec<(String, String)> {
-        let mut o = Vec::new();
-        let mut put = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                o.push((k.to_string(), v));
-            }
-        };
-        let s = |v: Option<usize>| v.map(|v| v.to_string());
-        let f = |v: Option<f64>| v.map(|v| v.to_string());
-        put("seed", self.seed.map(|v| v.to_string()));
-        put("ranker.epochs", s(self.epochs));
-        put("ranker.batch_size", s(self.batch_size));
-        put("ranker.lr", f(self.lr));
-        put("ranker.weight_decay", f(self.weight_decay));
-        put("ranker.hidden", s(self.hidden));
-        put("ranker.blocks", s(self.blocks));
-        put("ranker.heads", s(self.heads));
-        put("ranker.max_len", s(self.max_len));
-        put("ranker.dropout", f(self.dropout));
-        put("ranker.loss", self.loss.clone());
-        put("ranker.negatives", s(self.negatives));
-        put("ranker.patience", s(self.patience));
-        put("ranker.tie_output", self.tie_output.then(|| "true".into()));
-        put("ranker.pre_ln", self.post_ln.then(|| "false".into()));
-        o
-    }
-}
-
-/// Flags of `recrl lora-init`; each one overrides the configuration key of the same name.
+/// Flags of `recrl lora-init`.
 #[derive(clap::Args)]
 struct LoraInitArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// LoRA rank.
-    #[arg(long = "lora_rank", alias = "lora-rank")]
-    lora_rank: Option<usize>,
-    /// Int8 weight-only quantisation of the frozen base.
-    #[arg(long)]
-    int8: bool,
-    /// Explainer weights: a GGUF file or a Hugging Face folder (key explainer_model).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Seed of the adapter and W_p initialisation and of the sample explanations.
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    keys: LoraInitKeys,
     /// Users to write a sample explanation for (greedy), 0 for none.
     #[arg(long, default_value_t = 3)]
     users: usize,
@@ -264,90 +353,38 @@ struct LoraInitArgs {
     device: Option<String>,
 }
 
-impl LoraInitArgs {
-    fn overrides(&self) -> Vec<(String, String)> {
-        let mut o = Vec::new();
-        if let Some(r) = self.lora_rank {
-            o.push(("lora_rank".into(), r.to_string()));
-        }
-        if self.int8 {
-            o.push(("int8".into(), "true".into()));
-        }
-        if let Some(m) = &self.model {
-            o.push(("explainer_model".into(), m.display().to_string()));
-        }
-        if let Some(s) = self.seed {
-            o.push(("seed".into(), s.to_string()));
-        }
-        o
-    }
-}
-
-/// Flags of `recrl ppo` (the seed's names); each overrides the configuration key of the same name.
+/// Flags of `recrl ppo` (the seed's names).
 #[derive(clap::Args)]
+#[command(rename_all = "snake_case")]
 struct PpoArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(flatten)]
+    keys: RunKeys,
+    /// A named arm and its keys (applied after --set, before the flags): shielded, no_proj,
+    /// frozen, kl0, lora4, `tau<τ>`, each with optional `_g<G>` and `_e<E>` (see ppo::arms::ARMS).
+    #[arg(long)]
+    arm: Option<String>,
     /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
-    #[arg(long = "ranker_ckpt", alias = "ranker-ckpt")]
+    #[arg(long)]
     ranker_ckpt: Option<PathBuf>,
     /// Folder (or file in it) of the shield basis (default: checkpoints/).
-    #[arg(long = "projection_basis", alias = "projection-basis")]
-    projection_basis: Option<PathBuf>,
-    /// Fit the basis at this τ now instead of loading it (the τ sweep).
     #[arg(long)]
-    tau: Option<f64>,
+    projection_basis: Option<PathBuf>,
     /// Train E without the shield (the no_proj arm).
-    #[arg(long = "no_projection", alias = "no-projection")]
+    #[arg(long)]
     no_projection: bool,
     /// Keep E frozen (the control arm).
-    #[arg(long = "freeze_items", alias = "freeze-items")]
-    freeze_items: bool,
-    /// LoRA rank.
-    #[arg(long = "lora_rank", alias = "lora-rank")]
-    lora_rank: Option<usize>,
-    /// Per-token KL penalty β.
-    #[arg(long = "kl_beta", alias = "kl-beta")]
-    kl_beta: Option<f64>,
-    /// Rollouts per forward/backward pass.
-    #[arg(long = "micro_batch_size", alias = "micro-batch-size")]
-    micro_batch_size: Option<usize>,
-    /// Micro-batches per optimiser step.
-    #[arg(long = "grad_accum", alias = "grad-accum")]
-    grad_accum: Option<usize>,
-    /// Rollouts per user prompt; above 1, a group baseline replaces the value head.
-    #[arg(long = "group_size", alias = "group-size")]
-    group_size: Option<usize>,
-    /// Prompt + reply token budget.
-    #[arg(long = "max_seq_len_explainer", alias = "max-seq-len-explainer")]
-    max_seq_len_explainer: Option<usize>,
-    /// Characters of an explanation kept for scoring and logs.
-    #[arg(long = "explanation_max_len", alias = "explanation-max-len")]
-    explanation_max_len: Option<usize>,
-    /// Synthetic secrets appended to prompts, for the audit's canary exposure.
     #[arg(long)]
-    canaries: Option<usize>,
-    /// PPO steps.
-    #[arg(long = "max_steps", alias = "max-steps")]
-    max_steps: Option<usize>,
-    /// Run name: `logs/<ds>/<tag>/` (default: the arm, e.g. shielded, no_proj, frozen, kl0).
+    freeze_items: bool,
+    /// Run name: `logs/<ds>/<tag>/` (default: --arm, else the flags' arm, e.g. shielded, kl0).
     #[arg(long)]
     tag: Option<String>,
-    /// Seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Int8 weight-only base model.
-    #[arg(long)]
-    int8: bool,
     /// Validation drift every N steps.
-    #[arg(long = "eval_every", alias = "eval-every", default_value_t = 10)]
+    #[arg(long, default_value_t = 10)]
     eval_every: usize,
     /// Save a resumable snapshot every N steps (and at the end) in `checkpoints/ppo_<ds>_<tag>/resume/`.
-    #[arg(
-        long = "checkpoint_every",
-        alias = "checkpoint-every",
-        default_value_t = 10
-    )]
+    #[arg(long, default_value_t = 10)]
     checkpoint_every: usize,
     /// Continue the arm from its last snapshot (a killed run picks up where it stopped;
     /// a larger --max_steps extends a finished one).
@@ -359,82 +396,96 @@ struct PpoArgs {
 }
 
 impl PpoArgs {
-    fn overrides(&self) -> Vec<(String, String)> {
-        let mut o = Vec::new();
-        let mut put = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                o.push((k.to_string(), v));
-            }
-        };
-        put("lora_rank", self.lora_rank.map(|v| v.to_string()));
-        put("kl_beta", self.kl_beta.map(|v| v.to_string()));
-        put(
-            "micro_batch_size",
-            self.micro_batch_size.map(|v| v.to_string()),
-        );
-        put("grad_accum", self.grad_accum.map(|v| v.to_string()));
-        put("group_size", self.group_size.map(|v| v.to_string()));
-        put(
-            "max_seq_len_explainer",
-            self.max_seq_len_explainer.map(|v| v.to_string()),
-        );
-        put(
-            "explanation_max_len",
-            self.explanation_max_len.map(|v| v.to_string()),
-        );
-        put("max_steps", self.max_steps.map(|v| v.to_string()));
-        put("canaries", self.canaries.map(|v| v.to_string()));
-        put("seed", self.seed.map(|v| v.to_string()));
-        put("int8", self.int8.then(|| "true".to_string()));
-        put("shield.tau", self.tau.map(|v| v.to_string()));
-        o
+    /// The configuration (`--arm`'s keys after `--set`, the flags last) and the arm to run.
+    fn configure(&self) -> Result<(Config, Arm)> {
+        let named = self.arm.as_deref().map(Arm::named).transpose()?;
+        let arm_sets = named.as_ref().map_or(&[][..], |a| &a.sets);
+        let cfg = self.config.load(arm_sets, &self.keys)?;
+        let arm = self.pick_arm(named.as_ref(), &cfg);
+        Ok((cfg, arm))
     }
 
-    /// The arm these flags select.
-    fn coupled(&self) -> recrl_lib::ppo::Coupled {
-        use recrl_lib::ppo::Coupled;
-        match (self.freeze_items, self.no_projection) {
-            (true, _) => Coupled::Frozen,
-            (false, true) => Coupled::NoProjection,
-            _ => Coupled::Shielded,
-        }
-    }
-
-    /// `--tag`, else the arm's name (kl0 when β = 0, with the τ when refitted).
-    fn tag(&self, cfg: &Config) -> String {
-        use recrl_lib::ppo::Coupled;
-        if let Some(t) = &self.tag {
-            return t.clone();
-        }
-        let mut t = match self.coupled() {
-            Coupled::Frozen => "frozen".to_string(),
-            Coupled::NoProjection => "no_proj".to_string(),
-            Coupled::Shielded => "shielded".to_string(),
+    /// The arm to run: `named` (from `--arm`) or the flags' own, changed by `--freeze_items`,
+    /// `--no_projection` and `--tau`; its tag is `--tag`, else the name, else
+    /// [`arms::tag_for`] the flags.
+    fn pick_arm(&self, named: Option<&Arm>, cfg: &Config) -> Arm {
+        let coupled = match (self.freeze_items, self.no_projection, named) {
+            (true, _, _) => Coupled::Frozen,
+            (false, true, _) => Coupled::NoProjection,
+            (false, false, Some(a)) => a.coupled,
+            (false, false, None) => Coupled::Shielded,
         };
-        if cfg.kl_beta == 0.0 {
-            t = "kl0".into();
+        let tau = self.keys.shield.tau.or(named.and_then(|a| a.tau));
+        let tag = match (&self.tag, named) {
+            (Some(t), _) => t.clone(),
+            (None, Some(a)) => a.tag.clone(),
+            (None, None) => arms::tag_for(coupled, cfg.kl_beta, tau, self.keys.lora_rank),
+        };
+        Arm {
+            tag,
+            coupled,
+            tau,
+            sets: named.map_or_else(Vec::new, |a| a.sets.clone()),
         }
-        if let Some(tau) = self.tau {
-            t.push_str(&format!("_tau{tau}"));
-        }
-        if let Some(r) = self.lora_rank {
-            t.push_str(&format!("_lora{r}"));
-        }
-        t
     }
 }
 
-fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
-    sets.iter()
-        .map(|s| match s.split_once('=') {
-            Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
-            None => bail!("--set expects KEY=VALUE, got `{s}`"),
+/// Flags of `recrl audit`.
+#[derive(clap::Args)]
+#[command(rename_all = "snake_case")]
+struct AuditArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    keys: AuditKeys,
+    /// Arm to audit: `base` (the step-4 checkpoint, before RL) or a PPO tag (shielded, no_proj, …).
+    #[arg(long, default_value = "shielded")]
+    tag: String,
+    /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
+    #[arg(long)]
+    ranker_ckpt: Option<PathBuf>,
+    /// Policy thresholds (default: experiments/policy_thresholds.yaml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Exit non-zero when a threshold check fails.
+    #[arg(long)]
+    strict: bool,
+    /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+}
+
+/// The command line, with a kebab-case alias for every snake_case flag (`--kl-beta`).
+fn command() -> clap::Command {
+    fn with_aliases(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|a| {
+            let kebab = a
+                .get_long()
+                .filter(|l| l.contains('_'))
+                .map(|l| l.replace('_', "-"));
+            match kebab {
+                // clap keeps names as `&'static str`: the few aliases live as long as the program
+                Some(alias) => a.alias(&*Box::leak(alias.into_boxed_str())),
+                None => a,
+            }
         })
-        .collect()
+        .mut_subcommands(with_aliases)
+    }
+    with_aliases(Cli::command())
+}
+
+/// Parses `args` (the first is the program's name) as [`command`] does.
+fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::from_arg_matches(&command().try_get_matches_from(args)?)
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -446,8 +497,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Env { json, bench } => cmd_env(json, bench),
-        Cmd::Config(args) => {
-            print!("{}", args.load(Vec::new())?.to_yaml());
+        Cmd::Config { config, keys } => {
+            print!("{}", config.load(&[], &keys)?.to_yaml());
             Ok(())
         }
         Cmd::Assets { group } => cmd_assets(&group),
@@ -463,32 +514,19 @@ fn run(cli: Cli) -> Result<()> {
         } => cmd_aggregate(&arms, !no_static, rescore, &device),
         Cmd::Basis {
             config,
-            tau,
-            probe_users,
+            keys,
             device,
-        } => {
-            let mut o = Vec::new();
-            if let Some(t) = tau {
-                o.push(("shield.tau".to_string(), t.to_string()));
-            }
-            if let Some(p) = probe_users {
-                o.push(("shield.probe_users".to_string(), p.to_string()));
-            }
-            cmd_basis(&config, o, &device)
-        }
+        } => cmd_basis(&config, &keys, &device),
         Cmd::Data {
-            dataset,
             config,
-            k_core,
-            rating_threshold,
+            keys,
             force,
         } => {
-            let name: data::DatasetName = dataset.parse()?;
-            let path = config.unwrap_or_else(|| paths::Layout::project().default_config());
-            let cfg = Config::load(&path, name.as_str(), &[])?;
+            let name: data::DatasetName = config.dataset.parse()?;
+            let cfg = config.load(&[], &keys)?;
             let settings = data::store::Settings {
-                k_core: k_core.unwrap_or(cfg.data.k_core),
-                rating_threshold: rating_threshold.unwrap_or(cfg.data.rating_threshold),
+                k_core: cfg.data.k_core,
+                rating_threshold: cfg.data.rating_threshold,
             };
             let root = paths::project_root();
             let (_, stats, _) = data::prepare(&root, name, settings, force, |l| eprintln!("{l}"))?;
@@ -530,7 +568,7 @@ fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
     use recrl_lib::ranker::{self, TrainEvent, TrainOptions};
     use std::io::IsTerminal;
     let name: data::DatasetName = args.config.dataset.parse()?;
-    let cfg = args.config.load(args.overrides())?;
+    let cfg = args.config.load(&[], &args.keys)?;
     let root = paths::project_root();
     let ds = data::store::load(&root, name)?;
     let device = pick_device(&args.device);
@@ -589,18 +627,14 @@ fn pick_device(flag: &Option<String>) -> tch::Device {
     }
 }
 
-fn cmd_basis(
-    args: &ConfigArgs,
-    overrides: Vec<(String, String)>,
-    device: &Option<String>,
-) -> Result<()> {
+fn cmd_basis(args: &ConfigArgs, keys: &BasisKeys, device: &Option<String>) -> Result<()> {
     use recrl_lib::shield::report;
     let name: data::DatasetName = args.dataset.parse()?;
-    let cfg = args.load(overrides)?;
+    let cfg = args.load(&[], keys)?;
     let root = paths::project_root();
     let ds = data::store::load(&root, name)?;
     let ranker =
-        recrl_lib::ranker::Ranker::load(&root.join("checkpoints"), &ds, pick_device(device))?;
+        recrl_lib::ranker::Ranker::load(&paths::Layout::new(&root).checkpoints(), &ds, pick_device(device))?;
     let (basis, meta, probes) = report::fit_and_save(&root, &ds, &ranker, &cfg.shield, cfg.seed)?;
     eprintln!(
         "{} probe users, d = {}: τ = {} keeps k = {} ({:.4}% of the energy)",
@@ -638,11 +672,11 @@ fn cmd_basis(
 fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
     use recrl_lib::explainer::{init, GenerationConfig};
     let name: data::DatasetName = args.config.dataset.parse()?;
-    let cfg = args.config.load(args.overrides())?;
+    let cfg = args.config.load(&[], &args.keys)?;
     let root = paths::project_root();
     let device = pick_device(&args.device);
     let ds = data::store::load(&root, name)?;
-    let ranker = recrl_lib::ranker::Ranker::load(&root.join("checkpoints"), &ds, device)?;
+    let ranker = recrl_lib::ranker::Ranker::load(&paths::Layout::new(&root).checkpoints(), &ds, device)?;
     env::seed_everything(cfg.seed);
     let t0 = std::time::Instant::now();
     let mut ex = init::load_configured(&root, &cfg, device)?;
@@ -685,20 +719,19 @@ fn dir_of(path: Option<&PathBuf>, default: PathBuf) -> PathBuf {
 }
 
 fn cmd_ppo(args: &PpoArgs) -> Result<()> {
-    use recrl_lib::ppo::{arm_dirs, arms::Schedule, run_arm, Arm};
+    use recrl_lib::ppo::{arms::Schedule, run_arm};
     let name: data::DatasetName = args.config.dataset.parse()?;
-    let cfg = args.config.load(args.overrides())?;
+    let (cfg, arm) = args.configure()?;
     let root = paths::project_root();
     let device = pick_device(&args.device);
     let ds = data::store::load(&root, name)?;
-    let arm = Arm {
-        tag: args.tag(&cfg),
-        coupled: args.coupled(),
-        tau: args.tau,
-    };
-    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), root.join("checkpoints"));
-    let basis_dir = dir_of(args.projection_basis.as_ref(), root.join("checkpoints"));
-    let (log_dir, ckpt_dir) = arm_dirs(&root, name.as_str(), &arm.tag);
+    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), paths::Layout::new(&root).checkpoints());
+    let basis_dir = dir_of(args.projection_basis.as_ref(), paths::Layout::new(&root).checkpoints());
+    let layout = paths::Layout::new(&root);
+    let (log_dir, ckpt_dir) = (
+        layout.run_logs(name.as_str(), &arm.tag),
+        layout.ppo_dir(name.as_str(), &arm.tag),
+    );
     eprintln!(
         "{name}: arm {} ({:?}), {} steps × {} rollouts on {device:?}; logs in {}",
         arm.tag,
@@ -752,21 +785,14 @@ fn cmd_aggregate(arms: &str, statics: bool, rescore: bool, device: &Option<Strin
 fn cmd_audit(args: &AuditArgs) -> Result<()> {
     use recrl_lib::audit::{self, view, Thresholds};
     let name: data::DatasetName = args.config.dataset.parse()?;
-    let mut o = Vec::new();
-    if let Some(u) = args.users {
-        o.push(("audit.users".to_string(), u.to_string()));
-    }
-    if let Some(s) = args.seed {
-        o.push(("seed".to_string(), s.to_string()));
-    }
-    let cfg = args.config.load(o)?;
+    let cfg = args.config.load(&[], &args.keys)?;
     let root = paths::project_root();
     let thresholds = match &args.policy {
         Some(p) => Thresholds::load(p)?,
         None => Thresholds::for_project(&root)?,
     };
     let ds = data::store::load(&root, name)?;
-    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), root.join("checkpoints"));
+    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), paths::Layout::new(&root).checkpoints());
     let device = pick_device(&args.device);
     eprintln!(
         "{name}: auditing {} ({} users) on {device:?}",
@@ -827,34 +853,191 @@ fn cmd_assets(group: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Args;
+
+    /// The configuration `recrl <args>` runs with.
+    fn configuration(args: &[&str]) -> Result<Config> {
+        let cli = parse_from(std::iter::once("recrl").chain(args.iter().copied()))?;
+        match &cli.command {
+            Cmd::Config { config, keys } => config.load(&[], keys),
+            Cmd::Data { config, keys, .. } => config.load(&[], keys),
+            Cmd::TrainRanker(a) => a.config.load(&[], &a.keys),
+            Cmd::Basis { config, keys, .. } => config.load(&[], keys),
+            Cmd::LoraInit(a) => a.config.load(&[], &a.keys),
+            Cmd::Ppo(a) => Ok(a.configure()?.0),
+            Cmd::Audit(a) => a.config.load(&[], &a.keys),
+            _ => bail!("{args:?} reads no configuration"),
+        }
+    }
+
+    /// The subcommands that read the configuration.
+    const CONFIGURED: [&str; 7] = [
+        "config",
+        "data",
+        "train-ranker",
+        "basis",
+        "lora-init",
+        "ppo",
+        "audit",
+    ];
+
+    /// The seed's run flags (`recrl ppo`, `recrl config`) with values other than ml-100k's,
+    /// and the `--set` each one equals.
+    const RUN_FLAGS: &[(&[&str], &str)] = &[
+        (&["--lora_rank", "4"], "lora_rank=4"),
+        (&["--kl_beta", "0"], "kl_beta=0"),
+        (&["--micro_batch_size", "2"], "micro_batch_size=2"),
+        (&["--grad_accum", "3"], "grad_accum=3"),
+        (&["--group_size", "4"], "group_size=4"),
+        (
+            &["--max_seq_len_explainer", "300"],
+            "max_seq_len_explainer=300",
+        ),
+        (&["--explanation_max_len", "200"], "explanation_max_len=200"),
+        (&["--canaries", "2"], "canaries=2"),
+        (&["--max_steps", "7"], "max_steps=7"),
+        (&["--seed", "5"], "seed=5"),
+        (&["--int8"], "int8=true"),
+        (&["--tau", "0.99"], "shield.tau=0.99"),
+    ];
+
+    /// The other subcommands' key flags, likewise.
+    const STEP_FLAGS: &[(&str, &[&str], &str)] = &[
+        ("data", &["--k-core", "3"], "data.k_core=3"),
+        (
+            "data",
+            &["--rating-threshold", "3.5"],
+            "data.rating_threshold=3.5",
+        ),
+        ("train-ranker", &["--seed", "7"], "seed=7"),
+        ("train-ranker", &["--epochs", "3"], "ranker.epochs=3"),
+        (
+            "train-ranker",
+            &["--batch_size", "32"],
+            "ranker.batch_size=32",
+        ),
+        ("train-ranker", &["--lr", "0.002"], "ranker.lr=0.002"),
+        (
+            "train-ranker",
+            &["--weight_decay", "0.1"],
+            "ranker.weight_decay=0.1",
+        ),
+        ("train-ranker", &["--hidden", "32"], "ranker.hidden=32"),
+        ("train-ranker", &["--blocks", "3"], "ranker.blocks=3"),
+        ("train-ranker", &["--heads", "2"], "ranker.heads=2"),
+        ("train-ranker", &["--max_len", "20"], "ranker.max_len=20"),
+        ("train-ranker", &["--dropout", "0.1"], "ranker.dropout=0.1"),
+        ("train-ranker", &["--loss", "bce"], "ranker.loss=bce"),
+        ("train-ranker", &["--negatives", "4"], "ranker.negatives=4"),
+        ("train-ranker", &["--patience", "5"], "ranker.patience=5"),
+        ("train-ranker", &["--tie_output"], "ranker.tie_output=true"),
+        ("train-ranker", &["--post_ln"], "ranker.pre_ln=false"),
+        ("basis", &["--tau", "0.99"], "shield.tau=0.99"),
+        ("basis", &["--probe_users", "500"], "shield.probe_users=500"),
+        ("lora-init", &["--lora_rank", "4"], "lora_rank=4"),
+        ("lora-init", &["--int8"], "int8=true"),
+        (
+            "lora-init",
+            &["--model", "m.gguf"],
+            "explainer_model=m.gguf",
+        ),
+        ("lora-init", &["--seed", "3"], "seed=3"),
+        ("audit", &["--users", "12"], "audit.users=12"),
+        ("audit", &["--seed", "9"], "seed=9"),
+    ];
+
+    fn every_key_flag() -> Vec<(&'static str, &'static [&'static str], &'static str)> {
+        let run = RUN_FLAGS
+            .iter()
+            .flat_map(|&(f, s)| [("ppo", f, s), ("config", f, s)]);
+        STEP_FLAGS.iter().copied().chain(run).collect()
+    }
 
     #[test]
-    fn lora_init_flags_become_configuration_overrides() {
-        let cli = Cli::try_parse_from([
-            "recrl",
-            "lora-init",
-            "--lora_rank",
-            "4",
-            "--int8",
-            "--model",
-            "m.gguf",
-            "--seed",
-            "3",
-        ])
-        .unwrap();
-        let Cmd::LoraInit(args) = cli.command else {
-            panic!("not lora-init")
-        };
-        let cfg = args.config.load(args.overrides()).unwrap();
-        assert_eq!(cfg.lora_rank, 4);
-        assert!(cfg.int8);
-        assert_eq!(cfg.explainer_model, PathBuf::from("m.gguf"));
-        assert_eq!(cfg.seed, 3);
+    fn each_flag_lands_on_its_key() {
+        for (sub, flag, set) in every_key_flag() {
+            let flagged = configuration(&[&[sub][..], flag].concat()).unwrap();
+            let via_set = configuration(&[sub, "--set", set]).unwrap();
+            let plain = configuration(&[sub]).unwrap();
+            assert_eq!(flagged, via_set, "{sub} {flag:?} is not --set {set}");
+            assert_ne!(flagged, plain, "{sub} {flag:?} changes nothing");
+        }
+    }
+
+    #[test]
+    fn every_key_flag_is_tested() {
+        let keys = [
+            ("data", DataKeys::augment_args(clap::Command::new("k"))),
+            (
+                "train-ranker",
+                TrainRankerKeys::augment_args(clap::Command::new("k")),
+            ),
+            ("basis", BasisKeys::augment_args(clap::Command::new("k"))),
+            (
+                "lora-init",
+                LoraInitKeys::augment_args(clap::Command::new("k")),
+            ),
+            ("ppo", RunKeys::augment_args(clap::Command::new("k"))),
+            ("config", RunKeys::augment_args(clap::Command::new("k"))),
+            ("audit", AuditKeys::augment_args(clap::Command::new("k"))),
+        ];
+        let tested = every_key_flag();
+        for (sub, cmd) in keys {
+            for long in cmd.get_arguments().filter_map(|a| a.get_long()) {
+                let flag = format!("--{long}");
+                assert!(
+                    tested.iter().any(|(s, f, _)| *s == sub && f[0] == flag),
+                    "{sub} {flag} untested"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn kebab_case_aliases_and_flags_winning_over_set() {
+        let snake = configuration(&["ppo", "--kl_beta", "0", "--max_steps", "3"]).unwrap();
+        let kebab = configuration(&["ppo", "--kl-beta", "0", "--max-steps", "3"]).unwrap();
+        assert_eq!(snake, kebab);
+        let k = configuration(&["train-ranker", "--batch-size", "16", "--post-ln"]).unwrap();
+        assert_eq!((k.ranker.batch_size, k.ranker.pre_ln), (16, false));
+        let both = configuration(&["ppo", "--set", "kl_beta=0.5", "--kl_beta", "0"]).unwrap();
+        assert_eq!(both.kl_beta, 0.0);
+        assert!(parse_from(["recrl", "aggregate", "--no-static"]).is_ok());
+        assert!(parse_from(["recrl", "train-ranker", "--epochs", "x"]).is_err());
+    }
+
+    #[test]
+    fn set_and_preset_work_on_every_subcommand_and_unknown_keys_error() {
+        for sub in CONFIGURED {
+            let cfg = configuration(&[sub, "--set", "audit.bootstrap=7"]).unwrap();
+            assert_eq!(cfg.audit.bootstrap, 7, "{sub}");
+            let smoke = configuration(&[sub, "--preset", "smoke"]).unwrap();
+            assert_eq!((smoke.max_steps, smoke.audit.users), (2, 4), "{sub}");
+            let err = configuration(&[sub, "--set", "ranker.hiden=3"]).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("unknown key `hiden` in `ranker.hiden`"),
+                "{sub}: {err:#}"
+            );
+            let err = configuration(&[sub, "--set", "kl_beta=lots"]).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("recrl_default.yaml")
+                    && msg.contains("dataset `ml-100k`")
+                    && msg.contains("key `kl_beta`"),
+                "{sub}: {msg}"
+            );
+        }
+        assert!(configuration(&["env"]).is_err());
     }
 
     #[test]
     fn audit_flags_parse() {
-        let cli = Cli::try_parse_from([
+        let cli = parse_from([
             "recrl", "audit", "--tag", "base", "--users", "12", "--strict", "--policy", "p.yaml",
         ])
         .unwrap();
@@ -862,128 +1045,97 @@ mod tests {
             panic!("not audit")
         };
         assert_eq!(
-            (a.tag.as_str(), a.users, a.strict),
+            (a.tag.as_str(), a.keys.audit.users, a.strict),
             ("base", Some(12), true)
         );
         assert_eq!(a.policy, Some(PathBuf::from("p.yaml")));
     }
 
-    #[test]
-    fn ppo_flags_become_configuration_overrides_and_pick_the_arm() {
-        let cli = Cli::try_parse_from([
-            "recrl",
-            "ppo",
-            "--no_projection",
-            "--lora_rank",
-            "4",
-            "--kl_beta",
-            "0",
-            "--micro_batch_size",
-            "2",
-            "--grad_accum",
-            "3",
-            "--group_size",
-            "4",
-            "--max_seq_len_explainer",
-            "300",
-            "--explanation_max_len",
-            "200",
-            "--max_steps",
-            "7",
-            "--seed",
-            "5",
-            "--int8",
-        ])
+    fn ppo(args: &[&str]) -> (Config, Arm) {
+        let cli = parse_from(
+            std::iter::once("recrl")
+                .chain(["ppo"])
+                .chain(args.iter().copied()),
+        )
         .unwrap();
         let Cmd::Ppo(args) = cli.command else {
             panic!("not ppo")
         };
-        let cfg = args.config.load(args.overrides()).unwrap();
+        args.configure().unwrap()
+    }
+
+    #[test]
+    fn ppo_flags_pick_the_arm_and_its_tag() {
+        let (_, arm) = ppo(&["--no_projection", "--lora_rank", "4", "--kl_beta", "0"]);
         assert_eq!(
-            (
-                cfg.lora_rank,
-                cfg.kl_beta,
-                cfg.micro_batch_size,
-                cfg.grad_accum,
-                cfg.group_size
-            ),
-            (4, 0.0, 2, 3, 4)
+            (arm.coupled, arm.tag.as_str()),
+            (Coupled::NoProjection, "kl0_lora4")
         );
-        assert_eq!(
-            (
-                cfg.max_seq_len_explainer,
-                cfg.explanation_max_len,
-                cfg.max_steps,
-                cfg.seed
-            ),
-            (300, 200, 7, 5)
-        );
-        assert!(cfg.int8);
-        assert_eq!(args.coupled(), recrl_lib::ppo::Coupled::NoProjection);
-        assert_eq!(args.tag(&cfg), "kl0_lora4");
-        let cli = Cli::try_parse_from(["recrl", "ppo", "--tau", "0.99", "--freeze_items"]).unwrap();
-        let Cmd::Ppo(args) = cli.command else {
-            panic!("not ppo")
-        };
-        let cfg = args.config.load(args.overrides()).unwrap();
+        let (cfg, arm) = ppo(&["--tau", "0.99", "--freeze_items"]);
         assert_eq!(cfg.shield.tau, 0.99);
-        assert_eq!(args.coupled(), recrl_lib::ppo::Coupled::Frozen);
-        assert_eq!(args.tag(&cfg), "frozen_tau0.99");
+        assert_eq!((arm.coupled, arm.tau), (Coupled::Frozen, Some(0.99)));
+        assert_eq!(arm.tag, "frozen_tau0.99");
+        let (_, arm) = ppo(&["--lora_rank", "4"]);
+        assert_eq!(arm.tag, "shielded_lora4");
+        let (_, arm) = ppo(&["--tag", "mine", "--no_projection"]);
+        assert_eq!(arm.tag, "mine");
     }
 
     #[test]
-    fn basis_flags_parse() {
-        let cli = Cli::try_parse_from(["recrl", "basis", "--tau", "0.99", "--probe_users", "500"])
-            .unwrap();
-        let Cmd::Basis {
-            tau, probe_users, ..
-        } = cli.command
-        else {
-            panic!("not basis")
-        };
-        assert_eq!((tau, probe_users), (Some(0.99), Some(500)));
+    fn ppo_arm_names_set_their_keys_like_the_script_flags_did() {
+        // experiments/cpu_runs_ml100k.sh before `--arm`: (name, its flags)
+        let cut = ["--set", "epochs=1", "--set", "grad_accum=2"];
+        let old_flags: [(&str, &[&str]); 9] = [
+            ("shielded", &["--grad_accum", "2"]),
+            ("no_proj", &["--no_projection", "--grad_accum", "2"]),
+            ("frozen", &["--freeze_items", "--grad_accum", "2"]),
+            ("kl0", &["--kl_beta", "0", "--grad_accum", "2"]),
+            ("lora4", &["--lora_rank", "4", "--grad_accum", "2"]),
+            ("tau0.99", &["--tau", "0.99", "--grad_accum", "2"]),
+            ("shielded_g4", &["--grad_accum", "2", "--group_size", "4"]),
+            (
+                "no_proj_e4",
+                &["--set", "epochs=4", "--no_projection", "--grad_accum", "1"],
+            ),
+            (
+                "kl0_g2_e3",
+                &[
+                    "--set",
+                    "epochs=3",
+                    "--kl_beta",
+                    "0",
+                    "--grad_accum",
+                    "1",
+                    "--group_size",
+                    "2",
+                ],
+            ),
+        ];
+        for (name, flags) in old_flags {
+            let (new_cfg, new_arm) = ppo(&[&cut[..], &["--arm", name][..]].concat());
+            let old = [&["--set", "epochs=1", "--tag", name][..], flags].concat();
+            let (old_cfg, old_arm) = ppo(&old);
+            assert_eq!(new_cfg, old_cfg, "{name}");
+            assert_eq!(
+                (new_arm.tag.as_str(), new_arm.coupled, new_arm.tau),
+                (old_arm.tag.as_str(), old_arm.coupled, old_arm.tau),
+                "{name}"
+            );
+        }
+        assert!(parse_from(["recrl", "ppo", "--arm", "nope"])
+            .map(|c| match c.command {
+                Cmd::Ppo(a) => a.configure().is_err(),
+                _ => false,
+            })
+            .unwrap());
     }
 
     #[test]
-    fn train_ranker_flags_become_configuration_overrides() {
-        let cli = Cli::try_parse_from([
-            "recrl",
-            "train-ranker",
-            "--dataset",
-            "ml-100k",
-            "--epochs",
-            "3",
-            "--batch_size",
-            "32",
-            "--lr",
-            "0.002",
-            "--loss",
-            "bce",
-            "--negatives",
-            "4",
-            "--tie_output",
-            "--post_ln",
-            "--seed",
-            "9",
-            "--set",
-            "ranker.hidden=32",
-        ])
-        .unwrap();
-        let Cmd::TrainRanker(args) = cli.command else {
-            panic!("not train-ranker")
+    fn aggregate_expects_base_and_the_arm_table() {
+        let cli = parse_from(["recrl", "aggregate"]).unwrap();
+        let Cmd::Aggregate { arms, .. } = cli.command else {
+            panic!("not aggregate")
         };
-        let cfg = args.config.load(args.overrides()).unwrap();
-        let r = &cfg.ranker;
-        assert_eq!(
-            (r.epochs, r.batch_size, r.negatives, r.hidden),
-            (3, 32, 4, 32)
-        );
-        assert_eq!(r.lr, 0.002);
-        assert_eq!(r.loss, recrl_lib::config::RankerLoss::Bce);
-        assert!(r.tie_output && !r.pre_ln);
-        assert_eq!(cfg.seed, 9);
-        // untouched keys keep the configuration's values (ml-100k: max_len 50)
-        assert_eq!(r.max_len, 50);
-        assert!(Cli::try_parse_from(["recrl", "train-ranker", "--epochs", "x"]).is_err());
+        assert_eq!(arms, "base,shielded,no_proj,frozen,kl0,lora4");
     }
 }

@@ -1,5 +1,6 @@
 //! Step 5 as one call per arm (shared by `recrl ppo` and notebook 05), and the per-arm curves.
 
+use crate::paths::Layout;
 use super::run::{run, Coupled, RunOptions, SimParams, StepLog};
 use super::update::PpoConfig;
 use crate::config::Config;
@@ -12,6 +13,49 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
+/// One row of [`ARMS`]: a named arm and what it changes against the configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArmRow {
+    /// Name, also the run's tag (`logs/<ds>/<name>/`).
+    pub name: &'static str,
+    /// How `E` is coupled (`recrl ppo --no_projection`, `--freeze_items`).
+    pub coupled: Coupled,
+    /// Configuration keys the arm sets, as `--set key=value` would.
+    pub sets: &'static [(&'static str, &'static str)],
+}
+
+/// The arms of the comparison: `recrl ppo --arm`, notebook 05, `experiments/cpu_runs_ml100k.sh`,
+/// and (after `base`, the step-4 checkpoint) the rows `recrl aggregate` expects per dataset.
+/// [`Arm::named`] also reads `tau<τ>` (the basis refitted at τ) and the suffixes `_g<G>`
+/// (`group_size` G) and `_e<E>` (E PPO epochs of one micro-batch per optimiser step).
+pub const ARMS: [ArmRow; 5] = [
+    ArmRow {
+        name: "shielded",
+        coupled: Coupled::Shielded,
+        sets: &[],
+    },
+    ArmRow {
+        name: "no_proj",
+        coupled: Coupled::NoProjection,
+        sets: &[],
+    },
+    ArmRow {
+        name: "frozen",
+        coupled: Coupled::Frozen,
+        sets: &[],
+    },
+    ArmRow {
+        name: "kl0",
+        coupled: Coupled::Shielded,
+        sets: &[("kl_beta", "0")],
+    },
+    ArmRow {
+        name: "lora4",
+        coupled: Coupled::Shielded,
+        sets: &[("lora_rank", "4")],
+    },
+];
+
 /// One arm of the comparison.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arm {
@@ -21,34 +65,106 @@ pub struct Arm {
     pub coupled: Coupled,
     /// Refit the basis at this τ instead of loading `checkpoints/basis_<ds>` (τ sweep).
     pub tau: Option<f64>,
+    /// Configuration keys the arm sets (`("kl_beta", "0")`), applied by [`Arm::configure`].
+    pub sets: Vec<(String, String)>,
 }
 
 impl Arm {
-    /// The named arms: `shielded`, `no_proj`, `frozen`, `kl0` (set `kl_beta: 0` too),
-    /// `lora4` (set `lora_rank: 4` too), `tau<τ>` (e.g. `tau0.99`).
+    /// The arm called `name`: a row of [`ARMS`] or `tau<τ>` (e.g. `tau0.99`, which also sets
+    /// `shield.tau`), then optionally `_g<G>` (sets `group_size`), then optionally `_e<E>`
+    /// (sets `epochs` to E and `grad_accum` to 1), e.g. `shielded_g4_e4`. The tag is `name`.
     pub fn named(name: &str) -> Result<Arm> {
-        let arm = |c| Arm {
-            tag: name.to_string(),
-            coupled: c,
-            tau: None,
+        let (rest, epochs) = numbered_suffix(name, "_e");
+        let (base, group) = numbered_suffix(rest, "_g");
+        let mut arm = Arm::base(base)?;
+        arm.tag = name.to_string();
+        if let Some(g) = group {
+            arm.sets.push(("group_size".into(), g.into()));
+        }
+        if let Some(e) = epochs {
+            arm.sets.push(("epochs".into(), e.into()));
+            arm.sets.push(("grad_accum".into(), "1".into()));
+        }
+        Ok(arm)
+    }
+
+    /// A row of [`ARMS`], or `tau<τ>`.
+    fn base(name: &str) -> Result<Arm> {
+        if let Some(row) = ARMS.iter().find(|r| r.name == name) {
+            return Ok(Arm {
+                tag: name.to_string(),
+                coupled: row.coupled,
+                tau: None,
+                sets: row
+                    .sets
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            });
+        }
+        let Some(tau) = name.strip_prefix("tau") else {
+            let names: Vec<&str> = ARMS.iter().map(|r| r.name).collect();
+            anyhow::bail!(
+                "unknown arm {name:?}: {}, tau<τ>, each with optional _g<G> and _e<E>",
+                names.join(", ")
+            );
         };
-        Ok(match name {
-            "shielded" | "kl0" | "lora4" => arm(Coupled::Shielded),
-            "no_proj" => arm(Coupled::NoProjection),
-            "frozen" => arm(Coupled::Frozen),
-            t if t.starts_with("tau") => {
-                Arm {
-                    tau: Some(t[3..].parse().map_err(|_| {
-                        anyhow::anyhow!("arm {t}: expected tau<number>, e.g. tau0.99")
-                    })?),
-                    ..arm(Coupled::Shielded)
-                }
-            }
-            other => anyhow::bail!(
-                "unknown arm {other:?}: shielded, no_proj, frozen, kl0, lora4, tau<τ>"
-            ),
+        let value: f64 = tau
+            .parse()
+            .map_err(|_| anyhow::anyhow!("arm {name}: expected tau<number>, e.g. tau0.99"))?;
+        Ok(Arm {
+            tag: name.to_string(),
+            coupled: Coupled::Shielded,
+            tau: Some(value),
+            sets: vec![("shield.tau".into(), tau.into())],
         })
     }
+
+    /// `cfg` with the arm's keys set (e.g. `kl_beta: 0` for `kl0`).
+    pub fn configure(&self, cfg: &Config) -> Result<Config> {
+        cfg.with_sets(&self.sets)
+    }
+}
+
+/// `name` split into the part before a final `<suffix><digits>` and the digits, if it ends so.
+fn numbered_suffix<'a>(name: &'a str, suffix: &str) -> (&'a str, Option<&'a str>) {
+    match name.rsplit_once(suffix) {
+        Some((head, n))
+            if !head.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (head, Some(n))
+        }
+        _ => (name, None),
+    }
+}
+
+/// The tag of a run set up by flags rather than by an arm's name (`recrl ppo` without `--arm`
+/// or `--tag`): the coupling's arm in [`ARMS`] (`kl0` instead when `kl_beta` is 0), then
+/// `_tau<τ>` when the basis is refitted and `_lora<r>` when the rank is given.
+pub fn tag_for(
+    coupled: Coupled,
+    kl_beta: f64,
+    tau: Option<f64>,
+    lora_rank: Option<usize>,
+) -> String {
+    let plain = |row: &&ArmRow| row.coupled == coupled && row.sets.is_empty();
+    let kl0 = |row: &&ArmRow| row.sets == [("kl_beta", "0")];
+    let row = if kl_beta == 0.0 {
+        ARMS.iter().find(kl0)
+    } else {
+        ARMS.iter().find(plain)
+    };
+    let mut tag = row
+        .expect("ARMS has a plain row per coupling and a kl0 row")
+        .name
+        .to_string();
+    if let Some(tau) = tau {
+        tag.push_str(&format!("_tau{tau}"));
+    }
+    if let Some(r) = lora_rank {
+        tag.push_str(&format!("_lora{r}"));
+    }
+    tag
 }
 
 /// When a run measures drift and saves snapshots, and whether it resumes from one.
@@ -108,12 +224,6 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
     }
 }
 
-/// Where an arm's outputs go: `(logs/<ds>/<tag>, checkpoints/ppo_<ds>_<tag>)` under `root`.
-pub fn arm_dirs(root: &Path, dataset: &str, tag: &str) -> (PathBuf, PathBuf) {
-    let layout = crate::paths::Layout::new(root);
-    (layout.run_logs(dataset, tag), layout.ppo_dir(dataset, tag))
-}
-
 /// Runs one arm (from a fresh start, or from its snapshot with `schedule.resume`): the ranker from `ranker_dir` (reloaded, since a run writes
 /// its `E` into the ranker), the shield's basis from `basis_dir` (or refitted at the arm's τ),
 /// the configured explainer with new LoRA and `W_p`. Outputs under `out_root`.
@@ -147,7 +257,11 @@ pub fn run_arm(
     let mut ex = init::load_configured(model_root, cfg, device)?;
     ex.init_lora(&init::lora_config(cfg))?;
     ex.init_projector(ranker.output_table());
-    let (log_dir, ckpt_dir) = arm_dirs(out_root, ds.name.as_str(), &arm.tag);
+    let out = Layout::new(out_root);
+    let (log_dir, ckpt_dir) = (
+        out.run_logs(ds.name.as_str(), &arm.tag),
+        out.ppo_dir(ds.name.as_str(), &arm.tag),
+    );
     run(
         ds,
         &ranker,
@@ -161,14 +275,14 @@ pub fn run_arm(
 }
 
 /// For notebooks: the ranker checkpoint folder later steps use (see
-/// [`ranker::for_later_steps`]) and the basis folder, `<out_root>/checkpoints`, where the basis
-/// is refitted when missing or fitted on other ranker weights.
+/// [`ranker::for_later_steps`], with its `fallback` folder) and the basis folder,
+/// `<out_root>/checkpoints`, where the basis is refitted when missing or fitted on other
+/// ranker weights.
 pub fn prepare(
-    root: &Path,
     out_root: &Path,
     ds: &Dataset,
     cfg: &Config,
-    smoke: bool,
+    fallback: Option<&Path>,
     device: Device,
 ) -> Result<(PathBuf, PathBuf)> {
     let opts = TrainOptions {
@@ -178,8 +292,8 @@ pub fn prepare(
         bf16: false,
         log_path: None,
     };
-    let (rk, ranker_dir) = ranker::for_later_steps(root, out_root, ds, &opts, smoke)?;
-    let basis_dir = out_root.join("checkpoints");
+    let (rk, ranker_dir) = ranker::for_later_steps(out_root, ds, &opts, fallback)?;
+    let basis_dir = Layout::new(out_root).checkpoints();
     if Basis::load(&basis_dir, ds.name.as_str(), &rk).is_err() {
         let _ = shield::report::fit_and_save(out_root, ds, &rk, &cfg.shield, cfg.seed)?;
     }
@@ -268,4 +382,118 @@ pub fn samples_table(samples: &[ArmSamples]) -> crate::display::Table {
         }
     }
     crate::display::Table::new(&["arm", "step", "item", "explanation"], rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, EMBEDDED_YAML};
+
+    fn sets(arm: &Arm) -> Vec<(&str, &str)> {
+        arm.sets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_table_names_the_five_arms_of_the_comparison() {
+        let names: Vec<&str> = ARMS.iter().map(|r| r.name).collect();
+        assert_eq!(names, ["shielded", "no_proj", "frozen", "kl0", "lora4"]);
+        for row in ARMS {
+            let arm = Arm::named(row.name).unwrap();
+            assert_eq!(
+                (arm.tag.as_str(), arm.coupled, arm.tau),
+                (row.name, row.coupled, None)
+            );
+            assert_eq!(sets(&arm), row.sets);
+        }
+        assert_eq!(
+            Arm::named("no_proj").unwrap().coupled,
+            Coupled::NoProjection
+        );
+        assert_eq!(Arm::named("frozen").unwrap().coupled, Coupled::Frozen);
+        assert_eq!(sets(&Arm::named("kl0").unwrap()), [("kl_beta", "0")]);
+        assert_eq!(sets(&Arm::named("lora4").unwrap()), [("lora_rank", "4")]);
+    }
+
+    #[test]
+    fn tau_arms_refit_the_basis_and_suffixes_add_keys() {
+        let tau = Arm::named("tau0.99").unwrap();
+        assert_eq!((tau.coupled, tau.tau), (Coupled::Shielded, Some(0.99)));
+        assert_eq!(sets(&tau), [("shield.tau", "0.99")]);
+        let arm = Arm::named("no_proj_g4_e3").unwrap();
+        assert_eq!(
+            (arm.tag.as_str(), arm.coupled),
+            ("no_proj_g4_e3", Coupled::NoProjection)
+        );
+        assert_eq!(
+            sets(&arm),
+            [("group_size", "4"), ("epochs", "3"), ("grad_accum", "1")]
+        );
+        assert_eq!(sets(&Arm::named("kl0_e2").unwrap())[0], ("kl_beta", "0"));
+        assert_eq!(
+            sets(&Arm::named("shielded_g8").unwrap()),
+            [("group_size", "8")]
+        );
+        for bad in ["nope", "tau", "taux", "shielded_e4_g4", "shielded_e", "_e4"] {
+            assert!(Arm::named(bad).is_err(), "{bad}");
+        }
+        let err = Arm::named("nope").unwrap_err().to_string();
+        assert!(
+            err.contains("shielded, no_proj, frozen, kl0, lora4"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn configure_sets_the_arms_keys() {
+        let cfg =
+            Config::from_yaml_str(EMBEDDED_YAML, "test", "ml-100k", &Overrides::default()).unwrap();
+        assert_eq!(
+            Arm::named("shielded").unwrap().configure(&cfg).unwrap(),
+            cfg
+        );
+        assert_eq!(
+            Arm::named("kl0").unwrap().configure(&cfg).unwrap().kl_beta,
+            0.0
+        );
+        assert_eq!(
+            Arm::named("lora4")
+                .unwrap()
+                .configure(&cfg)
+                .unwrap()
+                .lora_rank,
+            4
+        );
+        let e = Arm::named("frozen_g2_e4").unwrap().configure(&cfg).unwrap();
+        assert_eq!((e.group_size, e.epochs, e.grad_accum), (2, 4, 1));
+        assert_eq!(
+            Arm::named("tau0.9")
+                .unwrap()
+                .configure(&cfg)
+                .unwrap()
+                .shield
+                .tau,
+            0.9
+        );
+    }
+
+    #[test]
+    fn flag_runs_are_tagged_after_their_arm() {
+        assert_eq!(tag_for(Coupled::Shielded, 0.05, None, None), "shielded");
+        assert_eq!(tag_for(Coupled::NoProjection, 0.05, None, None), "no_proj");
+        assert_eq!(
+            tag_for(Coupled::Frozen, 0.05, Some(0.99), None),
+            "frozen_tau0.99"
+        );
+        assert_eq!(
+            tag_for(Coupled::NoProjection, 0.0, None, Some(4)),
+            "kl0_lora4"
+        );
+        assert_eq!(
+            tag_for(Coupled::Shielded, 0.05, None, Some(4)),
+            "shielded_lora4"
+        );
+    }
 }

@@ -25,7 +25,7 @@ pub mod run;
 pub mod update;
 
 pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
-pub use arms::{arm_dirs, run_arm, Arm};
+pub use arms::{run_arm, Arm};
 pub use coupling::Coupling;
 pub use run::{run, Coupled, Drift, RunOptions, SimParams, StepLog};
 pub use update::{update, PpoConfig, UpdateStats};

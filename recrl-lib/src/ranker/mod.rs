@@ -236,26 +236,25 @@ pub fn load_if_current(root: &Path, ds: &Dataset, opts: &TrainOptions) -> Option
 }
 
 /// The ranker later steps start from, and the folder of its checkpoint: `<out_root>/checkpoints`.
-/// Smoke runs (`smoke`, outputs under `target/smoke/`) fall back to `<root>/checkpoints`, then
-/// to a one-epoch model trained into `out_root`, so they work on a fresh checkout; otherwise a
-/// missing checkpoint is an error that says to run step 2.
+/// A missing checkpoint is an error that says to run step 2, unless there is a `fallback`
+/// folder: then its checkpoint, else a one-epoch model trained into `out_root` (so the
+/// notebooks' smoke runs, under `target/smoke/`, work on a fresh checkout).
 pub fn for_later_steps(
-    root: &Path,
     out_root: &Path,
     ds: &Dataset,
     opts: &TrainOptions,
-    smoke: bool,
+    fallback: Option<&Path>,
 ) -> Result<(Ranker, PathBuf)> {
-    let dir = out_root.join("checkpoints");
-    match Ranker::load(&dir, ds, opts.device) {
-        Ok(r) => return Ok((r, dir)),
-        Err(e) if !smoke => {
+    let dir = Layout::new(out_root).checkpoints();
+    let fallback = match (Ranker::load(&dir, ds, opts.device), fallback) {
+        (Ok(r), _) => return Ok((r, dir)),
+        (Err(e), None) => {
             return Err(e.context("run step 2 first (notebook 02_ranker or `recrl train-ranker`)"))
         }
-        Err(_) => {}
-    }
-    if let Ok(r) = Ranker::load(&root.join("checkpoints"), ds, opts.device) {
-        return Ok((r, root.join("checkpoints")));
+        (Err(_), Some(f)) => f,
+    };
+    if let Ok(r) = Ranker::load(fallback, ds, opts.device) {
+        return Ok((r, fallback.to_path_buf()));
     }
     let mut quick = opts.clone();
     quick.config.epochs = 1;

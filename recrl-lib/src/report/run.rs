@@ -12,8 +12,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
-/// The arms every dataset is expected to have; absent ones get a row marked missing.
-pub const EXPECTED_ARMS: [&str; 6] = ["base", "shielded", "no_proj", "frozen", "kl0", "lora4"];
+/// The arms every dataset is expected to have, absent ones getting a row marked missing:
+/// `base` (the step-4 checkpoint, before RL), then every arm of [`crate::ppo::arms::ARMS`].
+pub fn expected_arms() -> Vec<String> {
+    let arms = crate::ppo::arms::ARMS.iter().map(|a| a.name);
+    std::iter::once(crate::audit::BASE_TAG)
+        .chain(arms)
+        .map(String::from)
+        .collect()
+}
 
 /// What [`run`] reads and writes.
 #[derive(Debug, Clone)]
@@ -22,7 +29,7 @@ pub struct Options {
     pub root: PathBuf,
     /// Where the runs are (`logs/`) and the outputs go (`experiments/`, `figures/`).
     pub out_root: PathBuf,
-    /// Arms expected per dataset (see [`EXPECTED_ARMS`]).
+    /// Arms expected per dataset (see [`expected_arms`]).
     pub arms: Vec<String>,
     /// Also write SVG and PNG (kaleido), not only HTML.
     pub statics: bool,
@@ -31,12 +38,12 @@ pub struct Options {
 }
 
 impl Options {
-    /// Reads and writes under `root`, expects [`EXPECTED_ARMS`], writes static figures.
+    /// Reads and writes under `root`, expects [`expected_arms`], writes static figures.
     pub fn new(root: &Path) -> Options {
         Options {
             root: root.to_path_buf(),
             out_root: root.to_path_buf(),
-            arms: EXPECTED_ARMS.iter().map(|a| a.to_string()).collect(),
+            arms: expected_arms(),
             statics: true,
             rescore: false,
         }
