@@ -166,7 +166,7 @@ impl<'a> Trainer<'a> {
             seconds: 0.0,
             drift: None,
         };
-        if step % self.opts.eval_every.max(1) == 0 || step == self.opts.max_steps {
+        if step.is_multiple_of(self.opts.eval_every.max(1)) || step == self.opts.max_steps {
             line.drift = Some(self.base.measure(self.ranker)?);
         }
         line.seconds = t0.elapsed().as_secs_f64();
@@ -176,7 +176,7 @@ impl<'a> Trainer<'a> {
     /// Whether a snapshot is due after `step`: every `checkpoint_every` steps and at the last.
     pub fn snapshot_due(&self, step: usize) -> bool {
         let every = self.opts.checkpoint_every;
-        step == self.opts.max_steps || (every > 0 && step % every == 0)
+        step == self.opts.max_steps || (every > 0 && step.is_multiple_of(every))
     }
 
     /// Saves a resumable snapshot after `step` into `<ckpt_dir>/resume/`.

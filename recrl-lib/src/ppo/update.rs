@@ -153,27 +153,7 @@ fn targets(
         tensor_to_rows(&logp_ref, &lens),
         tensor_to_rows(&values_old, &lens),
     );
-    let mut advs = Vec::new();
-    let mut rets = Vec::new();
-    let grouped = cfg.group_size > 1;
-    let baselined = group_centred(seq_rewards, cfg.group_size);
-    for i in 0..lens.len() {
-        let r = token_rewards(baselined[i], &old_rows[i], &ref_rows[i], cfg.kl_beta);
-        let (a, ret) = if grouped {
-            gae(&r, &vec![0.0; r.len()], cfg.gamma, 1.0)
-        } else {
-            gae(&r, &val_rows[i], cfg.gamma, cfg.lambda)
-        };
-        advs.push(a);
-        rets.push(ret);
-    }
-    let mut flat: Vec<f64> = advs.iter().flatten().copied().collect();
-    whiten(&mut flat);
-    let mut it = flat.into_iter();
-    let advs: Vec<Vec<f64>> = advs
-        .iter()
-        .map(|row| row.iter().map(|_| it.next().unwrap_or(0.0)).collect())
-        .collect();
+    let (advs, rets) = advantages(seq_rewards, &old_rows, &ref_rows, &val_rows, cfg);
     let width = mask.size()[1];
     let (adv, ret) = (
         rows_to_tensor(&advs, width, mask.device()),
@@ -203,6 +183,39 @@ fn targets(
         total_tokens,
     };
     (targets, stats)
+}
+
+/// Per-token advantages (whitened over the whole batch) and returns of each reply, from its
+/// sequence reward and its old, reference and value rows.
+fn advantages(
+    seq_rewards: &[f64],
+    old_rows: &[Vec<f64>],
+    ref_rows: &[Vec<f64>],
+    val_rows: &[Vec<f64>],
+    cfg: &PpoConfig,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let mut advs = Vec::new();
+    let mut rets = Vec::new();
+    let grouped = cfg.group_size > 1;
+    let baselined = group_centred(seq_rewards, cfg.group_size);
+    for i in 0..old_rows.len() {
+        let r = token_rewards(baselined[i], &old_rows[i], &ref_rows[i], cfg.kl_beta);
+        let (a, ret) = if grouped {
+            gae(&r, &vec![0.0; r.len()], cfg.gamma, 1.0)
+        } else {
+            gae(&r, &val_rows[i], cfg.gamma, cfg.lambda)
+        };
+        advs.push(a);
+        rets.push(ret);
+    }
+    let mut flat: Vec<f64> = advs.iter().flatten().copied().collect();
+    whiten(&mut flat);
+    let mut it = flat.into_iter();
+    let advs: Vec<Vec<f64>> = advs
+        .iter()
+        .map(|row| row.iter().map(|_| it.next().unwrap_or(0.0)).collect())
+        .collect();
+    (advs, rets)
 }
 
 /// One pass over the batch: micro-batches of `micro_batch_size` rollouts; an optimiser step
