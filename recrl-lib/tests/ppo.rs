@@ -5,7 +5,7 @@ use recrl_lib::explainer::{
     generate, Explainer, GenerationConfig, LoadOptions, LoraConfig, PromptBatch,
 };
 use recrl_lib::ppo::policy::{policy_loss, Responses, ValueHead};
-use recrl_lib::ppo::{approx_kl, clipped_surrogate, update, PpoConfig};
+use recrl_lib::ppo::{approx_kl, clipped_surrogate, update, Learner, PpoConfig, Prompts, Rollouts};
 use std::path::Path;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
@@ -85,7 +85,14 @@ fn tensor_policy_loss_equals_the_scalar_closed_forms() {
 /// Reward = share of the response's tokens equal to `TARGET`.
 const TARGET: u32 = 7;
 
-/// 30 PPO updates on the tiny model, rewarding the share of `TARGET` tokens in 8 sampled
+/// Sequence rewards: the share of `TARGET` among `len` sampled tokens.
+fn target_share(gens: &[recrl_lib::explainer::Generation], len: f64) -> Vec<f64> {
+    gens.iter()
+        .map(|g| g.tokens.iter().filter(|&&t| t == TARGET).count() as f64 / len)
+        .collect()
+}
+
+/// 30 PPO steps on the tiny model, rewarding the share of `TARGET` tokens in 8 sampled
 /// tokens; each prompt is sampled 4 times (consecutively when `group_size` is 4). Returns the
 /// rewards and KLs per update.
 fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
@@ -99,14 +106,17 @@ fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
         ..Default::default()
     };
     ex.init_lora(&lora).unwrap();
-    let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
-    let mut opt = nn::Adam::default().build(&ex.trainable, 3e-2).unwrap();
-    let cfg = PpoConfig {
-        epochs: 2,
-        temperature: 1.0,
-        kl_beta: 0.01,
-        group_size,
-        ..Default::default()
+    let mut learner = Learner {
+        value: ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64),
+        opt: nn::Adam::default().build(&ex.trainable, 3e-2).unwrap(),
+        soft: None,
+        ppo: PpoConfig {
+            epochs: 2,
+            temperature: 1.0,
+            kl_beta: 0.01,
+            group_size,
+            ..Default::default()
+        },
     };
     let many: Vec<Vec<u32>> = if group_size > 1 {
         prompts()
@@ -116,28 +126,19 @@ fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
     } else {
         (0..4).flat_map(|_| prompts()).collect()
     };
-    let batch = PromptBatch::new(&many, &[], ex.tokenizer.pad, Device::Cpu);
+    let prompts = Prompts {
+        batch: PromptBatch::new(&many, &[], ex.tokenizer.pad, Device::Cpu),
+        items: Vec::new(),
+    };
     let mut rewards = Vec::new();
     let mut kls = Vec::new();
     for it in 0..30 {
         let gen = sampling(8, 1.0, it);
-        let gens = generate(&ex.model, &ex.tokenizer, &batch, None, &gen).unwrap();
-        let seq: Vec<f64> = gens
-            .iter()
-            .map(|g| g.tokens.iter().filter(|&&t| t == TARGET).count() as f64 / 8.0)
-            .collect();
-        let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
-        let stats = update(
-            &mut ex.model,
-            &value,
-            &mut opt,
-            &resp,
-            &|| None,
-            None,
-            &seq,
-            &cfg,
-            &mut || {},
-        );
+        let reward = |gens: &mut [_]| Ok(target_share(gens, 8.0));
+        let stats = learner
+            .step(&mut ex, &prompts, &gen, reward, &mut || {})
+            .unwrap()
+            .stats;
         assert!(stats.approx_kl.is_finite() && stats.value_loss.is_finite());
         rewards.push(stats.reward);
         kls.push(stats.kl);
@@ -181,11 +182,11 @@ fn ppo_with_a_group_baseline_raises_the_synthetic_reward_too() {
 mod shield_in_ppo {
     use super::*;
     use recrl_lib::data::Dataset;
-    use recrl_lib::ppo::Coupling;
+    use recrl_lib::ppo::{Coupling, SoftTokens};
     use recrl_lib::ranker::{self, EvalSet, Ranker, Split, TrainOptions};
     use recrl_lib::shield::{self, Basis, Shield};
 
-    /// Runs PPO updates whose soft tokens read `E`; returns (max |δs| over the probe users'
+    /// Runs PPO steps whose soft tokens read `E`; returns (max |δs| over the probe users'
     /// validation scores, validation NDCG@10 full before, after).
     fn run_arm(root: &Path, ds: &Dataset, shielded: bool) -> (f64, f64, f64) {
         let ck = root.join("checkpoints");
@@ -213,51 +214,40 @@ mod shield_in_ppo {
         ex.init_projector(rk.output_table());
         let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
         let mut coupling = Coupling::new(&ex.trainable.root(), &rk, guard, false);
-        let mut opt = nn::AdamW {
+        let opt = nn::AdamW {
             wd: 0.01,
             ..Default::default()
         }
         .build(&ex.trainable, 5e-2)
         .unwrap();
-        let cfg = PpoConfig {
-            epochs: 2,
-            temperature: 1.0,
-            kl_beta: 0.01,
-            ..Default::default()
+        let mut learner = Learner {
+            value,
+            opt,
+            soft: Some(SoftTokens::new(&coupling, &ex).unwrap()),
+            ppo: PpoConfig {
+                epochs: 2,
+                temperature: 1.0,
+                kl_beta: 0.01,
+                ..Default::default()
+            },
         };
         // Prompts with two soft slots each, about items 1..8.
         let ps: Vec<Vec<u32>> = (0..8)
             .map(|i| vec![0, 5 + i, ex.tokenizer.pad, 9, ex.tokenizer.pad])
             .collect();
         let slots: Vec<Vec<usize>> = (0..8).map(|_| vec![2, 4]).collect();
-        let batch = PromptBatch::new(&ps, &slots, ex.tokenizer.pad, Device::Cpu);
-        let items = Tensor::from_slice(&(0..16).map(|k| 1 + (k % 8) as i64).collect::<Vec<_>>());
-        let e = coupling.e.shallow_clone();
-        let proj = ex.projector.as_ref().unwrap().weight.shallow_clone();
-        let soft = || Some(e.index_select(0, &items).linear::<Tensor>(&proj, None));
-        let soft0 = ex
-            .projector
-            .as_ref()
-            .map(|p| p.forward(&coupling.e0.index_select(0, &items)).detach());
+        let prompts = Prompts {
+            batch: PromptBatch::new(&ps, &slots, ex.tokenizer.pad, Device::Cpu),
+            items: (0..16).map(|k| 1 + (k % 8) as i64).collect(),
+        };
         for it in 0..8 {
             let gen = sampling(6, 1.0, it);
-            let gens = generate(&ex.model, &ex.tokenizer, &batch, soft().as_ref(), &gen).unwrap();
-            let seq: Vec<f64> = gens
-                .iter()
-                .map(|g| g.tokens.iter().filter(|&&t| t == TARGET).count() as f64 / 6.0)
-                .collect();
-            let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
-            update(
-                &mut ex.model,
-                &value,
-                &mut opt,
-                &resp,
-                &soft,
-                soft0.as_ref(),
-                &seq,
-                &cfg,
-                &mut || coupling.after_step(),
-            );
+            let reward = |gens: &mut [_]| Ok(target_share(gens, 6.0));
+            learner
+                .step(&mut ex, &prompts, &gen, reward, &mut || {
+                    coupling.after_step()
+                })
+                .unwrap();
         }
         assert!(
             f64::try_from((&coupling.e - &coupling.e0).abs().max()).unwrap() > 1e-3,
@@ -343,17 +333,15 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
             ..Default::default()
         };
         let mut steps = 0;
-        update(
-            &mut ex.model,
-            &value,
-            &mut opt,
-            &resp,
-            &|| None,
-            None,
-            &seq,
-            &cfg,
-            &mut || steps += 1,
-        );
+        let batch = Rollouts {
+            resp: &resp,
+            soft: &|| None,
+            soft_ref: None,
+            rewards: &seq,
+        };
+        update(&mut ex.model, &value, &mut opt, &batch, &cfg, &mut || {
+            steps += 1
+        });
         assert_eq!(
             steps, 1,
             "one optimiser step per epoch with micro {micro} × accum {accum}"
@@ -380,7 +368,7 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
 mod resume {
     use super::*;
     use recrl_lib::data::Dataset;
-    use recrl_lib::ppo::run::{run, Coupled, RunOptions, SimParams};
+    use recrl_lib::ppo::run::{train, Coupled, RunOptions, Setup, SimParams};
     use recrl_lib::ranker::{self, Ranker, TrainOptions};
     use serde_json::Value;
 
@@ -467,17 +455,15 @@ mod resume {
         let arm = |name: &str, steps: usize, resume: bool, seed: i64| {
             let rk = Ranker::load(&ck, &ds, Device::Cpu).unwrap();
             let mut ex = explainer(&rk, seed);
-            run(
-                &ds,
-                &rk,
-                &mut ex,
-                None,
-                &options(steps, resume),
-                root.path().join("logs").join(name),
-                root.path().join("ckpt").join(name),
-                |_, _| {},
-            )
-            .unwrap()
+            let setup = Setup {
+                ds: &ds,
+                ranker: &rk,
+                shield: None,
+                opts: &options(steps, resume),
+                log_dir: root.path().join("logs").join(name),
+                ckpt_dir: root.path().join("ckpt").join(name),
+            };
+            train(setup, &mut ex, |_, _| {}).unwrap()
         };
         let whole = arm("whole", 4, false, 7);
         assert_eq!(whole.len(), 5, "step 0 and 4 PPO steps");
@@ -531,18 +517,15 @@ mod resume {
             lr: 1.0,
             ..options(6, true)
         };
-        let err = run(
-            &ds,
-            &rk,
-            &mut ex,
-            None,
-            &other,
-            root.path().join("logs/parts"),
-            root.path().join("ckpt/parts"),
-            |_, _| {},
-        )
-        .unwrap_err()
-        .to_string();
+        let setup = Setup {
+            ds: &ds,
+            ranker: &rk,
+            shield: None,
+            opts: &other,
+            log_dir: root.path().join("logs/parts"),
+            ckpt_dir: root.path().join("ckpt/parts"),
+        };
+        let err = train(setup, &mut ex, |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("other options"), "{err}");
     }
 }

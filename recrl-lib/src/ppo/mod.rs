@@ -11,21 +11,32 @@
 //!   to every optimiser step (arms shielded / no projection / frozen);
 //! * the simulated user it trains against lives in [`crate::sim`].
 //!
-//! * [`run()`]: the rollout loop (ranker top item, soft tokens, simulated clicks), logs, drift
-//!   every N steps, final checkpoints and resumable snapshots ([`resume`], [`adamw`]);
+//! * [`step`]: one PPO step whatever the reward ([`step::Learner::step`]: sample, score,
+//!   update), called by the run and by the tests;
+//! * [`rollout`]: the run's environment (sampled users, prompts with canaries, simulated
+//!   clicks); [`drift`]: ranking drift against step 0; [`log`]: `metrics.jsonl` and
+//!   `samples.jsonl`; [`options`]: the run's settings;
+//! * [`run()`]: the rollout loop ([`run::Trainer`] holds the state, one step at a time), logs,
+//!   drift every N steps, final checkpoints and resumable snapshots ([`resume`], [`adamw`]);
 //! * [`arms`]: the named arms (shielded, no_proj, frozen, kl0, lora4, τ sweep) as one call each.
 
 pub mod adamw;
 pub mod advantage;
 pub mod arms;
 pub mod coupling;
+pub mod drift;
+pub mod log;
+pub mod options;
 pub mod policy;
 pub mod resume;
+pub mod rollout;
 pub mod run;
+pub mod step;
 pub mod update;
 
 pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
 pub use arms::{run_arm, Arm};
 pub use coupling::Coupling;
-pub use run::{run, Coupled, Drift, RunOptions, SimParams, StepLog};
-pub use update::{update, PpoConfig, UpdateStats};
+pub use run::{run, train, Coupled, Drift, RunOptions, Setup, SimParams, StepLog, Trainer};
+pub use step::{Learner, Prompts, SoftTokens};
+pub use update::{update, PpoConfig, Rollouts, UpdateStats};

@@ -5,7 +5,7 @@
 //! any moment leaves a complete, verifiable snapshot behind.
 
 use super::adamw::AdamW;
-use super::run::RunOptions;
+use super::options::RunOptions;
 use crate::sim::canary::Canary;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};

@@ -79,21 +79,59 @@ pub struct UpdateStats {
     pub response_len: f64,
 }
 
-/// Runs one update. `soft()` gives the current soft-token vectors (with gradient, or `None`),
-/// `soft_ref` the reference policy's (initial `W_p`, `E`); the reference is the model with
-/// LoRA off. `after_step` runs after every optimiser step (the shield's projection goes there).
-#[allow(clippy::too_many_arguments)]
+/// The batch one update learns from.
+pub struct Rollouts<'a> {
+    /// Prompts with their sampled replies.
+    pub resp: &'a Responses,
+    /// The current soft-token vectors (with gradient), or `None`.
+    pub soft: &'a dyn Fn() -> Option<Tensor>,
+    /// The reference policy's soft-token vectors (initial `W_p`, `E`).
+    pub soft_ref: Option<&'a Tensor>,
+    /// One sequence reward per reply.
+    pub rewards: &'a [f64],
+}
+
+/// What every pass of an update compares against, fixed before the first: per-token old
+/// log-probs, whitened advantages and returns.
+struct Targets {
+    lens: Vec<usize>,
+    logp_old: Tensor,
+    adv: Tensor,
+    ret: Tensor,
+    total_tokens: f64,
+}
+
+/// Runs one update on `batch`; the reference is the model with LoRA off (and `batch.soft_ref`).
+/// `after_step` runs after every optimiser step (the shield's projection goes there).
 pub fn update(
     model: &mut Llama,
     value: &ValueHead,
     opt: &mut dyn super::adamw::Optimiser,
-    resp: &Responses,
-    soft: &dyn Fn() -> Option<Tensor>,
-    soft_ref: Option<&Tensor>,
-    seq_rewards: &[f64],
+    batch: &Rollouts,
     cfg: &PpoConfig,
     after_step: &mut dyn FnMut(),
 ) -> UpdateStats {
+    let (targets, mut stats) = targets(model, value, batch, cfg);
+    for _ in 0..cfg.epochs {
+        (
+            stats.policy_loss,
+            stats.value_loss,
+            stats.clip_frac,
+            stats.approx_kl,
+        ) = epoch(model, value, opt, batch, &targets, cfg, after_step);
+    }
+    stats
+}
+
+/// Old and reference log-probs, KL-penalised token rewards, GAE and whitened advantages, and
+/// the statistics that do not change over the passes.
+fn targets(
+    model: &mut Llama,
+    value: &ValueHead,
+    batch: &Rollouts,
+    cfg: &PpoConfig,
+) -> (Targets, UpdateStats) {
+    let (resp, seq_rewards) = (batch.resp, batch.rewards);
     let mask = &resp.token_mask;
     let lens: Vec<usize> =
         Vec::<f64>::try_from(mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Double))
@@ -102,11 +140,11 @@ pub fn update(
             .map(|&n| n as usize)
             .collect();
     let (logp_old, values_old, logp_ref) = tch::no_grad(|| {
-        let (lp, h) = resp.score(model, soft().as_ref(), cfg.temperature, false);
+        let (lp, h) = resp.score(model, (batch.soft)().as_ref(), cfg.temperature, false);
         let v = value.forward(&h);
         let was = model.lora_enabled;
         model.lora_enabled = false;
-        let (lr, _) = resp.score(model, soft_ref, cfg.temperature, false);
+        let (lr, _) = resp.score(model, batch.soft_ref, cfg.temperature, false);
         model.lora_enabled = was;
         (lp, v, lr)
     });
@@ -115,11 +153,52 @@ pub fn update(
         tensor_to_rows(&logp_ref, &lens),
         tensor_to_rows(&values_old, &lens),
     );
+    let (advs, rets) = advantages(seq_rewards, &old_rows, &ref_rows, &val_rows, cfg);
+    let width = mask.size()[1];
+    let (adv, ret) = (
+        rows_to_tensor(&advs, width, mask.device()),
+        rows_to_tensor(&rets, width, mask.device()),
+    );
+    let n = lens.len().max(1) as f64;
+    let stats = UpdateStats {
+        reward: seq_rewards.iter().sum::<f64>() / n,
+        kl: old_rows
+            .iter()
+            .zip(&ref_rows)
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x - y).sum::<f64>())
+            .sum::<f64>()
+            / n,
+        entropy: -f64::try_from(masked_mean(&logp_old, mask)).unwrap_or(0.0),
+        response_len: lens.iter().sum::<usize>() as f64 / n,
+        ..Default::default()
+    };
+    let total_tokens = f64::try_from(mask.sum(Kind::Double))
+        .unwrap_or(1.0)
+        .max(1.0);
+    let targets = Targets {
+        lens,
+        logp_old,
+        adv,
+        ret,
+        total_tokens,
+    };
+    (targets, stats)
+}
+
+/// Per-token advantages (whitened over the whole batch) and returns of each reply, from its
+/// sequence reward and its old, reference and value rows.
+fn advantages(
+    seq_rewards: &[f64],
+    old_rows: &[Vec<f64>],
+    ref_rows: &[Vec<f64>],
+    val_rows: &[Vec<f64>],
+    cfg: &PpoConfig,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let mut advs = Vec::new();
     let mut rets = Vec::new();
     let grouped = cfg.group_size > 1;
     let baselined = group_centred(seq_rewards, cfg.group_size);
-    for i in 0..lens.len() {
+    for i in 0..old_rows.len() {
         let r = token_rewards(baselined[i], &old_rows[i], &ref_rows[i], cfg.kl_beta);
         let (a, ret) = if grouped {
             gae(&r, &vec![0.0; r.len()], cfg.gamma, 1.0)
@@ -136,73 +215,58 @@ pub fn update(
         .iter()
         .map(|row| row.iter().map(|_| it.next().unwrap_or(0.0)).collect())
         .collect();
-    let width = mask.size()[1];
-    let (adv_t, ret_t) = (
-        rows_to_tensor(&advs, width, mask.device()),
-        rows_to_tensor(&rets, width, mask.device()),
-    );
-    let n = lens.len().max(1) as f64;
-    let mut stats = UpdateStats {
-        reward: seq_rewards.iter().sum::<f64>() / n,
-        kl: old_rows
-            .iter()
-            .zip(&ref_rows)
-            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x - y).sum::<f64>())
-            .sum::<f64>()
-            / n,
-        entropy: -f64::try_from(masked_mean(&logp_old, mask)).unwrap_or(0.0),
-        response_len: lens.iter().sum::<usize>() as f64 / n,
-        ..Default::default()
-    };
-    // Each epoch: micro-batches of `micro_batch_size` rollouts; an optimiser step after every
-    // `grad_accum` of them (and after the last). Losses are weighted by their share of tokens,
-    // so accumulated gradients equal the full batch's.
-    let rows = lens.len();
+    (advs, rets)
+}
+
+/// One pass over the batch: micro-batches of `micro_batch_size` rollouts; an optimiser step
+/// after every `grad_accum` of them (and after the last). Losses are weighted by their share
+/// of tokens, so accumulated gradients equal the full batch's. Returns the pass's policy loss,
+/// value loss, clipped share and approximate KL.
+fn epoch(
+    model: &mut Llama,
+    value: &ValueHead,
+    opt: &mut dyn super::adamw::Optimiser,
+    batch: &Rollouts,
+    t: &Targets,
+    cfg: &PpoConfig,
+    after_step: &mut dyn FnMut(),
+) -> (f64, f64, f64, f64) {
+    let (resp, mask) = (batch.resp, &batch.resp.token_mask);
+    let rows = t.lens.len();
     let mb = cfg.micro_batch_size.max(1);
-    let total_tokens = f64::try_from(mask.sum(Kind::Double))
-        .unwrap_or(1.0)
-        .max(1.0);
-    for _ in 0..cfg.epochs {
-        let (mut pl_sum, mut vl_sum, mut clip_sum, mut kl_sum) = (0.0, 0.0, 0.0, 0.0);
-        opt.zero_grad();
-        let chunks: Vec<usize> = (0..rows).step_by(mb).collect();
-        for (c, &lo) in chunks.iter().enumerate() {
-            let hi = (lo + mb).min(rows);
-            let (part, range) = resp.rows(lo, hi);
-            let vectors = soft().map(|v| v.narrow(0, range.start as i64, range.len() as i64));
-            let (l, n) = (lo as i64, (hi - lo) as i64);
-            let m = mask.narrow(0, l, n);
-            let share = f64::try_from(m.sum(Kind::Double)).unwrap_or(0.0) / total_tokens;
-            let (lp, h) = part.score(model, vectors.as_ref(), cfg.temperature, true);
-            let (pl, clip_frac, approx_kl) = policy_loss(
-                &lp,
-                &logp_old.narrow(0, l, n),
-                &adv_t.narrow(0, l, n),
-                &m,
-                cfg.clip,
-            );
-            let vl = masked_mean(
-                &(value.forward(&h) - ret_t.narrow(0, l, n)).pow_tensor_scalar(2),
-                &m,
-            ) * 0.5;
-            ((&pl + &vl * cfg.vf_coef) * share).backward();
-            pl_sum += f64::try_from(&pl).unwrap_or(f64::NAN) * share;
-            vl_sum += f64::try_from(&vl).unwrap_or(f64::NAN) * share;
-            clip_sum += clip_frac * share;
-            kl_sum += approx_kl * share;
-            if (c + 1) % cfg.grad_accum.max(1) == 0 || c + 1 == chunks.len() {
-                opt.clip_grad_norm(cfg.max_grad_norm);
-                opt.step();
-                opt.zero_grad();
-                after_step();
-            }
+    let (mut pl_sum, mut vl_sum, mut clip_sum, mut kl_sum) = (0.0, 0.0, 0.0, 0.0);
+    opt.zero_grad();
+    let chunks: Vec<usize> = (0..rows).step_by(mb).collect();
+    for (c, &lo) in chunks.iter().enumerate() {
+        let hi = (lo + mb).min(rows);
+        let (part, range) = resp.rows(lo, hi);
+        let vectors = (batch.soft)().map(|v| v.narrow(0, range.start as i64, range.len() as i64));
+        let (l, n) = (lo as i64, (hi - lo) as i64);
+        let m = mask.narrow(0, l, n);
+        let share = f64::try_from(m.sum(Kind::Double)).unwrap_or(0.0) / t.total_tokens;
+        let (lp, h) = part.score(model, vectors.as_ref(), cfg.temperature, true);
+        let (pl, clip_frac, approx_kl) = policy_loss(
+            &lp,
+            &t.logp_old.narrow(0, l, n),
+            &t.adv.narrow(0, l, n),
+            &m,
+            cfg.clip,
+        );
+        let vl = masked_mean(
+            &(value.forward(&h) - t.ret.narrow(0, l, n)).pow_tensor_scalar(2),
+            &m,
+        ) * 0.5;
+        ((&pl + &vl * cfg.vf_coef) * share).backward();
+        pl_sum += f64::try_from(&pl).unwrap_or(f64::NAN) * share;
+        vl_sum += f64::try_from(&vl).unwrap_or(f64::NAN) * share;
+        clip_sum += clip_frac * share;
+        kl_sum += approx_kl * share;
+        if (c + 1) % cfg.grad_accum.max(1) == 0 || c + 1 == chunks.len() {
+            opt.clip_grad_norm(cfg.max_grad_norm);
+            opt.step();
+            opt.zero_grad();
+            after_step();
         }
-        (
-            stats.policy_loss,
-            stats.value_loss,
-            stats.clip_frac,
-            stats.approx_kl,
-        ) = (pl_sum, vl_sum, clip_sum, kl_sum);
     }
-    stats
+    (pl_sum, vl_sum, clip_sum, kl_sum)
 }

@@ -1,0 +1,135 @@
+//! The logs of a PPO run: one [`StepLog`] line per step in `metrics.jsonl`, two sample
+//! explanations per step in `samples.jsonl`; a resumed run cuts both back to its snapshot's
+//! step and appends.
+
+use super::drift::Drift;
+use super::update::UpdateStats;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StepLog {
+    /// Step (1-based; 0 = before training, evaluation only).
+    pub step: usize,
+    /// PPO statistics (reward = mean click probability).
+    #[serde(flatten)]
+    pub stats: UpdateStats,
+    /// Mean `q(x)`.
+    pub quality: f64,
+    /// Simulated CTR: mean click probability of the step's explanations.
+    pub ctr: f64,
+    /// Mean share of each `E` update removed by the shield.
+    pub shield_removed: f64,
+    /// Seconds of this step.
+    pub seconds: f64,
+    /// Drift measurements, on evaluation steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// A one-line summary of a step for terminals and notebooks.
+pub fn step_line(line: &StepLog) -> String {
+    let drift = line
+        .drift
+        .as_ref()
+        .map(|d| {
+            format!(
+                "  ΔNDCG@10 {:+.5} ({})  top-10 overlap {:.3}  max|δs| {:.2e}",
+                d.d_ndcg10, d.protocol, d.top10_overlap, d.max_abs_ds
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "step {:>4}  reward {:.4}  q {:.3}  KL {:.3}  clip {:.3}  len {:.1}  removed {:.3}  {:.1}s{drift}",
+        line.step, line.ctr, line.quality, line.stats.kl, line.stats.clip_frac, line.stats.response_len, line.shield_removed, line.seconds
+    )
+}
+
+/// `metrics.jsonl` and `samples.jsonl` of a run, open for appending.
+pub struct Logs {
+    metrics: File,
+    samples: File,
+}
+
+impl Logs {
+    /// Starts both logs afresh in `log_dir`: creates `metrics.jsonl`, writes the step-0 line
+    /// `zero()` into it and shows it to `on_step`, then creates `samples.jsonl`.
+    pub fn start(
+        log_dir: &Path,
+        zero: impl FnOnce() -> Result<StepLog>,
+        on_step: impl FnOnce(&StepLog),
+    ) -> Result<(Logs, StepLog)> {
+        let mut metrics = File::create(log_dir.join("metrics.jsonl"))?;
+        let zero = zero()?;
+        writeln!(metrics, "{}", serde_json::to_string(&zero)?)?;
+        on_step(&zero);
+        let samples = File::create(log_dir.join("samples.jsonl"))?;
+        Ok((Logs { metrics, samples }, zero))
+    }
+
+    /// Cuts both logs in `log_dir` back to step `last` and reopens them; returns the kept
+    /// metrics lines too.
+    pub fn resume(log_dir: &Path, last: usize) -> Result<(Logs, Vec<StepLog>)> {
+        let (metrics_path, samples_path) =
+            (log_dir.join("metrics.jsonl"), log_dir.join("samples.jsonl"));
+        let kept = lines_upto(&metrics_path, last)?;
+        let mut out = Vec::new();
+        for line in &kept {
+            out.push(serde_json::from_str(line)?);
+        }
+        let metrics = reopen(&metrics_path, &kept)?;
+        let samples = reopen(&samples_path, &lines_upto(&samples_path, last)?)?;
+        Ok((Logs { metrics, samples }, out))
+    }
+
+    /// Appends a step's line to `metrics.jsonl` and its sample explanations (item title,
+    /// text) to `samples.jsonl`.
+    pub fn write(&mut self, line: &StepLog, shown: &[(String, String)]) -> Result<()> {
+        writeln!(self.metrics, "{}", serde_json::to_string(line)?)?;
+        self.metrics.flush()?;
+        for (title, text) in shown {
+            writeln!(
+                self.samples,
+                "{}",
+                serde_json::json!({"step": line.step, "item": title, "explanation": text})
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Log lines of `path` (JSON with a `step`) up to step `last`; none when the file is absent.
+fn lines_upto(path: &Path, last: usize) -> Result<Vec<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut keep = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: bad log line", path.display(), n + 1))?;
+        if v["step"].as_u64().is_some_and(|s| s as usize <= last) {
+            keep.push(line.to_string());
+        }
+    }
+    Ok(keep)
+}
+
+/// Opens `path` for appending after rewriting it with `lines` (atomically).
+fn reopen(path: &Path, lines: &[String]) -> Result<File> {
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    crate::io::write_atomic(path, body.as_bytes())?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}

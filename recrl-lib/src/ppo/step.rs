@@ -1,0 +1,135 @@
+//! One PPO step (DESIGN §7), whatever the reward: sample a reply to every prompt (with soft
+//! item tokens read from the coupled `E`), score the replies, and run one [`update()`] of LoRA,
+//! `W_p`, the value head and `E`. The run ([`super::run::Trainer::step`]) and the tests call
+//! this same step.
+
+use super::adamw::Optimiser;
+use super::coupling::Coupling;
+use super::policy::{Responses, ValueHead};
+use super::update::{update, PpoConfig, Rollouts, UpdateStats};
+use crate::explainer::{Explainer, Generation, GenerationConfig, PromptBatch};
+use anyhow::{Context, Result};
+use tch::{Device, Tensor};
+
+/// The prompts of one step.
+pub struct Prompts {
+    /// Token ids with their soft slots.
+    pub batch: PromptBatch,
+    /// The item behind each soft slot, in slot order.
+    pub items: Vec<i64>,
+}
+
+/// Soft item tokens `W_p e_i`, read from the coupled table `E` (with gradient) and from its
+/// initial value (for the reference policy).
+pub struct SoftTokens {
+    e: Tensor,
+    e0: Tensor,
+    proj: Tensor,
+    device: Device,
+}
+
+impl SoftTokens {
+    /// The soft tokens of `ex`'s `W_p` over `coupling`'s table (which they share, updates
+    /// included).
+    pub fn new(coupling: &Coupling, ex: &Explainer) -> Result<SoftTokens> {
+        let proj = ex
+            .projector
+            .as_ref()
+            .context("init_projector first: the soft tokens need W_p")?
+            .weight
+            .shallow_clone();
+        Ok(SoftTokens {
+            e: coupling.e.shallow_clone(),
+            e0: coupling.e0.shallow_clone(),
+            proj,
+            device: ex.model.device(),
+        })
+    }
+
+    /// The current vectors of `items` (with gradient).
+    pub fn vectors(&self, items: &Tensor) -> Tensor {
+        self.e
+            .index_select(0, items)
+            .to_device(self.device)
+            .linear::<Tensor>(&self.proj, None)
+    }
+
+    /// The reference policy's vectors of `items` (initial `E`, no gradient).
+    pub fn reference(&self, items: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            self.e0
+                .index_select(0, items)
+                .to_device(self.device)
+                .linear::<Tensor>(&self.proj, None)
+        })
+    }
+}
+
+/// What PPO trains besides the explainer's own variables: the value head and the optimiser,
+/// with the soft tokens the prompts read (`None`: prompts without soft slots).
+pub struct Learner<O: Optimiser> {
+    /// The value head (its variables live in the explainer's trainable store).
+    pub value: ValueHead,
+    /// The optimiser over the explainer's trainable store.
+    pub opt: O,
+    /// Soft item tokens.
+    pub soft: Option<SoftTokens>,
+    /// PPO settings.
+    pub ppo: PpoConfig,
+}
+
+/// What one step sampled and learned.
+pub struct Outcome {
+    /// The replies (as `reward` left them).
+    pub gens: Vec<Generation>,
+    /// Their rewards.
+    pub rewards: Vec<f64>,
+    /// The update's statistics.
+    pub stats: UpdateStats,
+}
+
+impl<O: Optimiser> Learner<O> {
+    /// One PPO step on `prompts`: samples a reply to each with `gen`, scores the replies with
+    /// `reward` (which may also edit their text), then updates `ex` (LoRA, `W_p`), the value
+    /// head and `E`; `after_step` runs after every optimiser step (the shield goes there).
+    pub fn step(
+        &mut self,
+        ex: &mut Explainer,
+        prompts: &Prompts,
+        gen: &GenerationConfig,
+        reward: impl FnOnce(&mut [Generation]) -> Result<Vec<f64>>,
+        after_step: &mut dyn FnMut(),
+    ) -> Result<Outcome> {
+        let items = Tensor::from_slice(&prompts.items).to_device(ex.model.device());
+        let soft = || self.soft.as_ref().map(|s| s.vectors(&items));
+        let soft_ref = self.soft.as_ref().map(|s| s.reference(&items));
+        let mut gens = crate::explainer::generate(
+            &ex.model,
+            &ex.tokenizer,
+            &prompts.batch,
+            soft().as_ref(),
+            gen,
+        )?;
+        let rewards = reward(&mut gens)?;
+        let resp = Responses::new(&prompts.batch, &gens, ex.tokenizer.pad);
+        let batch = Rollouts {
+            resp: &resp,
+            soft: &soft,
+            soft_ref: soft_ref.as_ref(),
+            rewards: &rewards,
+        };
+        let stats = update(
+            &mut ex.model,
+            &self.value,
+            &mut self.opt,
+            &batch,
+            &self.ppo,
+            after_step,
+        );
+        Ok(Outcome {
+            gens,
+            rewards,
+            stats,
+        })
+    }
+}
