@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use recrl_lib::config::{Config, Overrides};
 use recrl_lib::ppo::{arms, Arm, Coupled};
-use recrl_lib::{assets, data, env, display::Table, paths};
+use recrl_lib::{assets, data, display::Table, env, paths};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,7 +126,10 @@ impl ConfigArgs {
             sets,
             trees: vec![serde_yaml::to_value(keys)?],
         };
-        let path = self.config.clone().unwrap_or_else(|| paths::Layout::project().default_config());
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| paths::Layout::project().default_config());
         Config::load(&path, &self.dataset, &overrides)
     }
 }
@@ -633,8 +636,11 @@ fn cmd_basis(args: &ConfigArgs, keys: &BasisKeys, device: &Option<String>) -> Re
     let cfg = args.load(&[], keys)?;
     let root = paths::project_root();
     let ds = data::store::load(&root, name)?;
-    let ranker =
-        recrl_lib::ranker::Ranker::load(&paths::Layout::new(&root).checkpoints(), &ds, pick_device(device))?;
+    let ranker = recrl_lib::ranker::Ranker::load(
+        &paths::Layout::new(&root).checkpoints(),
+        &ds,
+        pick_device(device),
+    )?;
     let (basis, meta, probes) = report::fit_and_save(&root, &ds, &ranker, &cfg.shield, cfg.seed)?;
     eprintln!(
         "{} probe users, d = {}: τ = {} keeps k = {} ({:.4}% of the energy)",
@@ -676,7 +682,8 @@ fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
     let root = paths::project_root();
     let device = pick_device(&args.device);
     let ds = data::store::load(&root, name)?;
-    let ranker = recrl_lib::ranker::Ranker::load(&paths::Layout::new(&root).checkpoints(), &ds, device)?;
+    let ranker =
+        recrl_lib::ranker::Ranker::load(&paths::Layout::new(&root).checkpoints(), &ds, device)?;
     env::seed_everything(cfg.seed);
     let t0 = std::time::Instant::now();
     let mut ex = init::load_configured(&root, &cfg, device)?;
@@ -719,14 +726,23 @@ fn dir_of(path: Option<&PathBuf>, default: PathBuf) -> PathBuf {
 }
 
 fn cmd_ppo(args: &PpoArgs) -> Result<()> {
-    use recrl_lib::ppo::{arms::Schedule, run_arm};
+    use recrl_lib::ppo::{
+        arms::{Places, Schedule},
+        run_arm,
+    };
     let name: data::DatasetName = args.config.dataset.parse()?;
     let (cfg, arm) = args.configure()?;
     let root = paths::project_root();
     let device = pick_device(&args.device);
     let ds = data::store::load(&root, name)?;
-    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), paths::Layout::new(&root).checkpoints());
-    let basis_dir = dir_of(args.projection_basis.as_ref(), paths::Layout::new(&root).checkpoints());
+    let ranker_dir = dir_of(
+        args.ranker_ckpt.as_ref(),
+        paths::Layout::new(&root).checkpoints(),
+    );
+    let basis_dir = dir_of(
+        args.projection_basis.as_ref(),
+        paths::Layout::new(&root).checkpoints(),
+    );
     let layout = paths::Layout::new(&root);
     let (log_dir, ckpt_dir) = (
         layout.run_logs(name.as_str(), &arm.tag),
@@ -740,11 +756,13 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
         cfg.ppo_batch,
         log_dir.display()
     );
+    let places = Places {
+        ranker_dir,
+        basis_dir,
+        ..Places::project(&root, device)
+    };
     run_arm(
-        &root,
-        &root,
-        &ranker_dir,
-        &basis_dir,
+        &places,
         &ds,
         &cfg,
         &arm,
@@ -753,7 +771,6 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
             checkpoint_every: args.checkpoint_every,
             resume: args.resume,
         },
-        device,
         |line, samples| {
             eprintln!("{}", recrl_lib::ppo::run::step_line(line));
             if let Some((item, text)) = samples.first() {
@@ -792,23 +809,22 @@ fn cmd_audit(args: &AuditArgs) -> Result<()> {
         None => Thresholds::for_project(&root)?,
     };
     let ds = data::store::load(&root, name)?;
-    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), paths::Layout::new(&root).checkpoints());
+    let ranker_dir = dir_of(
+        args.ranker_ckpt.as_ref(),
+        paths::Layout::new(&root).checkpoints(),
+    );
     let device = pick_device(&args.device);
     eprintln!(
         "{name}: auditing {} ({} users) on {device:?}",
         args.tag, cfg.audit.users
     );
-    let report = audit::run(
-        &root,
-        &root,
-        &ranker_dir,
-        &ds,
-        &cfg,
-        &args.tag,
-        &thresholds,
-        device,
-        |line| eprintln!("  {line}"),
-    )?;
+    let places = recrl_lib::ppo::arms::Places {
+        ranker_dir,
+        ..recrl_lib::ppo::arms::Places::project(&root, device)
+    };
+    let report = audit::run(&places, &ds, &cfg, &args.tag, &thresholds, |line| {
+        eprintln!("  {line}")
+    })?;
     println!("{}", view::metrics_table(&report));
     println!("{}", view::checks_table(&report));
     eprintln!(

@@ -1,6 +1,6 @@
 //! Figures are written offline: standalone HTML with plotly.js inside, SVG and PNG by kaleido.
+use recrl_lib::display::{render_static, save_figure, FigureFormat};
 use recrl_lib::plotly::{common::Title, Layout, Plot, Scatter};
-use recrl_lib::report::{render_static, save_figure, FigureFormat};
 
 fn line_plot() -> Plot {
     let mut plot = Plot::new();

@@ -18,6 +18,7 @@ pub use policy::{Check, Thresholds};
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::explainer::{init, Explainer};
+use crate::ppo::arms::Places;
 use crate::ranker::Ranker;
 use crate::sim::canary;
 use crate::stats::{mean, quantile};
@@ -28,7 +29,7 @@ use privacy::{RlOutputs, TitleIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 /// The tag of the "before RL" audit: the step-4 checkpoint (LoRA at B = 0, initial `W_p`).
 pub const BASE_TAG: &str = "base";
@@ -120,22 +121,19 @@ fn put(metrics: &mut Metrics, name: &str, value: Option<f64>, definition: &str) 
     );
 }
 
-/// Audits one arm: loads the ranker from `ranker_dir` and the configured explainer (from
-/// `model_root`, which also holds `data/lexicons`) with the tag's checkpoint (see [`dirs`];
-/// under `root`, like the logs), explains the seeded audit set (or reuses the cache),
-/// measures everything and writes `audit.json`. `progress` gets lines.
-#[allow(clippy::too_many_arguments)]
+/// Audits one arm: loads the ranker from `places.ranker_dir` and the configured explainer
+/// (from `places.models`, which also holds `data/lexicons`) with the tag's checkpoint (see
+/// [`dirs`]; under `places.out`, like the logs), explains the seeded audit set (or reuses the
+/// cache), measures everything and writes `audit.json`. `progress` gets lines.
 pub fn run(
-    root: &Path,
-    model_root: &Path,
-    ranker_dir: &Path,
+    places: &Places,
     ds: &Dataset,
     cfg: &Config,
     tag: &str,
     thresholds: &Thresholds,
-    device: Device,
     mut progress: impl FnMut(&str),
 ) -> Result<AuditReport> {
+    let (root, model_root, device) = (places.out.root(), places.models.root(), places.device);
     let name = ds.name.as_str();
     let (log_dir, ckpt_dir) = dirs(root, name, tag);
     anyhow::ensure!(
@@ -143,10 +141,10 @@ pub fn run(
         "no checkpoint for tag {tag:?}: {} is missing (run step 4 for \"{BASE_TAG}\", step 5 for an arm)",
         ckpt_dir.join("explainer.json").display()
     );
-    let lexicons = crate::paths::Layout::new(model_root).lexicons();
+    let lexicons = places.models.lexicons();
     let lexicon = Lexicon::load(&lexicons)?;
     let swap = GenderSwap::load(&lexicons)?;
-    let ranker = Ranker::load(ranker_dir, ds, device)?;
+    let ranker = Ranker::load(&places.ranker_dir, ds, device)?;
     let (sim_params, sim_seed) = clicks::run_simulator(&log_dir, cfg)?;
     let sim = crate::sim::SimUser::for_run(ds, &ranker, &sim_params, sim_seed);
     let e0 = ranker.output_table().detach().copy();
@@ -256,43 +254,24 @@ fn protocol(
     })
 }
 
-/// Makes the checkpoint of `tag` under `root` when it is missing: the step-4 initialisation
-/// for [`BASE_TAG`], else a PPO run of the arm with `cfg`'s steps (for smoke runs, whose steps
-/// may run in any order). Returns whether it had to.
-#[allow(clippy::too_many_arguments)]
-pub fn ensure_checkpoint(
-    root: &Path,
-    model_root: &Path,
-    ranker_dir: &Path,
-    basis_dir: &Path,
-    ds: &Dataset,
-    cfg: &Config,
-    tag: &str,
-    device: Device,
-) -> Result<bool> {
-    let (_, ckpt) = dirs(root, ds.name.as_str(), tag);
+/// Makes the checkpoint of `tag` under `places.out` when it is missing: the step-4
+/// initialisation for [`BASE_TAG`], else a PPO run of the arm with `cfg`'s steps (for smoke
+/// runs, whose steps may run in any order). Returns whether it had to.
+pub fn ensure_checkpoint(places: &Places, ds: &Dataset, cfg: &Config, tag: &str) -> Result<bool> {
+    let device = places.device;
+    let (_, ckpt) = dirs(places.out.root(), ds.name.as_str(), tag);
     if ckpt.join("explainer.json").is_file() {
         return Ok(false);
     }
     if tag == BASE_TAG {
-        let ranker = Ranker::load(ranker_dir, ds, device)?;
+        let ranker = Ranker::load(&places.ranker_dir, ds, device)?;
         crate::env::seed_everything(cfg.seed);
-        let mut ex = init::load_configured(model_root, cfg, device)?;
+        let mut ex = init::load_configured(places.models.root(), cfg, device)?;
         init::init_and_save(&mut ex, cfg, &ranker, &ckpt)?;
     } else {
         let arm = crate::ppo::Arm::named(tag)?;
-        crate::ppo::run_arm(
-            root,
-            model_root,
-            ranker_dir,
-            basis_dir,
-            ds,
-            cfg,
-            &arm,
-            &crate::ppo::arms::Schedule::every(cfg.max_steps),
-            device,
-            |_, _| {},
-        )?;
+        let schedule = crate::ppo::arms::Schedule::every(cfg.max_steps);
+        crate::ppo::run_arm(places, ds, cfg, &arm, &schedule, |_, _| {})?;
     }
     Ok(true)
 }

@@ -1,12 +1,12 @@
 //! Step 5 as one call per arm (shared by `recrl ppo` and notebook 05), and the per-arm curves.
 
-use crate::paths::Layout;
-use super::run::{run, Coupled, RunOptions, SimParams, StepLog};
+use super::run::{train, Coupled, RunOptions, Setup, SimParams, StepLog};
 use super::update::PpoConfig;
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::display::charts::{self, Series};
 use crate::explainer::{init, GenerationConfig};
+use crate::paths::Layout;
 use crate::ranker::{self, Ranker, TrainOptions};
 use crate::shield::{self, Basis, Shield};
 use anyhow::Result;
@@ -224,23 +224,52 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
     }
 }
 
-/// Runs one arm (from a fresh start, or from its snapshot with `schedule.resume`): the ranker from `ranker_dir` (reloaded, since a run writes
-/// its `E` into the ranker), the shield's basis from `basis_dir` (or refitted at the arm's τ),
-/// the configured explainer with new LoRA and `W_p`. Outputs under `out_root`.
-#[allow(clippy::too_many_arguments)]
+/// Where the steps of an arm read and write, and on which device: outputs (logs,
+/// checkpoints) under `out`, the configured explainer and the audit's word lists under
+/// `models`, the ranker and the shield's basis from their checkpoint folders.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// Where outputs go.
+    pub out: Layout,
+    /// Where the configured models (and `data/lexicons`) are.
+    pub models: Layout,
+    /// The ranker's checkpoint folder.
+    pub ranker_dir: PathBuf,
+    /// The shield basis' checkpoint folder.
+    pub basis_dir: PathBuf,
+    /// The device every model computes on.
+    pub device: Device,
+}
+
+impl Places {
+    /// Everything under one project root: models there, the ranker and basis from its
+    /// `checkpoints/`.
+    pub fn project(root: &Path, device: Device) -> Places {
+        let layout = Layout::new(root);
+        Places {
+            ranker_dir: layout.checkpoints(),
+            basis_dir: layout.checkpoints(),
+            out: layout.clone(),
+            models: layout,
+            device,
+        }
+    }
+}
+
+/// Runs one arm (from a fresh start, or from its snapshot with `schedule.resume`): the ranker
+/// from `places.ranker_dir` (reloaded, since a run writes its `E` into the ranker), the
+/// shield's basis from `places.basis_dir` (or refitted at the arm's τ), the configured
+/// explainer with new LoRA and `W_p`. Outputs under `places.out`.
 pub fn run_arm(
-    out_root: &Path,
-    model_root: &Path,
-    ranker_dir: &Path,
-    basis_dir: &Path,
+    places: &Places,
     ds: &Dataset,
     cfg: &Config,
     arm: &Arm,
     schedule: &Schedule,
-    device: Device,
     on_step: impl FnMut(&StepLog, &[(String, String)]),
 ) -> Result<Vec<StepLog>> {
-    let ranker = Ranker::load(ranker_dir, ds, device)?;
+    let device = places.device;
+    let ranker = Ranker::load(&places.ranker_dir, ds, device)?;
     let guard = match (arm.coupled, arm.tau) {
         (Coupled::Shielded, Some(tau)) => Some(Shield {
             basis: Basis::fit(
@@ -249,42 +278,37 @@ pub fn run_arm(
             )?,
         }),
         (Coupled::Shielded, None) => Some(Shield {
-            basis: Basis::load(basis_dir, ds.name.as_str(), &ranker)?.0,
+            basis: Basis::load(&places.basis_dir, ds.name.as_str(), &ranker)?.0,
         }),
         _ => None,
     };
     crate::env::seed_everything(cfg.seed);
-    let mut ex = init::load_configured(model_root, cfg, device)?;
+    let mut ex = init::load_configured(places.models.root(), cfg, device)?;
     ex.init_lora(&init::lora_config(cfg))?;
     ex.init_projector(ranker.output_table());
-    let out = Layout::new(out_root);
-    let (log_dir, ckpt_dir) = (
-        out.run_logs(ds.name.as_str(), &arm.tag),
-        out.ppo_dir(ds.name.as_str(), &arm.tag),
-    );
-    run(
+    let setup = Setup {
         ds,
-        &ranker,
-        &mut ex,
-        guard,
-        &run_options(cfg, arm, schedule),
-        log_dir,
-        ckpt_dir,
-        on_step,
-    )
+        ranker: &ranker,
+        shield: guard,
+        opts: &run_options(cfg, arm, schedule),
+        log_dir: places.out.run_logs(ds.name.as_str(), &arm.tag),
+        ckpt_dir: places.out.ppo_dir(ds.name.as_str(), &arm.tag),
+    };
+    train(setup, &mut ex, on_step)
 }
 
-/// For notebooks: the ranker checkpoint folder later steps use (see
-/// [`ranker::for_later_steps`], with its `fallback` folder) and the basis folder,
-/// `<out_root>/checkpoints`, where the basis is refitted when missing or fitted on other
-/// ranker weights.
+/// For notebooks: the [`Places`] later steps use, with outputs under `out_root` and models
+/// under `models_root`. The ranker comes from [`ranker::for_later_steps`] (with its `fallback`
+/// folder); the basis from `<out_root>/checkpoints`, refitted there when missing or fitted on
+/// other ranker weights.
 pub fn prepare(
     out_root: &Path,
+    models_root: &Path,
     ds: &Dataset,
     cfg: &Config,
     fallback: Option<&Path>,
     device: Device,
-) -> Result<(PathBuf, PathBuf)> {
+) -> Result<Places> {
     let opts = TrainOptions {
         config: cfg.ranker.clone(),
         seed: cfg.seed,
@@ -297,7 +321,13 @@ pub fn prepare(
     if Basis::load(&basis_dir, ds.name.as_str(), &rk).is_err() {
         let _ = shield::report::fit_and_save(out_root, ds, &rk, &cfg.shield, cfg.seed)?;
     }
-    Ok((ranker_dir, basis_dir))
+    Ok(Places {
+        out: Layout::new(out_root),
+        models: Layout::new(models_root),
+        ranker_dir,
+        basis_dir,
+        device,
+    })
 }
 
 /// One metric per arm against the step (`metric` picks it from a log line; `None` skips it).

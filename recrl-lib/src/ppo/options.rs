@@ -2,9 +2,9 @@
 //! besides the models. Snapshots ([`super::resume`]) record them to check that a resumed run
 //! is the same run.
 
-use crate::sim::simulator::SimParams;
 use super::update::PpoConfig;
 use crate::explainer::GenerationConfig;
+use crate::sim::simulator::SimParams;
 use serde::{Deserialize, Serialize};
 
 /// How `E` is coupled to the explainer in a run.

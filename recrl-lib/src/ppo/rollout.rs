@@ -3,13 +3,13 @@
 //! users click on the replies.
 
 use super::options::RunOptions;
-use crate::sim::simulator::{QualityScorer, SimUser};
 use super::step::Prompts;
-use crate::sim::canary::{self, Canary};
 use crate::data::Dataset;
 use crate::explainer::{init::requests_for, prompt, ExplainRequest, Explainer, Generation};
 use crate::ranker::Ranker;
 use crate::rng::Rng;
+use crate::sim::canary::{self, Canary};
+use crate::sim::simulator::{QualityScorer, SimUser};
 use anyhow::Result;
 use std::collections::BTreeSet;
 use tch::Tensor;

@@ -15,12 +15,12 @@ pub use super::options::{Coupled, RunOptions};
 use super::policy::ValueHead;
 use super::resume::{self, Snapshot};
 use super::rollout::Env;
-pub use crate::sim::simulator::SimParams;
 use super::step::{Learner, SoftTokens};
 use crate::data::Dataset;
 use crate::explainer::{Explainer, GenerationConfig, PromptBatch};
 use crate::ranker::Ranker;
 use crate::shield::Shield;
+pub use crate::sim::simulator::SimParams;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -289,27 +289,4 @@ pub fn train(
     }
     trainer.finish(started, resumed.map(|s| s.step))?;
     Ok(out)
-}
-
-/// [`train`] with the parts of its [`Setup`] as arguments (the call `ppo::arms` makes).
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    ds: &Dataset,
-    ranker: &Ranker,
-    ex: &mut Explainer,
-    shield: Option<Shield>,
-    opts: &RunOptions,
-    log_dir: PathBuf,
-    ckpt_dir: PathBuf,
-    on_step: impl FnMut(&StepLog, &[(String, String)]),
-) -> Result<Vec<StepLog>> {
-    let setup = Setup {
-        ds,
-        ranker,
-        shield,
-        opts,
-        log_dir,
-        ckpt_dir,
-    };
-    train(setup, ex, on_step)
 }
