@@ -14,7 +14,7 @@ use super::config::LlamaConfig;
 use super::fast;
 use super::linear::{dense_matmul, forward_side_by_side, Linear};
 use super::LoadOptions;
-use anyhow::{Context as _, Result};
+use anyhow::{Context, Result};
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
@@ -97,7 +97,7 @@ impl Rope {
 
 /// What every block of one forward pass reads besides its input.
 #[derive(Debug)]
-pub struct Context {
+pub struct Pass {
     /// `[B, 1, T, S]` bool: the keys each query sees.
     pub allowed: Tensor,
     /// RoPE `cos` `[B, 1, T, head_dim]`.
@@ -148,19 +148,20 @@ impl Attention {
 
     /// Attention of normed `x` `[B, T, d]` over the cached and the new tokens; appends the new
     /// keys and values to `cache` (as layer `layer`).
-    pub fn forward(&self, x: &Tensor, ctx: &Context, cache: &mut KvCache, layer: usize) -> Tensor {
+    pub fn forward(&self, x: &Tensor, pass: &Pass, cache: &mut KvCache, layer: usize) -> Tensor {
         let (bsz, t) = (x.size()[0], x.size()[1]);
         let (nq, nkv, hd) = self.heads;
         // [B, q + k + v heads, T, head_dim]; RoPE turns the query and key heads in one go.
-        let qkv = self.qkv(x, ctx);
+        let qkv = self.qkv(x, pass);
         #[cfg(feature = "fast-decode")] // hook: rotates a few decoding rows in place
-        let rotated = fast::few_rows::rope_in_place(&qkv, (nq + nkv) as usize, &ctx.cos, &ctx.sin);
+        let rotated =
+            fast::few_rows::rope_in_place(&qkv, (nq + nkv) as usize, &pass.cos, &pass.sin);
         #[cfg(not(feature = "fast-decode"))]
         let rotated = false;
         let heads = qkv.view([bsz, t, nq + 2 * nkv, hd]).transpose(1, 2);
         let qk = match rotated {
             true => heads.narrow(1, 0, nq + nkv),
-            false => apply_rope(&heads.narrow(1, 0, nq + nkv), &ctx.cos, &ctx.sin),
+            false => apply_rope(&heads.narrow(1, 0, nq + nkv), &pass.cos, &pass.sin),
         };
         let q = qk.narrow(1, 0, nq);
         let (k, v) = cache.append(
@@ -173,8 +174,8 @@ impl Attention {
         #[cfg(feature = "fast-decode")]
         if rotated {
             let shape = (nq as usize, nkv as usize, hd as usize);
-            if let Some(y) = fast::few_rows::attend_one(&qkv, shape, &k, &v, &ctx.allowed) {
-                return self.o.forward(&y, ctx.lora, ctx.train);
+            if let Some(y) = fast::few_rows::attend_one(&qkv, shape, &k, &v, &pass.allowed) {
+                return self.o.forward(&y, pass.lora, pass.train);
             }
         }
         // Grouped-query attention: SDPA repeats each KV head for its query heads.
@@ -183,7 +184,7 @@ impl Attention {
             &q,
             &k,
             &v,
-            Some(&ctx.allowed),
+            Some(&pass.allowed),
             0.0,
             false,
             None,
@@ -192,17 +193,17 @@ impl Attention {
         .transpose(1, 2)
         .contiguous()
         .view([bsz, t, -1]);
-        self.o.forward(&y, ctx.lora, ctx.train)
+        self.o.forward(&y, pass.lora, pass.train)
     }
 
     /// `q | k | v` of `x` side by side, `[B, T, (q + k + v heads) × head_dim]`.
-    fn qkv(&self, x: &Tensor, ctx: &Context) -> Tensor {
+    fn qkv(&self, x: &Tensor, pass: &Pass) -> Tensor {
         let parts = [&self.q, &self.k, &self.v];
         #[cfg(feature = "fast-decode")] // hook: one product over the fused weights
-        if let Some(y) = self.fused.forward(&parts, x, ctx.lora, ctx.train) {
+        if let Some(y) = self.fused.forward(&parts, x, pass.lora, pass.train) {
             return y;
         }
-        forward_side_by_side(&parts, x, ctx.lora, ctx.train)
+        forward_side_by_side(&parts, x, pass.lora, pass.train)
     }
 
     /// fast-decode: packs the dense weights into `arena`, `q | k | v` side by side.
@@ -240,19 +241,19 @@ impl Mlp {
     }
 
     /// The network on normed `x` `[B, T, d]`.
-    pub fn forward(&self, x: &Tensor, ctx: &Context) -> Tensor {
-        let gate_up = self.gate_up(x, ctx);
-        self.down.forward(&swiglu(&gate_up), ctx.lora, ctx.train)
+    pub fn forward(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        let gate_up = self.gate_up(x, pass);
+        self.down.forward(&swiglu(&gate_up), pass.lora, pass.train)
     }
 
     /// `gate | up` of `x` side by side, `[B, T, 2 · ffn]`.
-    fn gate_up(&self, x: &Tensor, ctx: &Context) -> Tensor {
+    fn gate_up(&self, x: &Tensor, pass: &Pass) -> Tensor {
         let parts = [&self.gate, &self.up];
         #[cfg(feature = "fast-decode")] // hook: one product over the fused weights
-        if let Some(y) = self.fused.forward(&parts, x, ctx.lora, ctx.train) {
+        if let Some(y) = self.fused.forward(&parts, x, pass.lora, pass.train) {
             return y;
         }
-        forward_side_by_side(&parts, x, ctx.lora, ctx.train)
+        forward_side_by_side(&parts, x, pass.lora, pass.train)
     }
 
     /// fast-decode: packs the dense weights into `arena`, `gate | up` side by side.
@@ -295,11 +296,11 @@ impl Block {
     }
 
     /// The layer on `x` `[B, T, d]` (as layer `layer` of `cache`).
-    pub fn forward(&self, x: &Tensor, ctx: &Context, cache: &mut KvCache, layer: usize) -> Tensor {
-        let x = x + self
-            .attn
-            .forward(&self.input_norm.forward(x), ctx, cache, layer);
-        &x + self.mlp.forward(&self.post_norm.forward(&x), ctx)
+    pub fn forward(&self, x: &Tensor, pass: &Pass, cache: &mut KvCache, layer: usize) -> Tensor {
+        let h = self.input_norm.forward(x);
+        let x = x + self.attn.forward(&h, pass, cache, layer);
+        let h = self.post_norm.forward(&x);
+        &x + self.mlp.forward(&h, pass)
     }
 
     /// fast-decode: packs the dense weights into `arena`, those of `q | k | v` and of
@@ -353,12 +354,7 @@ impl KvCache {
         let written = false;
         if !written {
             #[cfg(feature = "fast-decode")] // hook: buffers with room for later tokens
-            let room = fast::kv_cache::room(
-                k.requires_grad() || v.requires_grad(),
-                len,
-                need,
-                self.reserve,
-            );
+            let room = fast::kv_cache::room(k, v, len, self.reserve);
             #[cfg(not(feature = "fast-decode"))]
             let room = need;
             let old = self.layers.get(layer);
@@ -509,7 +505,7 @@ impl Llama {
         let (t, past) = (embeds.size()[1], cache.len());
         let allowed = allowed_keys(mask, past, past + t, self.device());
         let (cos, sin) = self.rope.forward(positions, self.kind());
-        let ctx = Context {
+        let pass = Pass {
             allowed,
             cos,
             sin,
@@ -518,7 +514,7 @@ impl Llama {
         };
         let mut x = embeds.shallow_clone();
         for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(&x, &ctx, cache, i);
+            x = block.forward(&x, &pass, cache, i);
         }
         cache.len = past + t;
         self.norm.forward(&x)

@@ -4,12 +4,13 @@
 use super::few_rows;
 use tch::Tensor;
 
-/// Tokens a layer's buffers make room for when they (re)grow to hold `need` tokens, `len` of
-/// them cached before: the reserve (prompt + reply) at the first step, at least twice `need`
-/// when a later step outgrows them, exactly `need` where gradients flow (no in-place writes
-/// into the autograd graph).
-pub fn room(grad: bool, len: i64, need: i64, reserve: i64) -> i64 {
-    match (grad, len) {
+/// Tokens a layer's buffers make room for when they (re)grow to take the keys `k` and values
+/// `v` of new tokens after `len` cached ones: the reserve (prompt + reply) at the first step,
+/// at least twice what they then hold when a later step outgrows them, and no spare room where
+/// gradients flow (no in-place writes into the autograd graph).
+pub fn room(k: &Tensor, v: &Tensor, len: i64, reserve: i64) -> i64 {
+    let need = len + k.size()[2];
+    match (k.requires_grad() || v.requires_grad(), len) {
         (true, _) => need,
         (false, 0) => need.max(reserve),
         (false, _) => need.max(reserve).max(2 * need),
