@@ -1,6 +1,5 @@
 //! A frozen base linear layer (dense or int8 weight-only) with an optional LoRA adapter.
 
-use super::arena::WeightArena;
 use tch::{Kind, Tensor};
 
 /// Frozen base weight `[out, in]`.
@@ -117,13 +116,6 @@ impl Linear {
         Some(delta.to_kind(x.kind()))
     }
 
-    /// Moves a dense base weight into `arena`.
-    pub fn place(&mut self, arena: &mut WeightArena) {
-        if let BaseWeight::DenseT(wt) = &self.base {
-            self.base = BaseWeight::DenseT(arena.hold(wt));
-        }
-    }
-
     /// Replaces a dense base weight by its int8 weight-only quantisation.
     pub fn quantize_int8(&mut self) {
         if let BaseWeight::DenseT(_) = &self.base {
@@ -145,94 +137,22 @@ impl Linear {
     }
 }
 
-/// `x · wt` for a transposed dense weight: a few f32 rows on the CPU (decoding) by
-/// [`super::few_rows`], anything else by libtorch.
+/// `x · wt` for a transposed dense weight (by libtorch; with `fast-decode`, a few f32 rows on
+/// the CPU, i.e. decoding, by `fast::few_rows::matmul`).
 pub fn dense_matmul(x: &Tensor, wt: &Tensor) -> Tensor {
-    super::few_rows::matmul(x, wt).unwrap_or_else(|| x.matmul(wt))
+    #[cfg(feature = "fast-decode")] // hook: few-rows kernel
+    if let Some(y) = super::fast::few_rows::matmul(x, wt) {
+        return y;
+    }
+    x.matmul(wt)
 }
 
-/// Linear layers that read the same input (q, k, v; gate, up) computed as one matrix product:
-/// their dense base weights are column blocks of one `[in, Σ out]` matrix, and each layer's
-/// own weight is a view of its block. Fewer, larger products stream the weights faster (on
-/// the 2-core CPU, 30 SmolLM2 layers decode in about 70% of the time of separate products).
-#[derive(Debug, Default)]
-pub struct Fused(Option<Tensor>);
-
-impl Fused {
-    /// Puts the dense weights of `parts` side by side (in `arena`); holds nothing (so the
-    /// parts run one by one) when any part is int8.
-    pub fn new(parts: &mut [&mut Linear], arena: &mut WeightArena) -> Fused {
-        let dense: Option<Vec<&Tensor>> = parts
-            .iter()
-            .map(|p| match &p.base {
-                BaseWeight::DenseT(wt) => Some(wt),
-                BaseWeight::Int8 { .. } => None,
-            })
-            .collect();
-        let Some(dense) = dense else {
-            return Fused(None);
-        };
-        let block = arena.hold(&Tensor::cat(&dense, 1));
-        let mut offset = 0;
-        for p in parts.iter_mut() {
-            let n = p.out_features();
-            p.base = BaseWeight::DenseT(block.narrow(1, offset, n));
-            offset += n;
-        }
-        Fused(Some(block))
-    }
-
-    /// The block, while every part's weight is still its view (merging or quantising a part
-    /// replaces its weight, and the parts then run one by one).
-    fn block(&self, parts: &[&Linear]) -> Option<&Tensor> {
-        let block = self.0.as_ref()?;
-        let elt = block.kind().elt_size_in_bytes() as i64;
-        let mut offset = 0;
-        for p in parts {
-            let BaseWeight::DenseT(wt) = &p.base else {
-                return None;
-            };
-            let at = block.data_ptr() as i64 + offset * elt;
-            if wt.data_ptr() as i64 != at || wt.stride() != block.stride() {
-                return None;
-            }
-            offset += wt.size()[1];
-        }
-        (offset == block.size()[1] && parts.iter().all(|p| p.in_features() == block.size()[0]))
-            .then_some(block)
-    }
-
-    /// The outputs of `parts` side by side, `[.., Σ out]`, adapters included when `use_lora`.
-    /// The block serves inference; where gradients flow (training) the parts run one by one,
-    /// which measured faster there than one product plus the adapters' concatenated terms.
-    pub fn forward(&self, parts: &[&Linear], x: &Tensor, use_lora: bool, train: bool) -> Tensor {
-        let block = self.block(parts).filter(|_| !x.requires_grad());
-        let Some(block) = block else {
-            let ys: Vec<Tensor> = parts
-                .iter()
-                .map(|p| p.forward(x, use_lora, train))
-                .collect();
-            return Tensor::cat(&ys, -1);
-        };
-        let y = dense_matmul(x, block);
-        let deltas: Vec<Option<Tensor>> = parts
-            .iter()
-            .map(|p| p.lora_delta(x, use_lora, train))
-            .collect();
-        if deltas.iter().all(Option::is_none) {
-            return y;
-        }
-        let deltas: Vec<Tensor> = deltas
-            .into_iter()
-            .zip(parts)
-            .map(|(d, p)| {
-                d.unwrap_or_else(|| {
-                    let mut shape = x.size();
-                    *shape.last_mut().expect("x has a feature axis") = p.out_features();
-                    Tensor::zeros(shape, (x.kind(), x.device()))
-                })
-            })
-            .collect();
-        y + Tensor::cat(&deltas, -1)
-    }
+/// The outputs of linear layers that read the same `x`, side by side (`[.., Σ out]`), run one
+/// by one.
+pub fn forward_side_by_side(parts: &[&Linear], x: &Tensor, use_lora: bool, train: bool) -> Tensor {
+    let ys: Vec<Tensor> = parts
+        .iter()
+        .map(|p| p.forward(x, use_lora, train))
+        .collect();
+    Tensor::cat(&ys, -1)
 }

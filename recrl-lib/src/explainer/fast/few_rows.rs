@@ -78,7 +78,7 @@ fn few_plain_rows(x: &Tensor, width: i64) -> bool {
         && (1..=MAX_ROWS).contains(&(x.numel() / width.max(1) as usize))
 }
 
-/// `x / rms(x) · w` over the last axis (as [`super::model::rms_norm`]) for a few rows, or `None`.
+/// `x / rms(x) · w` over the last axis (as [`crate::explainer::model::rms_norm`]) for a few rows, or `None`.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Option<Tensor> {
     let d = w.numel();
     if !few_plain_rows(x, d as i64) || w.kind() != Kind::Float || !w.is_contiguous() {
@@ -597,7 +597,8 @@ mod tests {
         let angles = Tensor::cat(&[&angles, &angles], -1);
         let (cos, sin) = (angles.cos(), angles.sin());
         let heads = qkv.view([2, 1, nq + 2 * nkv, hd]).transpose(1, 2);
-        let rotated = super::super::model::apply_rope(&heads.narrow(1, 0, nq + nkv), &cos, &sin);
+        let rotated =
+            crate::explainer::model::apply_rope(&heads.narrow(1, 0, nq + nkv), &cos, &sin);
         let mine = qkv.copy();
         assert!(rope_in_place(&mine, (nq + nkv) as usize, &cos, &sin));
         let mine_heads = mine.view([2, 1, nq + 2 * nkv, hd]).transpose(1, 2);

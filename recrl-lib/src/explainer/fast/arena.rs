@@ -2,6 +2,8 @@
 //! token streams every weight once, and with 2 MiB pages instead of 4 KiB ones the stream
 //! runs about 20% faster on the 2-core dev machine (`BENCHMARKS.md`, step 4).
 
+use crate::explainer::config::LlamaConfig;
+use crate::explainer::linear::{BaseWeight, Linear};
 use tch::{Device, Kind, Tensor};
 
 /// Values are placed at multiples of this (64 bytes in f32: one cache line).
@@ -29,6 +31,16 @@ impl WeightArena {
         }
     }
 
+    /// The arena for the weights [`crate::explainer::Llama::from_tensors`] packs: every dense
+    /// linear layer and the output head (none with `int8` weights, which stay separate).
+    pub fn for_model(config: &LlamaConfig, kind: Kind, device: Device, int8: bool) -> WeightArena {
+        if int8 {
+            return WeightArena::default();
+        }
+        let (numel, tensors) = dense_numel(config);
+        WeightArena::new(numel, tensors, kind, device)
+    }
+
     /// `t` (any layout) as a contiguous tensor inside the arena when it has room, else a
     /// contiguous copy of its own.
     pub fn hold(&mut self, t: &Tensor) -> Tensor {
@@ -43,6 +55,31 @@ impl WeightArena {
             _ => t.contiguous(),
         }
     }
+
+    /// Moves `lin`'s dense base weight into the arena (int8 weights stay where they are).
+    pub fn place(&mut self, lin: &mut Linear) {
+        if let BaseWeight::DenseT(wt) = &lin.base {
+            lin.base = BaseWeight::DenseT(self.hold(wt));
+        }
+    }
+}
+
+/// Values and count of the tensors [`WeightArena::for_model`] makes room for: every dense
+/// linear layer and the output head.
+fn dense_numel(c: &LlamaConfig) -> (i64, i64) {
+    let (d, ffn, hd) = (
+        c.hidden_size as i64,
+        c.intermediate_size as i64,
+        c.head_dim() as i64,
+    );
+    let (nq, nkv) = (c.num_attention_heads as i64, c.num_key_value_heads as i64);
+    let attention = d * (nq + 2 * nkv) * hd + nq * hd * d;
+    let mlp = 3 * d * ffn;
+    let layers = c.num_hidden_layers as i64;
+    (
+        layers * (attention + mlp) + d * c.vocab_size as i64,
+        4 * layers + 1,
+    )
 }
 
 /// Asks the kernel to back `t`'s memory with 2 MiB pages (before it is first written, so that
