@@ -107,7 +107,7 @@ fn adamw_on_table(shield: Option<&Shield>, steps: usize) -> (Tensor, Tensor, f64
 fn shielded_adamw_keeps_probe_scores_and_bounds_the_rest() {
     let _g = torch_rng();
     tch::manual_seed(3);
-    // M = 10 probe states < d = 16, τ = 1 (DESIGN §5: exact preservation needs M < d).
+    // M = 10 probe states < d = 16, τ = 1 (docs/design.md §5: exact preservation needs M < d).
     let probes = Tensor::randn([10, 16], (Kind::Float, Device::Cpu));
     let others = Tensor::randn([25, 16], (Kind::Float, Device::Cpu));
     let shield = Shield {

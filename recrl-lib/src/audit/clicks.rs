@@ -1,4 +1,4 @@
-//! The simulated user of step 5 (DESIGN §7) clicking on the audit set's sampled explanations.
+//! The simulated user of step 5 (docs/design.md §7) clicking on the audit set's sampled explanations.
 //! The audit set is one fixed panel of users for every arm, so an arm's CTR is compared with
 //! `base`'s user by user: a paired difference, free of the user-to-user spread that makes the
 //! CTR of one PPO step (a few users) noisy.

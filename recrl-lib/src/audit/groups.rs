@@ -1,4 +1,4 @@
-//! Fairness across user groups (DESIGN §8): gender and age bands where the dataset has them,
+//! Fairness across user groups (docs/design.md §8): gender and age bands where the dataset has them,
 //! activity quartiles everywhere; group means with bootstrap intervals and the largest gap;
 //! counterfactual prompts with gendered words swapped.
 

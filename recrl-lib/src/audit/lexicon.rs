@@ -1,4 +1,4 @@
-//! Toxicity by lexicon (DESIGN §8): profanity lists with severities, matched on word boundaries
+//! Toxicity by lexicon (docs/design.md §8): profanity lists with severities, matched on word boundaries
 //! (so "Scunthorpe" or "classic" never match), case-insensitively and through common
 //! obfuscation: leetspeak (`sh1t`, `$hit`), masking (`f*ck`), spacing (`f u c k`, `f.u.c.k`)
 //! and stretched letters (`fuuuck`).

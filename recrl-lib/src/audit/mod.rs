@@ -1,4 +1,4 @@
-//! Step 6, the safety audit (DESIGN §8): toxicity, bias and privacy of a checkpoint's
+//! Step 6, the safety audit (docs/design.md §8): toxicity, bias and privacy of a checkpoint's
 //! explanations, checked against the policy thresholds. `recrl audit` and notebook 06 call
 //! [`run`], which writes `logs/<ds>/<tag>/audit.json` with every number and its definition.
 

@@ -1,4 +1,4 @@
-//! Policy thresholds (DESIGN §8, `experiments/policy_thresholds.yaml`) and pass/fail checks.
+//! Policy thresholds (docs/design.md §8, `experiments/policy_thresholds.yaml`) and pass/fail checks.
 
 use super::Metrics;
 use anyhow::{Context, Result};

@@ -1,4 +1,4 @@
-//! Popularity bias of recommendation lists (DESIGN §8): average recommendation popularity,
+//! Popularity bias of recommendation lists (docs/design.md §8): average recommendation popularity,
 //! the Gini coefficient of exposure, catalogue coverage and the long-tail share.
 
 use super::privacy::TitleIndex;

@@ -1,4 +1,4 @@
-//! Privacy checks (DESIGN §8): personal data patterns, cross-user leakage of titles, verbatim
+//! Privacy checks (docs/design.md §8): personal data patterns, cross-user leakage of titles, verbatim
 //! memorisation, canary exposure and a loss-threshold membership-inference attack.
 
 use super::{canary, mean, put, AuditSet, Metrics, CANARY_OTHERS, MEMORISED_AT};

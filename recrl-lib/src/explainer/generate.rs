@@ -28,7 +28,7 @@ pub struct GenerationConfig {
 }
 
 impl Default for GenerationConfig {
-    /// DESIGN §7's rollout settings: 40 tokens, T 0.7, top-p 0.9.
+    /// docs/design.md §7's rollout settings: 40 tokens, T 0.7, top-p 0.9.
     fn default() -> Self {
         GenerationConfig {
             max_new_tokens: 40,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Kind, Tensor};
 
-/// Adapter hyper-parameters (DESIGN §6 defaults: rank 16, α 16, dropout 0.05, q,k,v,o).
+/// Adapter hyper-parameters (docs/design.md §6 defaults: rank 16, α 16, dropout 0.05, q,k,v,o).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {
     /// Rank r.

@@ -6,7 +6,7 @@
 //!   metadata) or a Hugging Face folder (safetensors, sharded or not, and `tokenizer.json`);
 //! * [`generate()`]: greedy or sampled replies with per-token log-probs;
 //! * [`lora`]: PEFT-compatible adapters; [`Projector`]: `W_p`, ranker space → model space;
-//! * [`prompt`]: the explanation prompt with soft item token slots (DESIGN §5–6);
+//! * [`prompt`]: the explanation prompt with soft item token slots (docs/design.md §5–6);
 //! * `fast` (cargo feature `fast-decode`, on by default): CPU decoding kernels that the model
 //!   calls at a few marked hooks; without the feature everything runs on libtorch.
 //!

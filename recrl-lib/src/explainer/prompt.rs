@@ -1,4 +1,4 @@
-//! Explanation prompts (DESIGN §6): the user's last few history titles, the recommended title
+//! Explanation prompts (docs/design.md §6): the user's last few history titles, the recommended title
 //! and its metadata, each item followed by a soft item token slot, in the model's chat template.
 
 use super::tokenizer::TextTokenizer;

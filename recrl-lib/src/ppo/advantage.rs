@@ -1,4 +1,4 @@
-//! Generalised advantage estimation and PPO's per-token objective terms (DESIGN §7).
+//! Generalised advantage estimation and PPO's per-token objective terms (docs/design.md §7).
 
 /// GAE over one response: `δ_t = r_t + γ V_{t+1} − V_t` (V after the last token is 0),
 /// `A_t = δ_t + γλ A_{t+1}`; returns `(advantages, returns = A + V)`.

@@ -1,4 +1,4 @@
-//! The shared item table during RL (DESIGN §5): a trainable copy of the ranker's `E` feeding
+//! The shared item table during RL (docs/design.md §5): a trainable copy of the ranker's `E` feeding
 //! the soft item tokens, its initial value (for the reference policy), and the shield applied
 //! to each optimiser step's actual update. Arms: shielded, `--no_projection`, frozen control.
 

@@ -1,4 +1,4 @@
-//! Ranking drift during PPO (DESIGN §7): the ranker's validation metrics and scores at step 0,
+//! Ranking drift during PPO (docs/design.md §7): the ranker's validation metrics and scores at step 0,
 //! and how far the current `E` has moved them (full-ranking protocol on the validation split).
 
 use crate::data::Dataset;

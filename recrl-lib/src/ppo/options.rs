@@ -1,4 +1,4 @@
-//! The settings of a PPO run (DESIGN §7): how `E` is coupled, and everything a run needs
+//! The settings of a PPO run (docs/design.md §7): how `E` is coupled, and everything a run needs
 //! besides the models. Snapshots ([`super::resume`]) record them to check that a resumed run
 //! is the same run.
 

@@ -1,4 +1,4 @@
-//! The environment of a PPO run (DESIGN §7): which users a step samples, the prompts that
+//! The environment of a PPO run (docs/design.md §7): which users a step samples, the prompts that
 //! explain the ranker's top item to them (with the audit's canaries), and how the simulated
 //! users click on the replies.
 

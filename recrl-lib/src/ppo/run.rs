@@ -1,4 +1,4 @@
-//! The shielded PPO loop (DESIGN §7): sample users, explain the ranker's top item with soft
+//! The shielded PPO loop (docs/design.md §7): sample users, explain the ranker's top item with soft
 //! tokens, score the explanations with the simulated user, update LoRA, `W_p`, the value head
 //! and `E` (shielded or not), and log every step; ranking drift is measured every N steps.
 //!

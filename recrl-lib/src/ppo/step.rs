@@ -1,4 +1,4 @@
-//! One PPO step (DESIGN §7), whatever the reward: sample a reply to every prompt (with soft
+//! One PPO step (docs/design.md §7), whatever the reward: sample a reply to every prompt (with soft
 //! item tokens read from the coupled `E`), score the replies, and run one [`update()`] of LoRA,
 //! `W_p`, the value head and `E`. The run ([`super::run::Trainer::step`]) and the tests call
 //! this same step.

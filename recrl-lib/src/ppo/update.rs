@@ -1,4 +1,4 @@
-//! One PPO update (DESIGN §7) on a batch of sampled responses with sequence rewards:
+//! One PPO update (docs/design.md §7) on a batch of sampled responses with sequence rewards:
 //! reference and old log-probs, KL-penalised token rewards, GAE, whitened advantages, then
 //! `epochs` passes of the clipped objective plus the value loss, with gradient clipping.
 

@@ -1,6 +1,6 @@
 //! Step 2: the SASRec ranker — model, training, both evaluation protocols, checkpoints.
 //!
-//! * [`Sasrec`]: the network (untied output item table `E` by default, see DESIGN §4);
+//! * [`Sasrec`]: the network (untied output item table `E` by default, see docs/design.md §4);
 //! * [`train()`]: AdamW with early stopping on validation NDCG@10 (full ranking);
 //! * [`eval`]: full-ranking and sampled-100 metrics, batched on the device;
 //! * [`Ranker`]: a trained model with the API later steps use — user states `h_u`, scores,

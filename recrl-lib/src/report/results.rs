@@ -1,4 +1,4 @@
-//! The paper's figures from the gathered runs (DESIGN §8): ranking stability, CTR and KL
+//! The paper's figures from the gathered runs (docs/design.md §8): ranking stability, CTR and KL
 //! curves, the τ trade-off, ablation bars and the audit table. Each is a plotly [`Plot`] for
 //! notebook 07 and, through [`save_all`], standalone HTML plus SVG and PNG in `figures/`.
 

@@ -1,4 +1,4 @@
-//! Text metrics of a set of explanations against references (DESIGN §8): corpus BLEU-1/4 as
+//! Text metrics of a set of explanations against references (docs/design.md §8): corpus BLEU-1/4 as
 //! sacrebleu computes it (13a tokeniser, exponential smoothing), ROUGE-1/2/L as Google's
 //! `rouge-score` computes it (lower-cased alphanumeric tokens, no stemming), distinct-n, the
 //! unique sentence ratio (USR) and the feature metrics FMR / FCR / DIV. Scores on the 0–100

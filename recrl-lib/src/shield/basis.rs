@@ -1,4 +1,4 @@
-//! The basis of user states (DESIGN §5): thin SVD of the probe states `H = U Σ Vᵀ`, the
+//! The basis of user states (docs/design.md §5): thin SVD of the probe states `H = U Σ Vᵀ`, the
 //! smallest `k` whose singular values hold a share τ of the energy, `B = V[:, :k]`.
 
 use anyhow::{ensure, Result};

@@ -1,4 +1,4 @@
-//! Step 3: the gradient shield (DESIGN §5). A basis `B` of the ranker's user states, fitted on
+//! Step 3: the gradient shield (docs/design.md §5). A basis `B` of the ranker's user states, fitted on
 //! probe users, and the projection `ΔE ← ΔE P`, `P = I − B Bᵀ`, applied to the *actual* update
 //! of the shared item table `E` after each optimiser step (weight decay and clipping included).
 //! Then `δs(u,i) = (P h_u)ᵀ Δe_i`: zero for states in the span of `B`, and at most

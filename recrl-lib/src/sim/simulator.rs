@@ -1,4 +1,4 @@
-//! The simulated user (the seed's "RecSim" user, DESIGN §7):
+//! The simulated user (the seed's "RecSim" user, docs/design.md §7):
 //! `P(click) = σ(α·s(u,i) + β_q·q(x) + b_u)`, with `b_u ~ N(0, 0.3²)` fixed per user, `s(u,i)`
 //! from the *current* `E`, and `q(x) ∈ [0, 1]` a grounded explanation-quality score that
 //! reads only the explanation (never the prompt) and cannot be won by length alone.

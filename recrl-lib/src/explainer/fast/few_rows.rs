@@ -17,7 +17,7 @@ use std::ffi::{c_int, c_uint, c_void};
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
-/// Most rows handled here (the rollout batch of DESIGN §7 is 8).
+/// Most rows handled here (the rollout batch of docs/design.md §7 is 8).
 pub const MAX_ROWS: usize = 8;
 /// Accumulator values per panel (`rows × columns`, 256 KiB of f32): a panel's slice of `y`
 /// stays in L2 while the weight rows stream past; wider panels keep the stream sequential.
