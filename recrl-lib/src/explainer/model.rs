@@ -123,9 +123,8 @@ pub struct Attention {
     pub o: Linear,
     /// Query heads, key/value heads, head size.
     heads: (i64, i64, i64),
-    /// fast-decode: `q | k | v` as one product.
-    #[cfg(feature = "fast-decode")]
-    fused: fast::Fused,
+    /// With fast-decode: `q | k | v` as one product.
+    fused: Packed,
 }
 
 impl Attention {
@@ -141,8 +140,7 @@ impl Attention {
                 config.num_key_value_heads as i64,
                 config.head_dim() as i64,
             ),
-            #[cfg(feature = "fast-decode")]
-            fused: fast::Fused::default(),
+            fused: Packed::default(),
         })
     }
 
@@ -198,12 +196,7 @@ impl Attention {
 
     /// `q | k | v` of `x` side by side, `[B, T, (q + k + v heads) × head_dim]`.
     fn qkv(&self, x: &Tensor, pass: &Pass) -> Tensor {
-        let parts = [&self.q, &self.k, &self.v];
-        #[cfg(feature = "fast-decode")] // hook: one product over the fused weights
-        if let Some(y) = self.fused.forward(&parts, x, pass.lora, pass.train) {
-            return y;
-        }
-        forward_side_by_side(&parts, x, pass.lora, pass.train)
+        side_by_side(&self.fused, &[&self.q, &self.k, &self.v], x, pass)
     }
 
     /// fast-decode: packs the dense weights into `arena`, `q | k | v` side by side.
@@ -212,6 +205,28 @@ impl Attention {
         self.fused = fast::Fused::new(&mut [&mut self.q, &mut self.k, &mut self.v], arena);
         arena.place(&mut self.o);
     }
+}
+
+/// The weights of a group of projections packed side by side: [`fast::Fused`] with the
+/// `fast-decode` feature, nothing without it.
+#[cfg(feature = "fast-decode")]
+type Packed = fast::Fused;
+/// The weights of a group of projections packed side by side: nothing without the
+/// `fast-decode` feature.
+#[cfg(not(feature = "fast-decode"))]
+#[derive(Debug, Default)]
+struct Packed;
+
+/// `parts` of `x` side by side, `[B, T, Σ outputs]`: one product over `packed` when
+/// fast-decode packed them (and no gradient flows), else one product per part.
+fn side_by_side(packed: &Packed, parts: &[&Linear], x: &Tensor, pass: &Pass) -> Tensor {
+    #[cfg(feature = "fast-decode")] // hook: one product over the fused weights
+    if let Some(y) = packed.forward(parts, x, pass.lora, pass.train) {
+        return y;
+    }
+    #[cfg(not(feature = "fast-decode"))]
+    let _ = packed;
+    forward_side_by_side(parts, x, pass.lora, pass.train)
 }
 
 /// The SwiGLU feed-forward network: `down(silu(gate(x)) · up(x))`.
@@ -223,9 +238,8 @@ pub struct Mlp {
     pub up: Linear,
     /// Down projection.
     pub down: Linear,
-    /// fast-decode: `gate | up` as one product.
-    #[cfg(feature = "fast-decode")]
-    fused: fast::Fused,
+    /// With fast-decode: `gate | up` as one product.
+    fused: Packed,
 }
 
 impl Mlp {
@@ -235,8 +249,7 @@ impl Mlp {
             gate: w.linear(&format!("{prefix}.gate_proj"))?,
             up: w.linear(&format!("{prefix}.up_proj"))?,
             down: w.linear(&format!("{prefix}.down_proj"))?,
-            #[cfg(feature = "fast-decode")]
-            fused: fast::Fused::default(),
+            fused: Packed::default(),
         })
     }
 
@@ -248,12 +261,7 @@ impl Mlp {
 
     /// `gate | up` of `x` side by side, `[B, T, 2 · ffn]`.
     fn gate_up(&self, x: &Tensor, pass: &Pass) -> Tensor {
-        let parts = [&self.gate, &self.up];
-        #[cfg(feature = "fast-decode")] // hook: one product over the fused weights
-        if let Some(y) = self.fused.forward(&parts, x, pass.lora, pass.train) {
-            return y;
-        }
-        forward_side_by_side(&parts, x, pass.lora, pass.train)
+        side_by_side(&self.fused, &[&self.gate, &self.up], x, pass)
     }
 
     /// fast-decode: packs the dense weights into `arena`, `gate | up` side by side.
