@@ -831,7 +831,7 @@ fn cmd_audit(args: &AuditArgs) -> Result<()> {
         "wrote {}",
         audit::dirs(&root, name.as_str(), &args.tag)
             .0
-            .join("audit.json")
+            .join(paths::files::AUDIT)
             .display()
     );
     let failed: Vec<&str> = report

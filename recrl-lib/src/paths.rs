@@ -25,6 +25,30 @@ fn is_root(dir: &Path) -> bool {
     dir.join("experiments/recrl_default.yaml").is_file()
 }
 
+/// File names inside the folders of a [`Layout`].
+pub mod files {
+    /// A PPO run's step log (`logs/<ds>/<tag>/`): one JSON line per step.
+    pub const METRICS: &str = "metrics.jsonl";
+    /// A PPO run's settings (`logs/<ds>/<tag>/`), with its simulated user.
+    pub const RUN: &str = "run.json";
+    /// An audit's report (`logs/<ds>/<tag>/`).
+    pub const AUDIT: &str = "audit.json";
+    /// The text metrics of a run's audit explanations (`logs/<ds>/<tag>/`).
+    pub const TEXT_METRICS: &str = "text_metrics.json";
+    /// The audit's explanations (`logs/<ds>/<tag>/`), one JSON line each.
+    pub const EXPLANATIONS: &str = "explanations.jsonl";
+    /// A PPO run's logged rollout explanations (`logs/<ds>/<tag>/`).
+    pub const SAMPLES: &str = "samples.jsonl";
+    /// The users a PPO run trained on (`logs/<ds>/<tag>/`).
+    pub const MEMBERS: &str = "members.json";
+    /// The canaries a PPO run planted (`logs/<ds>/<tag>/`).
+    pub const CANARIES: &str = "canaries.json";
+    /// An explainer checkpoint's description (in `lora_init_<ds>/` and `ppo_<ds>_<tag>/`).
+    pub const EXPLAINER: &str = "explainer.json";
+    /// Step 1's counts (`data/proc/<ds>/`).
+    pub const DATA_STATS: &str = "stats.json";
+}
+
 /// Every path a step reads or writes, under one project root: the one home of the on-disk
 /// layout (docs/design.md §3 lists what each file holds).
 ///
@@ -139,6 +163,11 @@ impl Layout {
     /// A run's log folder: `logs/<ds>/<tag>/` (PPO and audit outputs of tag `tag`).
     pub fn run_logs(&self, dataset: &str, tag: &str) -> PathBuf {
         self.logs().join(dataset).join(tag)
+    }
+
+    /// A PPO run's snapshot folder: `checkpoints/ppo_<ds>_<tag>/resume/`.
+    pub fn resume_dir(ckpt_dir: &Path) -> PathBuf {
+        ckpt_dir.join("resume")
     }
 
     /// The ranker's training log: `logs/<ds>/ranker/train.jsonl`.

@@ -55,7 +55,7 @@ pub fn paired_gain(
 /// The simulator of the run in `log_dir` (`run.json`'s `sim` and `seed`), else the defaults
 /// with `cfg.seed` (the `base` tag, which has no run).
 pub fn run_simulator(log_dir: &Path, cfg: &Config) -> Result<(SimParams, u64)> {
-    let path = log_dir.join("run.json");
+    let path = log_dir.join(crate::paths::files::RUN);
     if !path.is_file() {
         return Ok((SimParams::default(), cfg.seed));
     }

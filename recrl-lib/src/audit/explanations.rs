@@ -206,7 +206,7 @@ pub fn read_cache(dir: &Path, key: &CacheKey) -> Option<Vec<Explained>> {
     if &saved != key {
         return None;
     }
-    read_explanations(&dir.join("explanations.jsonl")).ok()
+    read_explanations(&dir.join(crate::paths::files::EXPLANATIONS)).ok()
 }
 
 /// The explanations cached in `dir` under `key`, else those `generate` makes (passed
@@ -221,7 +221,7 @@ pub fn cached_or_generate(
         progress(&format!(
             "explanations: {} cached in {}",
             rows.len(),
-            dir.join("explanations.jsonl").display()
+            dir.join(crate::paths::files::EXPLANATIONS).display()
         ));
         return Ok(rows);
     }
@@ -243,7 +243,10 @@ pub fn write_cache(dir: &Path, key: &CacheKey, rows: &[Explained]) -> Result<()>
         text.push_str(&serde_json::to_string(r)?);
         text.push('\n');
     }
-    crate::io::write_atomic(&dir.join("explanations.jsonl"), text.as_bytes())?;
+    crate::io::write_atomic(
+        &dir.join(crate::paths::files::EXPLANATIONS),
+        text.as_bytes(),
+    )?;
     crate::io::write_atomic(
         &dir.join("explanations.key.json"),
         serde_json::to_string(key)?.as_bytes(),

@@ -137,9 +137,9 @@ pub fn run(
     let name = ds.name.as_str();
     let (log_dir, ckpt_dir) = dirs(root, name, tag);
     anyhow::ensure!(
-        ckpt_dir.join("explainer.json").is_file(),
+        ckpt_dir.join(crate::paths::files::EXPLAINER).is_file(),
         "no checkpoint for tag {tag:?}: {} is missing (run step 4 for \"{BASE_TAG}\", step 5 for an arm)",
-        ckpt_dir.join("explainer.json").display()
+        ckpt_dir.join(crate::paths::files::EXPLAINER).display()
     );
     let lexicons = places.models.lexicons();
     let lexicon = Lexicon::load(&lexicons)?;
@@ -155,7 +155,7 @@ pub fn run(
     let histories: Vec<&Vec<u32>> = users.iter().map(|&u| &ds.train[u - 1]).collect();
     let (lists_before, lists_after) = top10_before_after(&ranker, &histories, &table);
     let requests = init::requests_for(ds, &ranker, &users, 5);
-    let checkpoint = crate::io::sha256_file(&ckpt_dir.join("explainer.json"))?;
+    let checkpoint = crate::io::sha256_file(&ckpt_dir.join(crate::paths::files::EXPLAINER))?;
     let key = explanations::CacheKey::new(checkpoint, &users, &requests, cfg);
     let rows = explanations::cached_or_generate(&log_dir, &key, &mut progress, |p| {
         explanations::generate_all(ds, &ex, &table, &requests, &swap, &key, p)
@@ -173,10 +173,14 @@ pub fn run(
     let mut report = measure(&inputs, thresholds)?;
     let base_rows = match tag {
         BASE_TAG => None,
-        _ => Some(dirs(root, name, BASE_TAG).0.join("explanations.jsonl"))
-            .filter(|p| p.is_file())
-            .map(|p| explanations::read_explanations(&p))
-            .transpose()?,
+        _ => Some(
+            dirs(root, name, BASE_TAG)
+                .0
+                .join(crate::paths::files::EXPLANATIONS),
+        )
+        .filter(|p| p.is_file())
+        .map(|p| explanations::read_explanations(&p))
+        .transpose()?,
     };
     let states = ranker.user_states(&histories);
     let panel = clicks::Panel {
@@ -199,7 +203,7 @@ pub fn run(
     report.checkpoint = ckpt_dir;
     report.protocol = protocol(cfg, &key, &rows, &lexicon, &swap);
     crate::io::write_atomic(
-        &log_dir.join("audit.json"),
+        &log_dir.join(crate::paths::files::AUDIT),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
@@ -260,7 +264,7 @@ fn protocol(
 pub fn ensure_checkpoint(places: &Places, ds: &Dataset, cfg: &Config, tag: &str) -> Result<bool> {
     let device = places.device;
     let (_, ckpt) = dirs(places.out.root(), ds.name.as_str(), tag);
-    if ckpt.join("explainer.json").is_file() {
+    if ckpt.join(crate::paths::files::EXPLAINER).is_file() {
         return Ok(false);
     }
     if tag == BASE_TAG {
@@ -281,7 +285,7 @@ pub const CANARY_OTHERS: usize = 999;
 
 /// `canaries.json` of a run, when it inserted canaries.
 fn read_canaries(log_dir: &Path) -> Result<Option<Vec<canary::Canary>>> {
-    let path = log_dir.join("canaries.json");
+    let path = log_dir.join(crate::paths::files::CANARIES);
     if !path.is_file() {
         return Ok(None);
     }

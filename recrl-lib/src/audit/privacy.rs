@@ -391,7 +391,7 @@ impl RlOutputs {
     /// Reads `samples.jsonl` and `members.json` in the run's `log_dir`. Lines without an
     /// `explanation` are skipped; a missing or unreadable file reads as empty.
     pub fn load(log_dir: &Path) -> RlOutputs {
-        let samples = log_dir.join("samples.jsonl");
+        let samples = log_dir.join(crate::paths::files::SAMPLES);
         let samples: Vec<String> = match std::fs::read_to_string(&samples) {
             Ok(text) => text
                 .lines()
@@ -400,7 +400,7 @@ impl RlOutputs {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let members: Option<Vec<usize>> = std::fs::read(log_dir.join("members.json"))
+        let members: Option<Vec<usize>> = std::fs::read(log_dir.join(crate::paths::files::MEMBERS))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         RlOutputs { samples, members }

@@ -229,7 +229,7 @@ pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> R
     }
     let stats = Stats::of(ds, settings);
     write_atomic(
-        &tmp.path().join("stats.json"),
+        &tmp.path().join(crate::paths::files::DATA_STATS),
         serde_json::to_string_pretty(&stats)?.as_bytes(),
     )?;
 
@@ -247,7 +247,7 @@ pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> R
         "interactions.parquet",
         "items.parquet",
         "users.parquet",
-        "stats.json",
+        crate::paths::files::DATA_STATS,
         REVIEWS_FILE,
     ]
     .iter()
@@ -383,14 +383,21 @@ fn users_frame(users: &[UserMeta], ids: &[String]) -> Result<DataFrame> {
 /// Reads a processed dataset back from `data/proc/<ds>/`.
 pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
     let dir = Layout::new(root).proc_dir(name.as_str());
-    if !dir.join("stats.json").is_file() {
+    if !dir.join(crate::paths::files::DATA_STATS).is_file() {
         bail!(
             "{}: no processed dataset; run step 1 (`recrl data --dataset {name}`)",
             dir.display()
         );
     }
-    let stats: Stats = serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json"))?)
-        .with_context(|| format!("reading {}", dir.join("stats.json").display()))?;
+    let stats: Stats = serde_json::from_str(&std::fs::read_to_string(
+        dir.join(crate::paths::files::DATA_STATS),
+    )?)
+    .with_context(|| {
+        format!(
+            "reading {}",
+            dir.join(crate::paths::files::DATA_STATS).display()
+        )
+    })?;
     let inter = read_parquet(&dir.join("interactions.parquet"))?;
     let items = read_parquet(&dir.join("items.parquet"))?;
     let users = read_parquet(&dir.join("users.parquet"))?;

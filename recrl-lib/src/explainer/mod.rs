@@ -261,7 +261,7 @@ impl Explainer {
     /// values are read. Returns the change of `E` (`e_delta.safetensors`, written by a PPO
     /// run) when the folder has one.
     pub fn load_checkpoint(&mut self, dir: &Path, table: &Tensor) -> Result<Option<Tensor>> {
-        let meta_path = dir.join("explainer.json");
+        let meta_path = dir.join(crate::paths::files::EXPLAINER);
         let meta: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(&meta_path)
                 .with_context(|| format!("reading {}", meta_path.display()))?,
@@ -344,7 +344,7 @@ impl Explainer {
             "files": sha256s(dir, &["adapter_model.safetensors", "w_p.safetensors", "e_delta.safetensors"])?,
         });
         io::write_atomic(
-            &dir.join("explainer.json"),
+            &dir.join(crate::paths::files::EXPLAINER),
             serde_json::to_string_pretty(&meta)?.as_bytes(),
         )
     }

@@ -63,19 +63,21 @@ impl Logs {
         zero: impl FnOnce() -> Result<StepLog>,
         on_step: impl FnOnce(&StepLog),
     ) -> Result<(Logs, StepLog)> {
-        let mut metrics = File::create(log_dir.join("metrics.jsonl"))?;
+        let mut metrics = File::create(log_dir.join(crate::paths::files::METRICS))?;
         let zero = zero()?;
         writeln!(metrics, "{}", serde_json::to_string(&zero)?)?;
         on_step(&zero);
-        let samples = File::create(log_dir.join("samples.jsonl"))?;
+        let samples = File::create(log_dir.join(crate::paths::files::SAMPLES))?;
         Ok((Logs { metrics, samples }, zero))
     }
 
     /// Cuts both logs in `log_dir` back to step `last` and reopens them; returns the kept
     /// metrics lines too.
     pub fn resume(log_dir: &Path, last: usize) -> Result<(Logs, Vec<StepLog>)> {
-        let (metrics_path, samples_path) =
-            (log_dir.join("metrics.jsonl"), log_dir.join("samples.jsonl"));
+        let (metrics_path, samples_path) = (
+            log_dir.join(crate::paths::files::METRICS),
+            log_dir.join(crate::paths::files::SAMPLES),
+        );
         let kept = lines_upto(&metrics_path, last)?;
         let mut out = Vec::new();
         for line in &kept {

@@ -35,7 +35,7 @@ pub struct Snapshot {
 
 /// The snapshot folder of a run's checkpoint folder.
 pub fn dir(ckpt_dir: &Path) -> PathBuf {
-    ckpt_dir.join("resume")
+    crate::paths::Layout::resume_dir(ckpt_dir)
 }
 
 fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {

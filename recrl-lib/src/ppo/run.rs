@@ -213,13 +213,13 @@ impl<'a> Trainer<'a> {
         self.ex.save(ckpt_dir)?;
         if !self.env.canaries.is_empty() {
             crate::io::write_atomic(
-                &log_dir.join("canaries.json"),
+                &log_dir.join(crate::paths::files::CANARIES),
                 serde_json::to_string_pretty(&self.env.canaries)?.as_bytes(),
             )?;
         }
         let members: Vec<usize> = self.env.members.iter().copied().collect();
         crate::io::write_atomic(
-            &log_dir.join("members.json"),
+            &log_dir.join(crate::paths::files::MEMBERS),
             serde_json::to_string(&members)?.as_bytes(),
         )?;
         let mut record = serde_json::to_value(self.opts)?;
@@ -227,7 +227,7 @@ impl<'a> Trainer<'a> {
         record["wall_seconds_this_session"] = started.elapsed().as_secs_f64().into();
         record["resumed_from_step"] = resumed_from_step.into();
         crate::io::write_atomic(
-            &log_dir.join("run.json"),
+            &log_dir.join(crate::paths::files::RUN),
             serde_json::to_string_pretty(&record)?.as_bytes(),
         )
     }

@@ -33,10 +33,10 @@ impl RunRecord {
     pub fn read(dataset: &str, tag: &str, dir: &Path) -> Result<Option<RunRecord>> {
         let file = |n: &str| Some(dir.join(n)).filter(|p| p.is_file());
         let (metrics, run, audit, text) = (
-            file("metrics.jsonl"),
-            file("run.json"),
-            file("audit.json"),
-            file("text_metrics.json"),
+            file(crate::paths::files::METRICS),
+            file(crate::paths::files::RUN),
+            file(crate::paths::files::AUDIT),
+            file(crate::paths::files::TEXT_METRICS),
         );
         if metrics.is_none() && audit.is_none() && text.is_none() {
             return Ok(None);

@@ -82,8 +82,8 @@ pub fn score_runs(opts: &Options, device: Device, progress: &mut impl FnMut(&str
     for r in aggregate::discover(&logs)? {
         let dir = out.run_logs(&r.dataset, &r.tag);
         let (ex, tm) = (
-            dir.join("explanations.jsonl"),
-            dir.join("text_metrics.json"),
+            dir.join(crate::paths::files::EXPLANATIONS),
+            dir.join(crate::paths::files::TEXT_METRICS),
         );
         if !ex.is_file() || !(opts.rescore || stale(&ex, &tm)) {
             continue;

@@ -205,10 +205,12 @@ pub fn score_run(
     log_dir: &Path,
     encoder: Option<&MiniLm>,
 ) -> Result<TextReport> {
-    let rows = crate::audit::explanations::read_explanations(&log_dir.join("explanations.jsonl"))?;
+    let rows = crate::audit::explanations::read_explanations(
+        &log_dir.join(crate::paths::files::EXPLANATIONS),
+    )?;
     let report = score(ds, tag, &rows, encoder)?;
     crate::io::write_atomic(
-        &log_dir.join("text_metrics.json"),
+        &log_dir.join(crate::paths::files::TEXT_METRICS),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
