@@ -9,16 +9,17 @@
 //!   optimiser step for the shield;
 //! * [`coupling`]: the trainable copy of `E` behind the soft tokens, with the shield applied
 //!   to every optimiser step (arms shielded / no projection / frozen);
-//! * the simulated user it trains against lives in [`crate::sim`].
-//!
+//! * the simulated user it trains against lives in [`crate::sim`];
 //! * [`step`]: one PPO step whatever the reward ([`step::Learner::step`]: sample, score,
 //!   update), called by the run and by the tests;
 //! * [`rollout`]: the run's environment (sampled users, prompts with canaries, simulated
 //!   clicks); [`drift`]: ranking drift against step 0; [`log`]: `metrics.jsonl` and
 //!   `samples.jsonl`; [`options`]: the run's settings;
-//! * [`run()`]: the rollout loop ([`run::Trainer`] holds the state, one step at a time), logs,
-//!   drift every N steps, final checkpoints and resumable snapshots ([`resume`], [`adamw`]);
-//! * [`arms`]: the named arms (shielded, no_proj, frozen, kl0, lora4, τ sweep) as one call each.
+//! * [`run`]: the loop ([`run::train`]; [`run::Trainer`] holds the state, one step at a
+//!   time), logs, drift every N steps, final checkpoints and resumable snapshots ([`resume`],
+//!   [`adamw`]);
+//! * [`arms`]: the arm table (shielded, no_proj, frozen, kl0, lora4, τ sweep), each arm as one
+//!   call ([`arms::run_arm`]) with its [`arms::Places`].
 
 pub mod adamw;
 pub mod advantage;

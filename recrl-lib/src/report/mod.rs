@@ -1,6 +1,6 @@
 //! Step 7: results. Text metrics of explanations ([`text`], [`minilm`], [`scores`]), every
 //! run gathered into one table ([`aggregate`]) and the paper's figures ([`results`]), written
-//! offline as standalone HTML and static SVG/PNG ([`figures`]). `recrl aggregate` and notebook
+//! offline as standalone HTML and static SVG/PNG ([`crate::display::figures`]). `recrl aggregate` and notebook
 //! 07 call [`run()`].
 
 pub mod aggregate;
