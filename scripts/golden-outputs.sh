@@ -2,16 +2,19 @@
 # Runs every pipeline step once at fixed seeds and small settings in a scratch project root and
 # prints the sha256 of every file the steps wrote: the check that a refactor changed no output.
 #   scripts/golden-outputs.sh OUT.sha256 [RECRL_BINARY]    (default target/release/recrl)
-# Compare two builds: run it with each binary and `diff` the two listings. Takes about 5 minutes
+# Compare two builds: run it with each binary and `diff` the two listings. Takes 5 to 10 minutes
 # on 2 cores (ranker 3 epochs, lora-init, 3 PPO steps of 4 rollouts, audits of 8 users).
-# Volatile fields (wall times, dates, the machine) are not files' content we can fix; files that
-# carry them are listed with the sha256 of their content less those fields (see `normalise`).
+# The steps run in one fixed folder (/tmp/recrl-golden-work, emptied first), so absolute paths
+# written into files (the adapter's base model) agree between runs. Wall-clock fields differ run
+# to run: JSON keys that hold timings, and the CSV's wall_s column, are dropped before hashing;
+# every other byte counts. The configuration files copied in are inputs and not listed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "$1")
 BIN=$(realpath "${2:-target/release/recrl}")
 REPO=$PWD
-WORK=$(mktemp -d /tmp/recrl-golden.XXXXXX)
+WORK=/tmp/recrl-golden-work
+rm -rf "$WORK"
 mkdir -p "$WORK/experiments" "$WORK/data" "$WORK/checkpoints"
 cp experiments/recrl_default.yaml experiments/policy_thresholds.yaml "$WORK/experiments/"
 ln -s "$REPO/data/raw" "$WORK/data/raw"
@@ -36,17 +39,32 @@ PPO=(--max_steps 3 --eval_every 1 --checkpoint_every 2 --micro_batch_size 2 --gr
   "${R[@]}" aggregate --no_static
 ) > "$WORK/steps.log" 2>&1 || { tail -30 "$WORK/steps.log"; echo "a step failed: $WORK/steps.log" >&2; exit 1; }
 
-# Wall-clock fields differ run to run; every other byte must match.
-normalise() {
-  case "$1" in
-    *.json|*.jsonl) sed -E 's/"(secs|seconds|wall_s|wall_time_s|elapsed_s|elapsed|created|date|started|finished|timestamp|time_s|step_s|sec_per_step|host|hostname|duration_s)": ?[^,}]*/"\1":_/g' "$1" ;;
-    *.csv) sed -E 's/[0-9]+\.[0-9]+s\b/_s/g' "$1" ;;
-    *) cat "$1" ;;
-  esac
-}
 cd "$WORK"
-find . -path ./data/raw -prune -o -path ./data/lexicons -prune -o -path ./checkpoints/models -prune \
-  -o -type f ! -name steps.log -print | LC_ALL=C sort | while read -r f; do
-  printf '%s  %s\n' "$(normalise "$f" | sha256sum | cut -d' ' -f1)" "$f"
-done > "$OUT"
+python3 - "$OUT" <<'PY'
+import csv, hashlib, io, json, os, sys
+TIMINGS = {"seconds", "train_seconds", "eval_seconds", "positions_per_s", "wall_seconds",
+           "wall_seconds_this_session"}
+def strip(o):
+    if isinstance(o, dict):
+        return {k: strip(v) for k, v in o.items() if k not in TIMINGS}
+    return [strip(v) for v in o] if isinstance(o, list) else o
+def normalised(path):
+    raw = open(path, "rb").read()
+    if path.endswith(".json"):
+        return json.dumps(strip(json.loads(raw)), sort_keys=False).encode()
+    if path.endswith(".jsonl"):
+        return b"\n".join(json.dumps(strip(json.loads(l))).encode() for l in raw.splitlines() if l.strip())
+    if path.endswith(".csv"):
+        rows = list(csv.reader(io.StringIO(raw.decode())))
+        drop = [i for i, c in enumerate(rows[0]) if c == "wall_s"] if rows else []
+        return "\n".join(",".join(c for i, c in enumerate(r) if i not in drop) for r in rows).encode()
+    return raw
+skip = ("./data/raw", "./data/lexicons", "./checkpoints/models", "./experiments/recrl_default.yaml",
+        "./experiments/policy_thresholds.yaml", "./steps.log")
+files = sorted(os.path.join(d, f) for d, _, fs in os.walk(".") for f in fs)
+with open(sys.argv[1], "w") as out:
+    for f in files:
+        if not f.startswith(skip):
+            out.write(f"{hashlib.sha256(normalised(f)).hexdigest()}  {f}\n")
+PY
 echo "$(wc -l < "$OUT") files listed in $OUT (work folder $WORK)"
