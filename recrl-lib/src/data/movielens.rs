@@ -90,18 +90,53 @@ fn atomic_rows(
         .iter()
         .map(|c| column(&names, c, &At(path, 1)))
         .collect::<Result<Vec<_>>>()?;
+    let fields = Fields {
+        separator: "\t",
+        count: names.len(),
+        mismatch: &|n| format!("{n} fields, the header has {}", names.len()),
+    };
+    split_rows(&mut lines, &fields, max_malformed, raw, |raw, all, at| {
+        let picked: Vec<&str> = idx.iter().map(|&i| all[i]).collect();
+        row(raw, &picked, at)
+    })
+}
+
+/// How a line splits into fields: the separator, the number of fields a line must have, and
+/// the reason a line with another number counts as malformed.
+struct Fields<'a> {
+    separator: &'a str,
+    count: usize,
+    mismatch: &'a dyn Fn(usize) -> String,
+}
+
+/// Hands `row` the fields of each non-empty line of `lines`; a line with the wrong number of
+/// fields counts as malformed (up to `max_malformed` of them).
+fn split_rows(
+    lines: &mut Lines,
+    fields: &Fields,
+    max_malformed: usize,
+    raw: &mut RawData,
+    mut row: impl FnMut(&mut RawData, &[&str], &At) -> Result<()>,
+) -> Result<()> {
     while let Some((_, text)) = lines.next_line()? {
         if text.is_empty() {
             continue;
         }
-        let all: Vec<&str> = text.split('\t').collect();
-        if all.len() != names.len() {
-            let reason = format!("{} fields, the header has {}", all.len(), names.len());
+        let all: Vec<&str> = text.split(fields.separator).collect();
+        if all.len() != fields.count {
+            let reason = (fields.mismatch)(all.len());
             tolerate(&mut raw.malformed, max_malformed, &lines.at(), &reason)?;
             continue;
         }
-        let fields: Vec<&str> = idx.iter().map(|&i| all[i]).collect();
-        row(raw, &fields, &lines.at())?;
+        row(raw, &all, &lines.at())?;
+    }
+    Ok(())
+}
+
+/// A movie's row `(id, title, genres)`: its metadata, for a movie that has interactions.
+fn movie_row(raw: &mut RawData, f: &[&str], _: &At) -> Result<()> {
+    if let Some(id) = raw.items.get(f[0]) {
+        raw.item_meta.insert(id, movie_meta(f[1], f[2]));
     }
     Ok(())
 }
@@ -129,12 +164,7 @@ pub fn load_ml1m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         3,
         max_malformed,
         &mut raw,
-        |raw, f, _| {
-            if let Some(id) = raw.items.get(f[0]) {
-                raw.item_meta.insert(id, movie_meta(f[1], f[2]));
-            }
-            Ok(())
-        },
+        movie_row,
     )?;
     let users = dir.join("users.dat");
     if users.is_file() {
@@ -161,25 +191,15 @@ fn dat_rows(
     n_fields: usize,
     max_malformed: usize,
     raw: &mut RawData,
-    mut row: impl FnMut(&mut RawData, &[&str], &At) -> Result<()>,
+    row: impl FnMut(&mut RawData, &[&str], &At) -> Result<()>,
 ) -> Result<()> {
     let mut lines = Lines::open(path, Encoding::Latin1)?;
-    while let Some((_, text)) = lines.next_line()? {
-        if text.is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = text.split("::").collect();
-        if fields.len() != n_fields {
-            let reason = format!(
-                "{} `::`-separated fields, expected {n_fields}",
-                fields.len()
-            );
-            tolerate(&mut raw.malformed, max_malformed, &lines.at(), &reason)?;
-            continue;
-        }
-        row(raw, &fields, &lines.at())?;
-    }
-    Ok(())
+    let fields = Fields {
+        separator: "::",
+        count: n_fields,
+        mismatch: &|n| format!("{n} `::`-separated fields, expected {n_fields}"),
+    };
+    split_rows(&mut lines, &fields, max_malformed, raw, row)
 }
 
 /// ml-25m: `ratings.csv`, `movies.csv` and, when present, `tags.csv` (UTF-8, quoted CSV).
@@ -209,12 +229,7 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         &["movieId", "title", "genres"],
         max_malformed,
         &mut raw,
-        |raw, f, _| {
-            if let Some(id) = raw.items.get(f[0]) {
-                raw.item_meta.insert(id, movie_meta(f[1], f[2]));
-            }
-            Ok(())
-        },
+        movie_row,
     )?;
     let tags = dir.join("tags.csv");
     if tags.is_file() {

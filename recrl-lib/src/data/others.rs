@@ -32,17 +32,10 @@ pub fn load_books(dir: &Path, max_malformed: usize) -> Result<RawData> {
         if text.trim().is_empty() {
             continue;
         }
-        let v: Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                tolerate(
-                    &mut raw.malformed,
-                    max_malformed,
-                    &lines.at(),
-                    &format!("not JSON ({e})"),
-                )?;
-                continue;
-            }
+        let parsed = serde_json::from_str::<Value>(&text).map_err(|e| e.to_string());
+        let Some(v) = parsed_or_tolerated(parsed, "not JSON", &lines, &mut raw, max_malformed)?
+        else {
+            continue;
         };
         let at = lines.at();
         let field = |k: &str| v.get(k).ok_or_else(|| anyhow!("{at}: missing field `{k}`"));
@@ -72,6 +65,25 @@ pub fn load_books(dir: &Path, max_malformed: usize) -> Result<RawData> {
     Ok(raw)
 }
 
+/// `parsed`'s value, or `None` after counting the current line of `lines` as malformed with
+/// `what (the error)` as the reason (an error past `max_malformed` such lines).
+fn parsed_or_tolerated(
+    parsed: std::result::Result<Value, String>,
+    what: &str,
+    lines: &Lines,
+    raw: &mut RawData,
+    max_malformed: usize,
+) -> Result<Option<Value>> {
+    match parsed {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            let reason = format!("{what} ({e})");
+            tolerate(&mut raw.malformed, max_malformed, &lines.at(), &reason)?;
+            Ok(None)
+        }
+    }
+}
+
 fn read_books_meta(path: &Path, max_malformed: usize, raw: &mut RawData) -> Result<()> {
     let mut lines = Lines::open(path, Encoding::Utf8)?;
     while let Some((_, text)) = lines.next_line()? {
@@ -83,17 +95,9 @@ fn read_books_meta(path: &Path, max_malformed: usize, raw: &mut RawData) -> Resu
         let parsed = serde_json::from_str::<Value>(text)
             .map_err(|e| e.to_string())
             .or_else(|_| pyliteral::parse(text));
-        let v = match parsed {
-            Ok(v) => v,
-            Err(e) => {
-                tolerate(
-                    &mut raw.malformed,
-                    max_malformed,
-                    &lines.at(),
-                    &format!("not a JSON or Python literal ({e})"),
-                )?;
-                continue;
-            }
+        let what = "not a JSON or Python literal";
+        let Some(v) = parsed_or_tolerated(parsed, what, &lines, raw, max_malformed)? else {
+            continue;
         };
         let Some(id) = v
             .get("asin")
