@@ -735,15 +735,9 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
     let root = paths::project_root();
     let device = pick_device(&args.device);
     let ds = data::store::load(&root, name)?;
-    let ranker_dir = dir_of(
-        args.ranker_ckpt.as_ref(),
-        paths::Layout::new(&root).checkpoints(),
-    );
-    let basis_dir = dir_of(
-        args.projection_basis.as_ref(),
-        paths::Layout::new(&root).checkpoints(),
-    );
     let layout = paths::Layout::new(&root);
+    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), layout.checkpoints());
+    let basis_dir = dir_of(args.projection_basis.as_ref(), layout.checkpoints());
     let (log_dir, ckpt_dir) = (
         layout.run_logs(name.as_str(), &arm.tag),
         layout.ppo_dir(name.as_str(), &arm.tag),

@@ -282,8 +282,6 @@ impl NgramIndex {
     }
 }
 
-pub use crate::sim::canary::exposure;
-
 /// Area under the ROC curve of scores where `positive` should score higher: `P(p > n)` plus
 /// half of `P(p = n)` (the Mann–Whitney statistic). 0.5 without either class.
 pub fn auc(positive: &[f64], negative: &[f64]) -> f64 {
@@ -514,6 +512,7 @@ pub fn canary_metrics(ex: &Explainer, canaries: &[canary::Canary], seed: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::canary::exposure;
 
     #[test]
     fn luhn_and_iban_checks() {

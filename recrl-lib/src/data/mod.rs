@@ -339,7 +339,7 @@ pub fn prepare(
     force: bool,
     mut progress: impl FnMut(&str),
 ) -> Result<(Dataset, store::Stats, bool)> {
-    let raw_dir = root.join("data/raw").join(name.as_str());
+    let raw_dir = crate::paths::Layout::new(root).raw_dir(name.as_str());
     let t0 = std::time::Instant::now();
     let secs = |t: std::time::Instant| format!("{:.1}s", t.elapsed().as_secs_f64());
     if !force && store::is_fresh(root, name, &raw_dir, settings)? {

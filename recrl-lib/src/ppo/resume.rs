@@ -10,7 +10,7 @@ use crate::sim::canary::Canary;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{nn, Tensor};
 
 /// `state.json` of a snapshot.
@@ -31,11 +31,6 @@ pub struct Snapshot {
     pub canaries: Vec<Canary>,
     /// File names of the trainable variables and the optimiser state, with their sha256.
     pub files: Vec<(String, String)>,
-}
-
-/// The snapshot folder of a run's checkpoint folder.
-pub fn dir(ckpt_dir: &Path) -> PathBuf {
-    crate::paths::Layout::resume_dir(ckpt_dir)
 }
 
 fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {

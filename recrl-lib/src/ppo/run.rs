@@ -18,6 +18,7 @@ use super::rollout::Env;
 use super::step::{Learner, SoftTokens};
 use crate::data::Dataset;
 use crate::explainer::{Explainer, GenerationConfig, PromptBatch};
+use crate::paths::Layout;
 use crate::ranker::Ranker;
 use crate::shield::Shield;
 pub use crate::sim::simulator::SimParams;
@@ -110,7 +111,7 @@ impl<'a> Trainer<'a> {
         if !self.opts.resume {
             return Ok(None);
         }
-        let dir = resume::dir(&self.ckpt_dir);
+        let dir = Layout::resume_dir(&self.ckpt_dir);
         let snap = resume::load(&dir, self.opts, &self.ex.trainable, &mut self.learner.opt)?;
         if let Some(snap) = &snap {
             self.env.rng = crate::rng::Rng::new(snap.rng);
@@ -191,7 +192,7 @@ impl<'a> Trainer<'a> {
             files: Vec::new(),
         };
         resume::save(
-            &resume::dir(&self.ckpt_dir),
+            &Layout::resume_dir(&self.ckpt_dir),
             snap,
             &self.ex.trainable,
             &self.learner.opt,
