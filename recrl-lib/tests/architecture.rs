@@ -28,6 +28,7 @@ const RANKS: &[(&str, u32)] = &[
     ("ranker", 20),
     ("shield", 30),
     ("explainer", 30),
+    ("minilm", 30),
     ("sim", 40),
     ("ppo", 50),
     ("audit", 60),

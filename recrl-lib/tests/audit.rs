@@ -23,6 +23,7 @@ fn row(user: usize, mode: Mode, history: Vec<u32>, rec: u32, text: &str, lp: f64
         explanation: text.into(),
         mean_logprob: lp,
         swapped: 0,
+        quality: None,
     }
 }
 
@@ -219,6 +220,7 @@ fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
 #[test]
 fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
     use recrl_lib::audit::clicks::clicks;
+    use recrl_lib::sim::quality::{Grounding, QualityScorer};
     use recrl_lib::sim::SimUser;
     let mut ds = successor_dataset(4, 12, 3);
     ds.items[3].title = "Star Wars (1977)".into();
@@ -226,30 +228,46 @@ fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
     ds.items[2].title = "Return of the Jedi (1983)".into();
     let grounded =
         "Since you loved Return of the Jedi, Star Wars brings the same space adventure you enjoy.";
-    let rows = vec![
+    // q(x) as graded: every part earned by the grounded text; "Nice." is fluent but has no
+    // content (no mention, no relevance, too short) and no bigrams; the last row is ungraded.
+    let scorer = QualityScorer::default();
+    let graded = |text: &str, relevance: f64| {
+        let hist = [&ds.items[2]];
+        let g = Grounding {
+            fluency: 1.0,
+            relevance,
+        };
+        Some(scorer.parts(text, &ds.items[3], &hist, g))
+    };
+    let mut rows = vec![
         row(1, Mode::Sampled, vec![2], 3, grounded, -1.0),
         row(2, Mode::Greedy, vec![2], 3, grounded, -1.0),
         row(3, Mode::Sampled, vec![2], 3, "Nice.", -1.0),
+        row(4, Mode::Sampled, vec![2], 3, grounded, -1.0),
     ];
+    rows[0].quality = graded(grounded, 1.0);
+    rows[2].quality = graded("Nice.", 0.0);
     let mut sim = SimUser::new(4, 1.0, 3.0, 0.3, 5).standardised_by(&[0.0, 2.0]);
     sim.bias[1] = 0.2;
     sim.bias[3] = -0.4;
     let score = |u: usize, i: u32| 0.1 * (u + i as usize) as f64;
-    let got = clicks(&ds, &rows, &sim, &score);
+    let got = clicks(&rows, &sim, &score);
     let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
     assert_eq!(
         got.keys().copied().collect::<Vec<_>>(),
-        [1, 3],
+        [1, 3, 4],
         "sampled rows only"
     );
     // User 1: every part of q earned (q = 1); s = 0.4, standardised (0.4 − 1)/1.
     let (p1, q1) = got[&1];
     assert!((q1 - 1.0).abs() < 1e-12, "q {q1}");
     assert!((p1 - sigmoid(-0.6 + 1.5 + 0.2)).abs() < 1e-12);
-    // User 3: one word: no mention, no length credit, no bigrams; only "no toxic terms" (0.1).
+    // User 3: one word: no content part, and the repetition gate is 0 (no bigrams).
     let (p3, q3) = got[&3];
-    assert!((q3 - 0.1).abs() < 1e-12, "q {q3}");
-    assert!((p3 - sigmoid(-0.4 + 3.0 * (0.1 - 0.5) - 0.4)).abs() < 1e-12);
+    assert_eq!(q3, 0.0);
+    assert!((p3 - sigmoid(-0.4 + 3.0 * (0.0 - 0.5) - 0.4)).abs() < 1e-12);
+    // User 4: never graded: no quality, so no click probability.
+    assert!(got[&4].0.is_nan() && got[&4].1.is_nan());
 }
 
 #[test]

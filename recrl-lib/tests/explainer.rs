@@ -498,3 +498,75 @@ fn llama2_tokenizer_rebuilt_from_npm_gives_the_known_ids() {
         "byte fallback round trip"
     );
 }
+
+/// Step 4 feeds step 5: PPO starts from the step-4 checkpoint when it matches the configured
+/// adapter, starts afresh (and says why) when it does not, and refuses one made for another
+/// base model.
+#[test]
+fn ppo_starts_from_the_step4_checkpoint_when_it_matches() {
+    use recrl_lib::config::Config;
+    use recrl_lib::explainer::init::{lora_config, start_for_ppo};
+    let _g = torch_rng();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cfg = Config::load_default("ml-100k").unwrap();
+    cfg.explainer_model = "tests/fixtures/explainer/tiny-llama".into();
+    cfg.lora_rank = 2;
+    let table = Tensor::randn([7, 4], (Kind::Float, Device::Cpu));
+    let dir = tempfile::tempdir().unwrap();
+    let step4 = dir.path().join("lora_init_test");
+    // No checkpoint: new adapter.
+    let (_, note) = start_for_ppo(root, &step4, &cfg, &table, Device::Cpu).unwrap();
+    assert!(
+        note.starts_with("new LoRA") && note.contains("no step-4"),
+        "{note}"
+    );
+    // Step 4 saves an adapter with a non-zero B (as a trained one would have).
+    tch::manual_seed(11);
+    let mut ex = Explainer::load(
+        &root.join(&cfg.explainer_model),
+        Device::Cpu,
+        LoadOptions::default(),
+    )
+    .unwrap();
+    ex.init_lora(&lora_config(&cfg)).unwrap();
+    ex.init_projector(&table);
+    for (_, mut v) in ex.trainable.variables() {
+        tch::no_grad(|| {
+            let _ = v.fill_(0.25);
+        });
+    }
+    ex.save(&step4).unwrap();
+    let (started, note) = start_for_ppo(root, &step4, &cfg, &table, Device::Cpu).unwrap();
+    assert!(note.contains("from the step-4 checkpoint"), "{note}");
+    let vars = started.trainable.variables();
+    assert!(!vars.is_empty());
+    for (name, v) in vars {
+        assert!(
+            f64::try_from((v - 0.25).abs().max()).unwrap() < 1e-6,
+            "{name} was not read from the checkpoint"
+        );
+    }
+    // Another rank (the lora4 arm): new adapter, and the note says why.
+    let mut other = cfg.clone();
+    other.lora_rank = 4;
+    let (started, note) = start_for_ppo(root, &step4, &other, &table, Device::Cpu).unwrap();
+    assert!(
+        note.starts_with("new LoRA") && note.contains("rank: 2"),
+        "{note}"
+    );
+    assert_eq!(started.lora.unwrap().rank, 4);
+    // A checkpoint made for another base model is refused, by name.
+    let meta_path = step4.join("explainer.json");
+    let text = std::fs::read_to_string(&meta_path).unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    meta["base_model"] = "checkpoints/models/other-model".into();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let err = start_for_ppo(root, &step4, &cfg, &table, Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("other-model") && err.contains("explainer.json"),
+        "{err}"
+    );
+}

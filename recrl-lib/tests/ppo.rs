@@ -134,7 +134,7 @@ fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
     let mut kls = Vec::new();
     for it in 0..30 {
         let gen = sampling(8, 1.0, it);
-        let reward = |gens: &mut [_]| Ok(target_share(gens, 8.0));
+        let reward = |_: &mut Explainer, gens: &mut [_]| Ok(target_share(gens, 8.0));
         let stats = learner
             .step(&mut ex, &prompts, &gen, reward, &mut || {})
             .unwrap()
@@ -242,7 +242,7 @@ mod shield_in_ppo {
         };
         for it in 0..8 {
             let gen = sampling(6, 1.0, it);
-            let reward = |gens: &mut [_]| Ok(target_share(gens, 6.0));
+            let reward = |_: &mut Explainer, gens: &mut [_]| Ok(target_share(gens, 6.0));
             learner
                 .step(&mut ex, &prompts, &gen, reward, &mut || {
                     coupling.after_step()
@@ -390,6 +390,12 @@ mod resume {
         ex
     }
 
+    /// The run's `q(x)` grader: the model's own base for fluency, MiniLM for relevance.
+    fn grader(ex: &mut Explainer) -> recrl_lib::sim::Grader {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        recrl_lib::sim::Grader::load(&recrl_lib::paths::Layout::new(&root), ex).unwrap()
+    }
+
     fn options(max_steps: usize, resume: bool) -> RunOptions {
         RunOptions {
             tag: "resume".into(),
@@ -459,6 +465,8 @@ mod resume {
                 ds: &ds,
                 ranker: &rk,
                 shield: None,
+                grader: grader(&mut ex),
+                start: "test".into(),
                 opts: &options(steps, resume),
                 log_dir: root.path().join("logs").join(name),
                 ckpt_dir: root.path().join("ckpt").join(name),
@@ -521,6 +529,8 @@ mod resume {
             ds: &ds,
             ranker: &rk,
             shield: None,
+            grader: grader(&mut ex),
+            start: "test".into(),
             opts: &other,
             log_dir: root.path().join("logs/parts"),
             ckpt_dir: root.path().join("ckpt/parts"),

@@ -4,8 +4,9 @@
 
 use recrl_lib::audit::{Explained, Mode};
 use recrl_lib::data::ReviewKind;
+use recrl_lib::minilm;
 use recrl_lib::ppo::{Drift, StepLog};
-use recrl_lib::report::{aggregate, minilm, results, scores, text};
+use recrl_lib::report::{aggregate, results, scores, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -163,6 +164,7 @@ fn explained(user: usize, rec: u32, text: &str) -> Explained {
         explanation: text.into(),
         mean_logprob: -1.0,
         swapped: 0,
+        quality: None,
     }
 }
 
@@ -245,10 +247,10 @@ fn a_runs_explanations_are_scored_against_metadata_references() {
     ds.items[2].title = "Fargo".into();
     ds.items[2].genres = vec!["Drama".into()];
     assert_eq!(
-        scores::reference_sentence(&ds, 1),
+        ds.reference_sentence(1),
         "Heat is an Action, Crime and Thriller film from 1995."
     );
-    assert_eq!(scores::reference_sentence(&ds, 2), "Fargo is a Drama film.");
+    assert_eq!(ds.reference_sentence(2), "Fargo is a Drama film.");
     let mut rows = vec![
         explained(
             1,

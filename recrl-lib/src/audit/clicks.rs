@@ -6,31 +6,49 @@
 use super::{put, Explained, Metrics, Mode};
 use crate::config::Config;
 use crate::data::Dataset;
-use crate::sim::simulator::{QualityScorer, SimParams, SimUser};
+use crate::explainer::Explainer;
+use crate::sim::quality::{Grader, QualityParts, Subject};
+use crate::sim::simulator::{SimParams, SimUser};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::Tensor;
 
 /// `(P(click), q(x))` per user of the sampled explanations in `rows`; `score(u, i)` is `s(u, i)`
-/// under the item table the explanations were made with.
-pub fn clicks(
-    ds: &Dataset,
-    rows: &[Explained],
-    sim: &SimUser,
-    score: &dyn Fn(usize, u32) -> f64,
-) -> Clicks {
-    let scorer = QualityScorer::default();
+/// under the item table the explanations were made with. `q(x)` is the row's graded quality
+/// ([`grade`]); an ungraded row gets NaN.
+pub fn clicks(rows: &[Explained], sim: &SimUser, score: &dyn Fn(usize, u32) -> f64) -> Clicks {
     rows.iter()
         .filter(|r| r.mode == Mode::Sampled)
         .map(|r| {
-            let hist: Vec<&crate::data::ItemMeta> =
-                r.history.iter().map(|&i| &ds.items[i as usize]).collect();
-            let q = scorer.score(&r.explanation, &ds.items[r.recommended as usize], &hist);
+            let q = r.quality.map_or(f64::NAN, |p| p.q());
             let p = sim.click_probability(r.user, score(r.user, r.recommended), q);
             (r.user, (p, q))
         })
         .collect()
+}
+
+/// Grades the explanation of each of `rows` with `grader` (the reference model is `ex` with
+/// LoRA off) and keeps the parts of `q(x)` in the row.
+pub fn grade(
+    grader: &Grader,
+    ex: &mut Explainer,
+    ds: &Dataset,
+    rows: &mut [Explained],
+) -> Result<()> {
+    let subjects: Vec<Subject> = rows
+        .iter()
+        .map(|r| Subject {
+            text: &r.explanation,
+            item: r.recommended,
+            history: &r.history,
+        })
+        .collect();
+    let parts = grader.grade(ex, ds, &subjects)?;
+    for (r, p) in rows.iter_mut().zip(parts) {
+        r.quality = Some(p);
+    }
+    Ok(())
 }
 
 /// The mean of `arm[u] − base[u]` over the users both hold, its standard error (sample
@@ -92,15 +110,14 @@ impl Panel<'_> {
         tch::no_grad(|| f64::try_from(self.states.get(k).dot(&item))).unwrap_or(f64::NAN)
     }
 
-    fn probabilities(&self, ds: &Dataset, rows: &[Explained], table: &Tensor) -> Clicks {
-        clicks(ds, rows, self.sim, &|u, i| self.score(table, u, i))
+    fn probabilities(&self, rows: &[Explained], table: &Tensor) -> Clicks {
+        clicks(rows, self.sim, &|u, i| self.score(table, u, i))
     }
 
     /// `panel_ctr`, `panel_quality` and, given `base` (its rows and item table), the paired
     /// `panel_ctr_gain` and its standard error.
     pub fn measure(
         &self,
-        ds: &Dataset,
         rows: &[Explained],
         table: &Tensor,
         base: Option<(&[Explained], &Tensor)>,
@@ -110,9 +127,9 @@ impl Panel<'_> {
             "the step-5 simulated user (alpha {}, beta_q {}, sigma_b {}, seed {seed}) on the audit users' sampled explanations, s(u, i) from the item table they were made with",
             sp.alpha, sp.beta_q, sp.sigma_b
         );
-        let arm = self.probabilities(ds, rows, table);
+        let arm = self.probabilities(rows, table);
         let gain = base.and_then(|(rows, table)| {
-            paired_gain(&first(&arm), &first(&self.probabilities(ds, rows, table)))
+            paired_gain(&first(&arm), &first(&self.probabilities(rows, table)))
         });
         let mut metrics = Metrics::new();
         let mut add = |name: &str, value: Option<f64>, definition: String| {
@@ -129,6 +146,19 @@ impl Panel<'_> {
             any.then(|| super::mean(&arm.values().map(|v| v.1).collect::<Vec<_>>())),
             "mean q(x) of the audit users' sampled explanations".into(),
         );
+        let parts: Vec<QualityParts> = rows
+            .iter()
+            .filter(|r| r.mode == Mode::Sampled)
+            .filter_map(|r| r.quality)
+            .collect();
+        let mean = QualityParts::mean(&parts);
+        for (name, value) in [("fluency", mean.fluency), ("relevance", mean.relevance)] {
+            add(
+                &format!("panel_q_{name}"),
+                (!parts.is_empty()).then_some(value),
+                format!("mean {name} part of q(x) of the audit users' sampled explanations"),
+            );
+        }
         add(
             "panel_ctr_gain",
             gain.map(|g| g.0),

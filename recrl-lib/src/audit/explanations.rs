@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::explainer::{generate, prompt, ExplainRequest, Explainer, GenerationConfig};
 use crate::rng::Rng;
+use crate::sim::quality::QualityParts;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -43,6 +44,9 @@ pub struct Explained {
     pub mean_logprob: f64,
     /// Gendered words swapped in the prompt (counterfactual only).
     pub swapped: usize,
+    /// The parts of `q(x)`, once graded ([`super::clicks::grade`]; not cached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityParts>,
 }
 
 /// What the cached explanations depend on; a cache with another key is regenerated.
@@ -196,6 +200,7 @@ fn explained(
         explanation: g.text,
         mean_logprob: mean(&g.logprobs),
         swapped,
+        quality: None,
     }
 }
 

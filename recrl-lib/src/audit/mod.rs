@@ -157,9 +157,12 @@ pub fn run(
     let requests = init::requests_for(ds, &ranker, &users, 5);
     let checkpoint = crate::io::sha256_file(&ckpt_dir.join(crate::paths::files::EXPLAINER))?;
     let key = explanations::CacheKey::new(checkpoint, &users, &requests, cfg);
-    let rows = explanations::cached_or_generate(&log_dir, &key, &mut progress, |p| {
+    let mut rows = explanations::cached_or_generate(&log_dir, &key, &mut progress, |p| {
         explanations::generate_all(ds, &ex, &table, &requests, &swap, &key, p)
     })?;
+    progress("grading q(x): the reference model's fluency and MiniLM relevance");
+    let grader = crate::sim::Grader::load(&places.models, &mut ex)?;
+    clicks::grade(&grader, &mut ex, ds, &mut rows)?;
     let inputs = Inputs {
         ds,
         lexicon: &lexicon,
@@ -182,6 +185,14 @@ pub fn run(
         .map(|p| explanations::read_explanations(&p))
         .transpose()?,
     };
+    let base_rows = match base_rows {
+        Some(mut b) => {
+            b.retain(|r| r.mode == Mode::Sampled);
+            clicks::grade(&grader, &mut ex, ds, &mut b)?;
+            Some(b)
+        }
+        None => None,
+    };
     let states = ranker.user_states(&histories);
     let panel = clicks::Panel {
         users: &users,
@@ -190,9 +201,7 @@ pub fn run(
         params: (&sim_params, sim_seed),
     };
     let base = base_rows.as_deref().map(|b| (b, &e0));
-    report
-        .metrics
-        .extend(panel.measure(ds, &rows, &table, base));
+    report.metrics.extend(panel.measure(&rows, &table, base));
     if let Some(canaries) = read_canaries(&log_dir)? {
         progress(&format!("canary exposure of {} secret(s)", canaries.len()));
         report
@@ -334,7 +343,6 @@ pub struct AuditSet<'a> {
     pub greedy: Vec<&'a Explained>,
     /// Greedy explanations of prompts with gendered words swapped.
     pub counterfactual: Vec<&'a Explained>,
-    scorer: crate::sim::simulator::QualityScorer,
 }
 
 impl<'a> AuditSet<'a> {
@@ -347,7 +355,6 @@ impl<'a> AuditSet<'a> {
             rated: of(Mode::Greedy).chain(of(Mode::Sampled)).collect(),
             greedy: of(Mode::Greedy).collect(),
             counterfactual: of(Mode::Counterfactual).collect(),
-            scorer: Default::default(),
         }
     }
 
@@ -361,13 +368,10 @@ impl<'a> AuditSet<'a> {
         lexicon::prompt_toxicity(self.lexicon, self.ds, r)
     }
 
-    /// The grounded quality `q(x)` of `r`'s explanation (the step-5 reward's).
+    /// The grounded quality `q(x)` of `r`'s explanation (the step-5 reward's), as graded by
+    /// [`clicks::grade`]; NaN for an ungraded row.
     pub fn quality(&self, r: &Explained) -> f64 {
-        let ds = self.ds;
-        let hist: Vec<&crate::data::ItemMeta> =
-            r.history.iter().map(|&i| &ds.items[i as usize]).collect();
-        self.scorer
-            .score(&r.explanation, &ds.items[r.recommended as usize], &hist)
+        r.quality.map_or(f64::NAN, |p| p.q())
     }
 }
 

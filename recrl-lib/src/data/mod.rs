@@ -258,6 +258,30 @@ impl Dataset {
         &self.items[i as usize].title
     }
 
+    /// The reference explanation of `item`: a sentence made from its metadata, e.g. "Toy Story is
+    /// an Animation, Children's and Comedy film from 1995." or "Dune is a book by Frank Herbert
+    /// from 1965.".
+    pub fn reference_sentence(&self, item: u32) -> String {
+        let m = &self.items[item as usize];
+        let year = m.year.map(|y| format!(" from {y}")).unwrap_or_default();
+        if let Some(author) = &m.author {
+            return format!("{} is a book by {author}{year}.", m.title);
+        }
+        let mut kinds = m.genres.clone();
+        kinds.extend(m.tags.iter().take(3).cloned());
+        let listed = match kinds.len() {
+            0 => return format!("{} is a film{year}.", m.title),
+            1 => kinds[0].clone(),
+            n => format!("{} and {}", kinds[..n - 1].join(", "), kinds[n - 1]),
+        };
+        let article = if listed.starts_with(['A', 'E', 'I', 'O', 'U']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{} is {article} {listed} film{year}.", m.title)
+    }
+
     /// Events per user (whole sequences), indexed `u - 1`.
     pub fn user_counts(&self) -> Vec<usize> {
         self.train.iter().map(|t| t.len() + 2).collect()

@@ -29,6 +29,64 @@ pub fn load_configured(root: &Path, cfg: &Config, device: Device) -> Result<Expl
     Explainer::load(&root.join(&cfg.explainer_model), device, opts)
 }
 
+/// The explainer a PPO run starts from (step 4 → step 5): the configured model with the LoRA
+/// and `W_p` of the step-4 checkpoint in `step4_dir` when it is there and made for the same
+/// adapter settings, else new ones (LoRA B = 0, `W_p` from `table`); and a line saying which.
+/// A checkpoint made for another base model is refused, by name.
+pub fn start_for_ppo(
+    models_root: &Path,
+    step4_dir: &Path,
+    cfg: &Config,
+    table: &tch::Tensor,
+    device: Device,
+) -> Result<(Explainer, String)> {
+    let mut ex = load_configured(models_root, cfg, device)?;
+    let want = lora_config(cfg);
+    let meta_path = step4_dir.join(crate::paths::files::EXPLAINER);
+    let fresh = |ex: &mut Explainer, why: String| -> Result<String> {
+        ex.init_lora(&want)?;
+        ex.init_projector(table);
+        Ok(format!("new LoRA (B = 0) and W_p: {why}"))
+    };
+    if !meta_path.is_file() {
+        let why = format!("no step-4 checkpoint in {}", step4_dir.display());
+        let note = fresh(&mut ex, why)?;
+        return Ok((ex, note));
+    }
+    let meta: serde_json::Value = crate::io::read_json(&meta_path)?;
+    let file_name = |p: &str| Path::new(p).file_name().map(|f| f.to_os_string());
+    let made_for = meta["base_model"].as_str().unwrap_or_default().to_string();
+    anyhow::ensure!(
+        file_name(&made_for) == ex.source.file_name().map(|f| f.to_os_string()),
+        "{}: the step-4 checkpoint was made for base model {made_for:?}, but explainer_model is {:?}; re-run step 4 (`recrl lora-init`) or remove {}",
+        meta_path.display(),
+        ex.source.display(),
+        step4_dir.display()
+    );
+    let lora: Option<LoraConfig> = serde_json::from_value(meta["lora"].clone()).ok();
+    if lora.as_ref() != Some(&want) {
+        let why = format!(
+            "the step-4 checkpoint {} has LoRA {:?}, this run configures {:?}",
+            step4_dir.display(),
+            lora,
+            want
+        );
+        let note = fresh(&mut ex, why)?;
+        return Ok((ex, note));
+    }
+    let delta = ex.load_checkpoint(step4_dir, table)?;
+    anyhow::ensure!(
+        delta.is_none() && ex.projector.is_some(),
+        "{}: not a step-4 checkpoint (it holds e_delta or lacks w_p)",
+        step4_dir.display()
+    );
+    let note = format!(
+        "LoRA and W_p from the step-4 checkpoint {}",
+        step4_dir.display()
+    );
+    Ok((ex, note))
+}
+
 /// Explanation requests for `users`: the last `n_history` training items, and the ranker's top
 /// unseen item after the whole training history (the item PPO explains).
 pub fn requests_for(

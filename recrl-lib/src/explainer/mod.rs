@@ -245,6 +245,14 @@ impl Explainer {
 
     /// One reply to a plain user message (default system prompt of the template).
     pub fn chat(&self, message: &str, cfg: &GenerationConfig) -> Result<Generation> {
+        let ids = self.chat_prefix(message)?;
+        let batch = PromptBatch::new(&[ids], &[], self.tokenizer.pad, self.model.device());
+        Ok(generate(&self.model, &self.tokenizer, &batch, None, cfg)?.remove(0))
+    }
+
+    /// The ids of a chat whose user turn is `message` (default system prompt), up to where the
+    /// assistant's reply begins.
+    pub fn chat_prefix(&self, message: &str) -> Result<Vec<u32>> {
         let text = self.tokenizer.template.render(
             "You are a helpful assistant.",
             message,
@@ -252,8 +260,59 @@ impl Explainer {
         );
         let mut ids: Vec<u32> = self.tokenizer.bos.into_iter().collect();
         ids.extend(self.tokenizer.encode(&text)?);
-        let batch = PromptBatch::new(&[ids], &[], self.tokenizer.pad, self.model.device());
-        Ok(generate(&self.model, &self.tokenizer, &batch, None, cfg)?.remove(0))
+        Ok(ids)
+    }
+
+    /// The mean log-probability per token (temperature 1) of each of `texts` as the
+    /// continuation of `prefix`, under the **base** model (LoRA off whatever its state: the
+    /// frozen reference policy). A text of no tokens gets NaN. Batches of 16 texts, no gradient.
+    pub fn reference_log_probs(&mut self, prefix: &[u32], texts: &[&str]) -> Result<Vec<f64>> {
+        let was = self.model.lora_enabled;
+        self.model.lora_enabled = false;
+        let out = self.continuation_log_probs(prefix, texts);
+        self.model.lora_enabled = was;
+        out
+    }
+
+    fn continuation_log_probs(&self, prefix: &[u32], texts: &[&str]) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(16) {
+            let tokens: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|t| self.tokenizer.encode(t))
+                .collect::<Result<_>>()?;
+            let rows: Vec<Vec<u32>> = tokens
+                .iter()
+                .map(|t| prefix.iter().chain(t).copied().collect())
+                .collect();
+            let batch = PromptBatch::new(&rows, &[], self.tokenizer.pad, self.model.device());
+            let width = batch.ids.size()[1];
+            // Left-padded: the text's n tokens are the last n of a row, predicted by the
+            // positions just before them.
+            let lp = tch::no_grad(|| {
+                self.model
+                    .forward_ids(&batch.ids, &batch.mask)
+                    .narrow(1, 0, width - 1)
+                    .log_softmax(-1, Kind::Float)
+                    .gather(2, &batch.ids.narrow(1, 1, width - 1).unsqueeze(-1), false)
+                    .squeeze_dim(-1)
+                    .to_kind(Kind::Double)
+                    .to_device(Device::Cpu)
+            });
+            for (i, t) in tokens.iter().enumerate() {
+                let n = t.len() as i64;
+                out.push(if n == 0 || n >= width {
+                    f64::NAN
+                } else {
+                    f64::try_from(
+                        lp.get(i as i64)
+                            .narrow(0, width - 1 - n, n)
+                            .mean(Kind::Double),
+                    )?
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Loads what [`Explainer::save`] wrote into `dir` (adapter, `W_p`), checking the files

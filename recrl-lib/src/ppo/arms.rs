@@ -9,6 +9,7 @@ use crate::explainer::{init, GenerationConfig};
 use crate::paths::Layout;
 use crate::ranker::{self, Ranker, TrainOptions};
 use crate::shield::{self, Basis, Shield};
+use crate::sim::quality::Grader;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -259,7 +260,8 @@ impl Places {
 /// Runs one arm (from a fresh start, or from its snapshot with `schedule.resume`): the ranker
 /// from `places.ranker_dir` (reloaded, since a run writes its `E` into the ranker), the
 /// shield's basis from `places.basis_dir` (or refitted at the arm's τ), the configured
-/// explainer with new LoRA and `W_p`. Outputs under `places.out`.
+/// explainer with the step-4 LoRA and `W_p` ([`init::start_for_ppo`]; the step-0 log line
+/// says which). Outputs under `places.out`.
 pub fn run_arm(
     places: &Places,
     ds: &Dataset,
@@ -283,13 +285,20 @@ pub fn run_arm(
         _ => None,
     };
     crate::env::seed_everything(cfg.seed);
-    let mut ex = init::load_configured(places.models.root(), cfg, device)?;
-    ex.init_lora(&init::lora_config(cfg))?;
-    ex.init_projector(ranker.output_table());
+    let (mut ex, start) = init::start_for_ppo(
+        places.models.root(),
+        &places.out.lora_init_dir(ds.name.as_str()),
+        cfg,
+        ranker.output_table(),
+        device,
+    )?;
+    let grader = Grader::load(&places.models, &mut ex)?;
     let setup = Setup {
         ds,
         ranker: &ranker,
         shield: guard,
+        grader,
+        start,
         opts: &run_options(cfg, arm, schedule),
         log_dir: places.out.run_logs(ds.name.as_str(), &arm.tag),
         ckpt_dir: places.out.ppo_dir(ds.name.as_str(), &arm.tag),

@@ -4,6 +4,7 @@
 
 use super::drift::Drift;
 use super::update::UpdateStats;
+use crate::sim::quality::QualityParts;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -20,6 +21,9 @@ pub struct StepLog {
     pub stats: UpdateStats,
     /// Mean `q(x)`.
     pub quality: f64,
+    /// Mean of each part of `q(x)`.
+    #[serde(default)]
+    pub quality_parts: QualityParts,
     /// Simulated CTR: mean click probability of the step's explanations.
     pub ctr: f64,
     /// Mean share of each `E` update removed by the shield.
@@ -29,10 +33,20 @@ pub struct StepLog {
     /// Drift measurements, on evaluation steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// What the run started from (step 0 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A one-line summary of a step for terminals and notebooks.
 pub fn step_line(line: &StepLog) -> String {
+    if let Some(note) = &line.note {
+        return format!("{}\n{note}", step_numbers(line));
+    }
+    step_numbers(line)
+}
+
+fn step_numbers(line: &StepLog) -> String {
     let drift = line
         .drift
         .as_ref()

@@ -9,7 +9,8 @@ use crate::explainer::{init::requests_for, prompt, ExplainRequest, Explainer, Ge
 use crate::ranker::Ranker;
 use crate::rng::Rng;
 use crate::sim::canary::{self, Canary};
-use crate::sim::simulator::{QualityScorer, SimUser};
+use crate::sim::quality::{Grader, QualityParts, Subject};
+use crate::sim::simulator::SimUser;
 use anyhow::Result;
 use std::collections::BTreeSet;
 use tch::Tensor;
@@ -21,7 +22,7 @@ pub struct Env<'a> {
     opts: &'a RunOptions,
     /// The current `E` (it shares the coupled table's storage, updates included).
     e: Tensor,
-    scorer: QualityScorer,
+    grader: Grader,
     train_users: Vec<usize>,
     sim: SimUser,
     /// Ranker states of `train_users`.
@@ -43,10 +44,15 @@ pub struct Round {
 }
 
 impl<'a> Env<'a> {
-    /// The environment of a run with `opts` on `ds`; `e` is the coupled table. The simulated
-    /// users are standardised by `ranker` as it is now.
-    pub fn new(ds: &'a Dataset, ranker: &'a Ranker, opts: &'a RunOptions, e: &Tensor) -> Env<'a> {
-        let scorer = QualityScorer::default();
+    /// The environment of a run with `opts` on `ds`; `e` is the coupled table, `grader` scores
+    /// `q(x)`. The simulated users are standardised by `ranker` as it is now.
+    pub fn new(
+        ds: &'a Dataset,
+        ranker: &'a Ranker,
+        opts: &'a RunOptions,
+        e: &Tensor,
+        grader: Grader,
+    ) -> Env<'a> {
         let train_users: Vec<usize> = (1..=ds.n_users())
             .filter(|&u| !ds.train[u - 1].is_empty())
             .collect();
@@ -57,7 +63,7 @@ impl<'a> Env<'a> {
             ranker,
             opts,
             e: e.shallow_clone(),
-            scorer,
+            grader,
             train_users,
             sim,
             all_h,
@@ -101,25 +107,31 @@ impl<'a> Env<'a> {
     }
 
     /// Cuts each reply to `explanation_max_len` characters, then returns the simulated
-    /// user's click probability (with `s(u, i)` from the current `E`) and `q(x)` of each.
+    /// user's click probability (with `s(u, i)` from the current `E`) and the parts of `q(x)`
+    /// of each (`ex`'s base model reads them for fluency).
     pub fn clicks(
         &self,
+        ex: &mut Explainer,
         requests: &[ExplainRequest],
         gens: &mut [Generation],
-    ) -> Result<(Vec<f64>, Vec<f64>)> {
-        let ds = self.ds;
+    ) -> Result<(Vec<f64>, Vec<QualityParts>)> {
         for g in gens.iter_mut() {
             if let Some((cut, _)) = g.text.char_indices().nth(self.opts.explanation_max_len) {
                 g.text.truncate(cut);
             }
         }
-        let (mut rewards, mut qs) = (Vec::new(), Vec::new());
-        for (req, g) in requests.iter().zip(gens.iter()) {
-            let hist: Vec<&crate::data::ItemMeta> =
-                req.history.iter().map(|&i| &ds.items[i as usize]).collect();
-            let q = self
-                .scorer
-                .score(&g.text, &ds.items[req.recommended as usize], &hist);
+        let subjects: Vec<Subject> = requests
+            .iter()
+            .zip(gens.iter())
+            .map(|(req, g)| Subject {
+                text: &g.text,
+                item: req.recommended,
+                history: &req.history,
+            })
+            .collect();
+        let parts = self.grader.grade(ex, self.ds, &subjects)?;
+        let mut rewards = Vec::with_capacity(parts.len());
+        for (req, p) in requests.iter().zip(&parts) {
             let idx = self.train_users.binary_search(&req.user).unwrap_or(0) as i64;
             let s = tch::no_grad(|| {
                 f64::try_from(
@@ -131,10 +143,14 @@ impl<'a> Env<'a> {
                     ),
                 )
             })?;
-            rewards.push(self.sim.click_probability(req.user, s, q));
-            qs.push(q);
+            rewards.push(self.sim.click_probability(req.user, s, p.q()));
         }
-        Ok((rewards, qs))
+        Ok((rewards, parts))
+    }
+
+    /// The reference model's fluency anchors of this run's `q(x)`.
+    pub fn fluency(&self) -> &crate::sim::quality::Fluency {
+        &self.grader.fluency
     }
 
     /// The first two replies with their item's title, for the logs.

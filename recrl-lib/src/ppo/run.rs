@@ -21,6 +21,7 @@ use crate::explainer::{Explainer, GenerationConfig, PromptBatch};
 use crate::paths::Layout;
 use crate::ranker::Ranker;
 use crate::shield::Shield;
+use crate::sim::quality::{Grader, QualityParts};
 pub use crate::sim::simulator::SimParams;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ pub struct Setup<'a> {
     pub ranker: &'a Ranker,
     /// The shield, used when `opts.coupled` is [`Coupled::Shielded`].
     pub shield: Option<Shield>,
+    /// The grader of `q(x)` ([`Grader::load`]).
+    pub grader: Grader,
+    /// Where LoRA and `W_p` started (the step-0 log line and `run.json` say it).
+    pub start: String,
     /// The run's settings.
     pub opts: &'a RunOptions,
     /// Logs: `metrics.jsonl`, `samples.jsonl`, `members.json`, `run.json`, `canaries.json`.
@@ -53,6 +58,7 @@ pub struct Trainer<'a> {
     coupling: Coupling,
     env: Env<'a>,
     base: Baseline,
+    start: String,
 }
 
 impl<'a> Trainer<'a> {
@@ -64,6 +70,8 @@ impl<'a> Trainer<'a> {
             ds,
             ranker,
             shield,
+            grader,
+            start,
             opts,
             log_dir,
             ckpt_dir,
@@ -84,7 +92,7 @@ impl<'a> Trainer<'a> {
         let coupling = Coupling::new(&ex.trainable.root(), ranker, shield, frozen);
         let opt = AdamW::new(&ex.trainable, opts.lr, 0.0);
         let soft = SoftTokens::new(&coupling, ex)?;
-        let env = Env::new(ds, ranker, opts, &coupling.e);
+        let env = Env::new(ds, ranker, opts, &coupling.e, grader);
         let base = Baseline::new(ds, ranker, opts.seed)?;
         let learner = Learner {
             value,
@@ -102,6 +110,7 @@ impl<'a> Trainer<'a> {
             coupling,
             env,
             base,
+            start,
         })
     }
 
@@ -127,6 +136,7 @@ impl<'a> Trainer<'a> {
     pub fn zero(&self) -> Result<StepLog> {
         Ok(StepLog {
             drift: Some(self.base.measure(self.ranker)?),
+            note: Some(self.start.clone()),
             ..Default::default()
         })
     }
@@ -146,9 +156,9 @@ impl<'a> Trainer<'a> {
             self.ex,
             &round.prompts,
             &gen,
-            |gens| {
-                let (rewards, q) = env.clicks(&round.requests, gens)?;
-                qs = q;
+            |ex, gens| {
+                let (rewards, parts) = env.clicks(ex, &round.requests, gens)?;
+                qs = parts;
                 Ok(rewards)
             },
             &mut || {
@@ -161,11 +171,13 @@ impl<'a> Trainer<'a> {
         let mut line = StepLog {
             step,
             ctr: out.rewards.iter().sum::<f64>() / n,
-            quality: qs.iter().sum::<f64>() / n,
+            quality: qs.iter().map(QualityParts::q).sum::<f64>() / n,
+            quality_parts: QualityParts::mean(&qs),
             shield_removed: removed.iter().sum::<f64>() / removed.len().max(1) as f64,
             stats: out.stats,
             seconds: 0.0,
             drift: None,
+            note: None,
         };
         if step.is_multiple_of(self.opts.eval_every.max(1)) || step == self.opts.max_steps {
             line.drift = Some(self.base.measure(self.ranker)?);
@@ -225,6 +237,8 @@ impl<'a> Trainer<'a> {
         )?;
         let mut record = serde_json::to_value(self.opts)?;
         record["device"] = format!("{:?}", self.ex.model.device()).into();
+        record["fluency_anchors"] = serde_json::to_value(self.env.fluency())?;
+        record["start"] = self.start.clone().into();
         record["wall_seconds_this_session"] = started.elapsed().as_secs_f64().into();
         record["resumed_from_step"] = resumed_from_step.into();
         crate::io::write_atomic(

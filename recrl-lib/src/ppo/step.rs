@@ -90,14 +90,14 @@ pub struct Outcome {
 
 impl<O: Optimiser> Learner<O> {
     /// One PPO step on `prompts`: samples a reply to each with `gen`, scores the replies with
-    /// `reward` (which may also edit their text), then updates `ex` (LoRA, `W_p`), the value
+    /// `reward` (which may also edit their text, and may read the explainer), then updates `ex` (LoRA, `W_p`), the value
     /// head and `E`; `after_step` runs after every optimiser step (the shield goes there).
     pub fn step(
         &mut self,
         ex: &mut Explainer,
         prompts: &Prompts,
         gen: &GenerationConfig,
-        reward: impl FnOnce(&mut [Generation]) -> Result<Vec<f64>>,
+        reward: impl FnOnce(&mut Explainer, &mut [Generation]) -> Result<Vec<f64>>,
         after_step: &mut dyn FnMut(),
     ) -> Result<Outcome> {
         let items = Tensor::from_slice(&prompts.items).to_device(ex.model.device());
@@ -110,7 +110,7 @@ impl<O: Optimiser> Learner<O> {
             soft().as_ref(),
             gen,
         )?;
-        let rewards = reward(&mut gens)?;
+        let rewards = reward(ex, &mut gens)?;
         let resp = Responses::new(&prompts.batch, &gens, ex.tokenizer.pad);
         let batch = Rollouts {
             resp: &resp,

@@ -2,9 +2,9 @@
 //! every run folder, write the CSV, the LaTeX table and the figures.
 
 use super::aggregate::{self, RunRecord};
-use super::minilm::{self, MiniLm};
 use super::{results, scores};
 use crate::data::{self, Dataset};
+use crate::minilm::{self, MiniLm};
 use crate::paths::Layout;
 use anyhow::Result;
 use polars::prelude::DataFrame;

@@ -2,10 +2,10 @@
 //! greedy explanations of the audit set (`explanations.jsonl`, step 6) against reference
 //! sentences, with the features of each explained item.
 
-use super::minilm::MiniLm;
 use super::text::{self, Prf};
 use crate::audit::{Explained, Mode};
 use crate::data::{Dataset, ReviewKind};
+use crate::minilm::MiniLm;
 use crate::stats::mean_or_nan;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -16,12 +16,12 @@ pub const METADATA_REFERENCES: &str = "item metadata sentences";
 
 /// The reference explanation for explaining `item` to `user`: a review text where the dataset
 /// keeps one (the user's own review of the item, else the item's reference review, see
-/// [`crate::data::Reviews`]), else the item's [`reference_sentence`]. The kind is `None` for a
+/// [`crate::data::Reviews`]), else the item's [`Dataset::reference_sentence`]. The kind is `None` for a
 /// metadata sentence.
 pub fn reference(ds: &Dataset, user: u32, item: u32) -> (String, Option<ReviewKind>) {
     match ds.reviews.reference(user, item) {
         Some((text, kind)) => (text.to_string(), Some(kind)),
-        None => (reference_sentence(ds, item), None),
+        None => (ds.reference_sentence(item), None),
     }
 }
 
@@ -43,30 +43,6 @@ pub fn describe_references(kinds: &[Option<ReviewKind>]) -> String {
     } else {
         format!("{reviews} and {METADATA_REFERENCES} ({metadata})")
     }
-}
-
-/// The reference explanation of `item`: a sentence made from its metadata, e.g. "Toy Story is
-/// an Animation, Children's and Comedy film from 1995." or "Dune is a book by Frank Herbert
-/// from 1965.".
-pub fn reference_sentence(ds: &Dataset, item: u32) -> String {
-    let m = &ds.items[item as usize];
-    let year = m.year.map(|y| format!(" from {y}")).unwrap_or_default();
-    if let Some(author) = &m.author {
-        return format!("{} is a book by {author}{year}.", m.title);
-    }
-    let mut kinds = m.genres.clone();
-    kinds.extend(m.tags.iter().take(3).cloned());
-    let listed = match kinds.len() {
-        0 => return format!("{} is a film{year}.", m.title),
-        1 => kinds[0].clone(),
-        n => format!("{} and {}", kinds[..n - 1].join(", "), kinds[n - 1]),
-    };
-    let article = if listed.starts_with(['A', 'E', 'I', 'O', 'U']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{} is {article} {listed} film{year}.", m.title)
 }
 
 /// The features of `item` for FMR/FCR/DIV: genres, tags and author.

@@ -1,114 +1,13 @@
 //! The simulated user (the seed's "RecSim" user, docs/design.md §7):
 //! `P(click) = σ(α·s(u,i) + β_q·q(x) + b_u)`, with `b_u ~ N(0, 0.3²)` fixed per user, `s(u,i)`
-//! from the *current* `E`, and `q(x) ∈ [0, 1]` a grounded explanation-quality score that
-//! reads only the explanation (never the prompt) and cannot be won by length alone.
+//! from the *current* `E`, and `q(x) ∈ [0, 1]` the grounded explanation quality of
+//! [`super::quality`], which reads only the explanation (never the prompt) and pays nothing for
+//! noise, length or repetition.
 
-use crate::data::{Dataset, ItemMeta};
+use crate::data::Dataset;
 use crate::ranker::Ranker;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
-
-/// What `q(x)` checks, with weights summing to 1.
-pub const QUALITY_PARTS: [(&str, f64); 5] = [
-    ("names the item or its genres/author", 0.35),
-    ("refers to the user's history", 0.25),
-    ("length in band", 0.2),
-    ("no repetition", 0.1),
-    ("no toxic terms", 0.1),
-];
-
-/// Words in `[MIN_WORDS, MAX_WORDS]` earn the length part in full; it fades linearly to 0 at
-/// half the minimum and at twice the maximum.
-pub const MIN_WORDS: usize = 8;
-/// See [`MIN_WORDS`].
-pub const MAX_WORDS: usize = 45;
-
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
-}
-
-const STOP: [&str; 24] = [
-    "the", "a", "an", "of", "and", "in", "on", "to", "for", "with", "is", "it", "at", "by", "from",
-    "or", "as", "la", "le", "les", "de", "der", "die", "das",
-];
-
-/// Distinctive words of a title (lower case, ≥ 3 letters, no stop words).
-fn key_words(title: &str) -> Vec<String> {
-    words(title)
-        .into_iter()
-        .filter(|w| w.chars().count() >= 3 && !STOP.contains(&w.as_str()))
-        .collect()
-}
-
-/// Whether `text_words` mention `title`: at least half of its key words (at least one).
-fn mentions(text_words: &HashSet<String>, title: &str) -> bool {
-    let keys = key_words(title);
-    if keys.is_empty() {
-        return false;
-    }
-    let hit = keys.iter().filter(|k| text_words.contains(*k)).count();
-    hit * 2 >= keys.len() && hit > 0
-}
-
-/// The grounded quality score `q(x)` and its parts.
-#[derive(Debug, Clone, Default)]
-pub struct QualityScorer {
-    /// Lower-case toxic terms (whole-word matches).
-    pub toxic: HashSet<String>,
-}
-
-impl QualityScorer {
-    /// `q(x)` of `explanation` about `recommended`, for a user whose history holds `history`.
-    pub fn score(&self, explanation: &str, recommended: &ItemMeta, history: &[&ItemMeta]) -> f64 {
-        self.parts(explanation, recommended, history)
-            .iter()
-            .zip(QUALITY_PARTS)
-            .map(|(p, (_, w))| p * w)
-            .sum()
-    }
-
-    /// Each part of [`QUALITY_PARTS`] in [0, 1].
-    pub fn parts(
-        &self,
-        explanation: &str,
-        recommended: &ItemMeta,
-        history: &[&ItemMeta],
-    ) -> [f64; 5] {
-        let ws = words(explanation);
-        let set: HashSet<String> = ws.iter().cloned().collect();
-        let genre_hit = recommended
-            .genres
-            .iter()
-            .any(|g| key_words(g).iter().any(|k| set.contains(k)));
-        let author_hit = recommended
-            .author
-            .as_deref()
-            .is_some_and(|a| mentions(&set, a));
-        let item = (mentions(&set, &recommended.title) || genre_hit || author_hit) as u8 as f64;
-        let hist = history.iter().any(|m| mentions(&set, &m.title)) as u8 as f64;
-        let n = ws.len();
-        let length = if n < MIN_WORDS {
-            ((n as f64 - MIN_WORDS as f64 / 2.0) / (MIN_WORDS as f64 / 2.0)).clamp(0.0, 1.0)
-        } else if n > MAX_WORDS {
-            (1.0 - (n - MAX_WORDS) as f64 / MAX_WORDS as f64).clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        let bigrams: Vec<(&String, &String)> = ws.iter().zip(ws.iter().skip(1)).collect();
-        let distinct: HashSet<&(&String, &String)> = bigrams.iter().collect();
-        let repetition = if bigrams.is_empty() {
-            0.0
-        } else {
-            distinct.len() as f64 / bigrams.len() as f64
-        };
-        let clean = (!ws.iter().any(|w| self.toxic.contains(w))) as u8 as f64;
-        [item, hist, length, repetition, clean]
-    }
-}
 
 /// Simulated-user weights: `z = α·s̃ + β_q·(q − ½) + b_u`, with `s̃` the score standardised
 /// by the step-0 mean and spread of the users' top scores (a fixed affine map, i.e. the design's
@@ -206,62 +105,6 @@ impl SimUser {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn movie(title: &str, genres: &[&str]) -> ItemMeta {
-        ItemMeta {
-            title: title.into(),
-            genres: genres.iter().map(|g| g.to_string()).collect(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn grounded_text_beats_long_ungrounded_text_and_padding_does_not_pay() {
-        let q = QualityScorer {
-            toxic: ["damn".to_string()].into_iter().collect(),
-        };
-        let rec = movie("Star Wars", &["Action", "Sci-Fi"]);
-        let seen = movie("Return of the Jedi", &["Action"]);
-        let grounded = "Since you loved Return of the Jedi, Star Wars brings the same action and space adventure you enjoy.";
-        let g = q.score(grounded, &rec, &[&seen]);
-        assert!(
-            (g - 1.0).abs() < 1e-12,
-            "every part earned: {:?}",
-            q.parts(grounded, &rec, &[&seen])
-        );
-        // Length alone: a long, fluent, ungrounded text.
-        let filler = "This is a wonderful choice that many people find very enjoyable and memorable in many ways. ".repeat(6);
-        let f = q.score(&filler, &rec, &[&seen]);
-        assert!(f < 0.3, "ungrounded long text scores {f}");
-        // Padding a grounded text past the band lowers its score.
-        let padded = format!(
-            "{grounded} {}",
-            "And it is really good fun to watch again and again with friends. ".repeat(8)
-        );
-        assert!(q.score(&padded, &rec, &[&seen]) < g, "padding must not pay");
-        // Toxic words and repetition cost.
-        assert!(q.score(&grounded.replace("loved", "damn loved"), &rec, &[&seen]) < g);
-        let looped = "Star Wars Star Wars Star Wars Star Wars Star Wars Star Wars";
-        assert!(q.parts(looped, &rec, &[&seen])[3] < 0.3);
-    }
-
-    #[test]
-    fn mentions_need_key_words_not_stop_words() {
-        let set: HashSet<String> = words("one of the best of the year").into_iter().collect();
-        assert!(
-            !mentions(&set, "The Story of Us"),
-            "shared stop words are not a mention"
-        );
-        let set: HashSet<String> = words("a story you will love").into_iter().collect();
-        assert!(mentions(&set, "The Story of Us"), "its key word is");
-        assert!(
-            !mentions(&set, "Toy Story Two Three"),
-            "half the key words are needed"
-        );
-        let set: HashSet<String> = words("you will like heat").into_iter().collect();
-        assert!(mentions(&set, "Heat"));
-        assert!(!mentions(&set, "Casino"));
-    }
 
     #[test]
     fn click_probability_is_the_logistic_of_the_weighted_sum() {

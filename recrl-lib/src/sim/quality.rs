@@ -1,0 +1,468 @@
+//! The grounded explanation quality `q(x) ∈ [0, 1]` (docs/design.md §7.2) that the simulated user
+//! clicks on. It reads only the explanation, the recommended item's metadata and the user's
+//! history titles, never the prompt text, and it is built so that noise earns nothing:
+//!
+//! `q = fluency · no_repetition · no_toxic · (0.3 item + 0.2 history + 0.3 relevance + 0.2 length)`
+//!
+//! * the **gates** (each in [0, 1]) multiply: text that the frozen reference model finds
+//!   unlikely (random sub-words, shuffled words), that loops, or that holds a toxic term scores
+//!   near 0 whatever it mentions;
+//! * the **content** parts add up: naming the item (title, genre or author), naming an item of
+//!   the user's history, relevance to the item's reference sentence (MiniLM cosine), and a
+//!   length in band.
+//!
+//! Fluency is the mean per-token log-probability of the explanation under the reference model
+//! (the explainer's base, LoRA off), after a fixed neutral request ([`FLUENCY_REQUEST`]),
+//! mapped linearly to [0, 1] between two anchors measured once per model on fixed sentences
+//! ([`Fluency::calibrate`]). Relevance maps the cosine linearly between [`RELEVANCE_COSINES`].
+
+use crate::data::{Dataset, ItemMeta};
+use crate::explainer::Explainer;
+use crate::minilm::MiniLm;
+use crate::rng::Rng;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// The content parts of `q(x)` and their weights (summing to 1).
+pub const CONTENT_WEIGHTS: [(&str, f64); 4] = [
+    ("names the item or its genres/author", 0.3),
+    ("refers to the user's history", 0.2),
+    (
+        "relevance to the item (MiniLM cosine with its reference sentence)",
+        0.3,
+    ),
+    ("length in band", 0.2),
+];
+
+/// Words in `[MIN_WORDS, MAX_WORDS]` earn the length part in full; it fades linearly to 0 at
+/// half the minimum and at twice the maximum.
+pub const MIN_WORDS: usize = 8;
+/// See [`MIN_WORDS`].
+pub const MAX_WORDS: usize = 45;
+
+/// The user turn the reference model reads before an explanation when fluency is measured:
+/// the same for every explanation, naming no item and no user.
+pub const FLUENCY_REQUEST: &str = "Recommend a film or a book to me in one or two sentences.";
+
+/// MiniLM cosines mapped to relevance 0 and 1 (linear between, clamped): about the cosine of
+/// unrelated sentences and of a sentence with a paraphrase of it.
+pub const RELEVANCE_COSINES: (f64, f64) = (0.15, 0.6);
+
+/// Fluent recommendation-like sentences: their median log-probability is fluency 1. The
+/// same sentences with their words shuffled (seed [`CALIBRATION_SEED`]) anchor fluency 0 at
+/// their highest log-probability.
+pub const CALIBRATION: [&str; 12] = [
+    "If you enjoyed the last mystery you read, this one keeps the same tense pace until the final page.",
+    "This film follows a family through one hard winter, and its quiet moments stay with you.",
+    "You seem to like clever comedies, so this story about two rival chefs should make you laugh.",
+    "A thoughtful science fiction novel about a crew that wakes up far from home.",
+    "Since you watched several westerns, you may like this one for its wide landscapes and honest characters.",
+    "The book explains the history of the city with short chapters that are easy to follow.",
+    "It is a warm animated adventure that children and adults can both enjoy on a weekend.",
+    "Fans of crime dramas will appreciate the careful plot and the strong performance of the lead actor.",
+    "This romantic drama is set in a small coastal town and moves at a gentle, patient pace.",
+    "You liked fast action films, and this thriller delivers car chases and a surprising ending.",
+    "The author writes about music and friendship with humour, which matches the books you rated highly.",
+    "A classic war film that shows the cost of conflict through the eyes of a young soldier.",
+];
+
+/// Seed of the word shuffles in the calibration.
+pub const CALIBRATION_SEED: u64 = 7;
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect()
+}
+
+const STOP: [&str; 24] = [
+    "the", "a", "an", "of", "and", "in", "on", "to", "for", "with", "is", "it", "at", "by", "from",
+    "or", "as", "la", "le", "les", "de", "der", "die", "das",
+];
+
+/// Distinctive words of a title (lower case, ≥ 3 letters, no stop words).
+fn key_words(title: &str) -> Vec<String> {
+    words(title)
+        .into_iter()
+        .filter(|w| w.chars().count() >= 3 && !STOP.contains(&w.as_str()))
+        .collect()
+}
+
+/// Whether `text_words` mention `title`: at least half of its key words (at least one).
+fn mentions(text_words: &HashSet<String>, title: &str) -> bool {
+    let keys = key_words(title);
+    if keys.is_empty() {
+        return false;
+    }
+    let hit = keys.iter().filter(|k| text_words.contains(*k)).count();
+    hit * 2 >= keys.len() && hit > 0
+}
+
+/// What the models say of an explanation, each in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Grounding {
+    /// The reference model's calibrated log-probability of the text ([`Fluency::of`]).
+    pub fluency: f64,
+    /// MiniLM relevance to the item's reference sentence ([`relevance_of`]).
+    pub relevance: f64,
+}
+
+/// `q(x)` part by part, each in [0, 1] ([`QualityParts::q`] combines them).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct QualityParts {
+    /// Names the recommended item (half its title's key words), a genre or its author.
+    pub item: f64,
+    /// Names an item of the user's history.
+    pub history: f64,
+    /// MiniLM relevance to the item's reference sentence.
+    pub relevance: f64,
+    /// Length in band ([`MIN_WORDS`]..[`MAX_WORDS`]).
+    pub length: f64,
+    /// Gate: the reference model's calibrated fluency.
+    pub fluency: f64,
+    /// Gate: share of distinct word bigrams.
+    pub repetition: f64,
+    /// Gate: 1 without toxic terms, else 0.
+    pub clean: f64,
+}
+
+impl QualityParts {
+    /// `q(x) = fluency · repetition · clean · Σ weight · content part`.
+    pub fn q(&self) -> f64 {
+        let content = [self.item, self.history, self.relevance, self.length]
+            .iter()
+            .zip(CONTENT_WEIGHTS)
+            .map(|(p, (_, w))| p * w)
+            .sum::<f64>();
+        self.fluency * self.repetition * self.clean * content
+    }
+
+    /// The mean of each part over `parts` (zeros when empty).
+    pub fn mean(parts: &[QualityParts]) -> QualityParts {
+        let n = parts.len().max(1) as f64;
+        let sum = |f: fn(&QualityParts) -> f64| parts.iter().map(f).sum::<f64>() / n;
+        QualityParts {
+            item: sum(|p| p.item),
+            history: sum(|p| p.history),
+            relevance: sum(|p| p.relevance),
+            length: sum(|p| p.length),
+            fluency: sum(|p| p.fluency),
+            repetition: sum(|p| p.repetition),
+            clean: sum(|p| p.clean),
+        }
+    }
+}
+
+/// The lexical parts of `q(x)` (no model): word matches, length, repetition, toxic terms.
+#[derive(Debug, Clone, Default)]
+pub struct QualityScorer {
+    /// Lower-case toxic terms (whole-word matches).
+    pub toxic: HashSet<String>,
+}
+
+impl QualityScorer {
+    /// Every part of `explanation` about `recommended` for a user whose history holds
+    /// `history`, the model-made ones taken from `grounding`.
+    pub fn parts(
+        &self,
+        explanation: &str,
+        recommended: &ItemMeta,
+        history: &[&ItemMeta],
+        grounding: Grounding,
+    ) -> QualityParts {
+        let ws = words(explanation);
+        let set: HashSet<String> = ws.iter().cloned().collect();
+        let genre_hit = recommended
+            .genres
+            .iter()
+            .any(|g| key_words(g).iter().any(|k| set.contains(k)));
+        let author_hit = recommended
+            .author
+            .as_deref()
+            .is_some_and(|a| mentions(&set, a));
+        let item = mentions(&set, &recommended.title) || genre_hit || author_hit;
+        let hist = history.iter().any(|m| mentions(&set, &m.title));
+        QualityParts {
+            item: item as u8 as f64,
+            history: hist as u8 as f64,
+            relevance: grounding.relevance,
+            length: length_part(ws.len()),
+            fluency: grounding.fluency,
+            repetition: distinct_bigram_share(&ws),
+            clean: (!ws.iter().any(|w| self.toxic.contains(w))) as u8 as f64,
+        }
+    }
+}
+
+/// 1 in `[MIN_WORDS, MAX_WORDS]`, fading linearly to 0 at half the minimum and twice the maximum.
+fn length_part(n: usize) -> f64 {
+    if n < MIN_WORDS {
+        ((n as f64 - MIN_WORDS as f64 / 2.0) / (MIN_WORDS as f64 / 2.0)).clamp(0.0, 1.0)
+    } else if n > MAX_WORDS {
+        (1.0 - (n - MAX_WORDS) as f64 / MAX_WORDS as f64).clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
+}
+
+/// Distinct word bigrams over all bigrams (0 for fewer than two words).
+fn distinct_bigram_share(ws: &[String]) -> f64 {
+    let bigrams: Vec<(&String, &String)> = ws.iter().zip(ws.iter().skip(1)).collect();
+    let distinct: HashSet<&(&String, &String)> = bigrams.iter().collect();
+    if bigrams.is_empty() {
+        0.0
+    } else {
+        distinct.len() as f64 / bigrams.len() as f64
+    }
+}
+
+/// Relevance from a MiniLM cosine: linear from [`RELEVANCE_COSINES`]`.0` (0) to `.1` (1).
+pub fn relevance_of(cosine: f64) -> f64 {
+    let (lo, hi) = RELEVANCE_COSINES;
+    ((cosine - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+/// Fluency from the reference model's mean per-token log-probability, linear between two
+/// anchors measured on the model itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fluency {
+    /// Log-probability of fluency 0: the highest of the shuffled [`CALIBRATION`] sentences.
+    pub zero: f64,
+    /// Log-probability of fluency 1: the median of the [`CALIBRATION`] sentences.
+    pub one: f64,
+}
+
+/// Below this gap (nats a token) between the anchors the model cannot tell fluent text from
+/// shuffled words (a random-weight model): every fluency is 0.
+pub const MIN_ANCHOR_GAP: f64 = 0.5;
+
+impl Fluency {
+    /// The anchors of `ex`'s base model.
+    pub fn calibrate(ex: &mut Explainer) -> Result<Fluency> {
+        let prefix = ex.chat_prefix(FLUENCY_REQUEST)?;
+        let fluent = ex.reference_log_probs(&prefix, &CALIBRATION)?;
+        let shuffled: Vec<String> = shuffled_calibration();
+        let refs: Vec<&str> = shuffled.iter().map(String::as_str).collect();
+        let noise = ex.reference_log_probs(&prefix, &refs)?;
+        Ok(Fluency {
+            zero: noise.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            one: crate::stats::quantile(&fluent, 0.5),
+        })
+    }
+
+    /// Fluency of a text whose mean per-token log-probability is `logp` (0 for NaN).
+    pub fn of(&self, logp: f64) -> f64 {
+        if self.one - self.zero < MIN_ANCHOR_GAP || logp.is_nan() {
+            return 0.0;
+        }
+        ((logp - self.zero) / (self.one - self.zero)).clamp(0.0, 1.0)
+    }
+}
+
+/// [`CALIBRATION`] with the words of each sentence shuffled (seed [`CALIBRATION_SEED`]).
+pub fn shuffled_calibration() -> Vec<String> {
+    let mut rng = Rng::new(CALIBRATION_SEED);
+    CALIBRATION
+        .iter()
+        .map(|s| {
+            let mut w: Vec<&str> = s.split_whitespace().collect();
+            rng.shuffle(&mut w);
+            w.join(" ")
+        })
+        .collect()
+}
+
+/// One explanation to grade: its text, the recommended item and the user's history items.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The explanation.
+    pub text: &'a str,
+    /// The recommended item.
+    pub item: u32,
+    /// The history items the prompt listed.
+    pub history: &'a [u32],
+}
+
+/// `q(x)` with its models: the lexical scorer, the reference model's fluency anchors and
+/// MiniLM.
+pub struct Grader {
+    /// The lexical parts.
+    pub scorer: QualityScorer,
+    /// The fluency anchors of the explainer's base model.
+    pub fluency: Fluency,
+    /// The sentence encoder of the relevance part.
+    pub encoder: MiniLm,
+}
+
+impl Grader {
+    /// A grader for `ex`'s base model (calibrated now) with `encoder`.
+    pub fn new(ex: &mut Explainer, encoder: MiniLm) -> Result<Grader> {
+        Ok(Grader {
+            scorer: QualityScorer::default(),
+            fluency: Fluency::calibrate(ex)?,
+            encoder,
+        })
+    }
+
+    /// A grader with MiniLM from `models` (`checkpoints/models/all-MiniLM-L6-v2` under a
+    /// project root) on `ex`'s device.
+    pub fn load(models: &crate::paths::Layout, ex: &mut Explainer) -> Result<Grader> {
+        let dir = models.model(crate::minilm::MODEL_DIR);
+        let encoder = MiniLm::load(&dir, ex.model.device()).with_context(|| {
+            format!(
+                "q(x) needs all-MiniLM-L6-v2 in {} (scripts/setup.sh fetches it)",
+                dir.display()
+            )
+        })?;
+        Grader::new(ex, encoder)
+    }
+
+    /// The parts of `q(x)` of each subject: the reference model (`ex` with LoRA off) reads
+    /// each text after [`FLUENCY_REQUEST`], MiniLM compares it with its item's reference
+    /// sentence.
+    pub fn grade(
+        &self,
+        ex: &mut Explainer,
+        ds: &Dataset,
+        subjects: &[Subject],
+    ) -> Result<Vec<QualityParts>> {
+        let texts: Vec<&str> = subjects.iter().map(|s| s.text).collect();
+        let prefix = ex.chat_prefix(FLUENCY_REQUEST)?;
+        let logps = ex.reference_log_probs(&prefix, &texts)?;
+        let references: Vec<String> = subjects
+            .iter()
+            .map(|s| ds.reference_sentence(s.item))
+            .collect();
+        let refs: Vec<&str> = references.iter().map(String::as_str).collect();
+        let cosines = self.encoder.cosine(&texts, &refs)?;
+        Ok(subjects
+            .iter()
+            .zip(logps.iter().zip(&cosines))
+            .map(|(s, (&lp, &cos))| {
+                let hist: Vec<&ItemMeta> =
+                    s.history.iter().map(|&i| &ds.items[i as usize]).collect();
+                let grounding = Grounding {
+                    fluency: self.fluency.of(lp),
+                    relevance: relevance_of(cos),
+                };
+                self.scorer
+                    .parts(s.text, &ds.items[s.item as usize], &hist, grounding)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn movie(title: &str, genres: &[&str]) -> ItemMeta {
+        ItemMeta {
+            title: title.into(),
+            genres: genres.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    const FULL: Grounding = Grounding {
+        fluency: 1.0,
+        relevance: 1.0,
+    };
+
+    #[test]
+    fn q_is_the_gated_weighted_sum_by_hand() {
+        let p = QualityParts {
+            item: 1.0,
+            history: 0.0,
+            relevance: 0.5,
+            length: 1.0,
+            fluency: 0.8,
+            repetition: 0.9,
+            clean: 1.0,
+        };
+        // content 0.3 + 0 + 0.15 + 0.2 = 0.65; gates 0.8 · 0.9 · 1 = 0.72
+        assert!((p.q() - 0.65 * 0.72).abs() < 1e-12, "{}", p.q());
+        assert_eq!(QualityParts { clean: 0.0, ..p }.q(), 0.0);
+        let w: f64 = CONTENT_WEIGHTS.iter().map(|(_, w)| w).sum();
+        assert!((w - 1.0).abs() < 1e-12);
+        let m = QualityParts::mean(&[p, QualityParts { item: 0.0, ..p }]);
+        assert_eq!((m.item, m.fluency), (0.5, 0.8));
+    }
+
+    #[test]
+    fn lexical_parts_pay_for_grounding_not_for_padding() {
+        let q = QualityScorer {
+            toxic: ["damn".to_string()].into_iter().collect(),
+        };
+        let rec = movie("Star Wars", &["Action", "Sci-Fi"]);
+        let seen = movie("Return of the Jedi", &["Action"]);
+        let score = |t: &str| q.parts(t, &rec, &[&seen], FULL).q();
+        let grounded = "Since you loved Return of the Jedi, Star Wars brings the same action and space adventure you enjoy.";
+        let g = score(grounded);
+        assert!(
+            (g - 1.0).abs() < 1e-12,
+            "every part earned: {:?}",
+            q.parts(grounded, &rec, &[&seen], FULL)
+        );
+        let filler = "This is a wonderful choice that many people find very enjoyable and memorable in many ways. ".repeat(6);
+        let f = q.parts(&filler, &rec, &[&seen], Grounding::default());
+        assert!(f.q() == 0.0 && f.item == 0.0 && f.history == 0.0, "{f:?}");
+        let padded = format!(
+            "{grounded} {}",
+            "And it is really good fun to watch again and again with friends. ".repeat(8)
+        );
+        assert!(score(&padded) < g, "padding must not pay");
+        assert_eq!(score(&grounded.replace("loved", "damn loved")), 0.0);
+        let looped = "Star Wars Star Wars Star Wars Star Wars Star Wars Star Wars";
+        assert!(q.parts(looped, &rec, &[&seen], FULL).repetition < 0.3);
+        assert!(score(looped) < 0.3);
+    }
+
+    #[test]
+    fn mentions_need_key_words_not_stop_words() {
+        let set: HashSet<String> = words("one of the best of the year").into_iter().collect();
+        assert!(
+            !mentions(&set, "The Story of Us"),
+            "shared stop words are not a mention"
+        );
+        let set: HashSet<String> = words("a story you will love").into_iter().collect();
+        assert!(mentions(&set, "The Story of Us"), "its key word is");
+        assert!(
+            !mentions(&set, "Toy Story Two Three"),
+            "half the key words are needed"
+        );
+        let set: HashSet<String> = words("you will like heat").into_iter().collect();
+        assert!(mentions(&set, "Heat"));
+        assert!(!mentions(&set, "Casino"));
+    }
+
+    #[test]
+    fn fluency_and_relevance_maps_by_hand() {
+        let f = Fluency {
+            zero: -6.0,
+            one: -3.0,
+        };
+        assert_eq!(f.of(-4.5), 0.5);
+        assert_eq!((f.of(-9.0), f.of(-1.0), f.of(f64::NAN)), (0.0, 1.0, 0.0));
+        let flat = Fluency {
+            zero: -10.0,
+            one: -9.8,
+        };
+        assert_eq!(flat.of(-1.0), 0.0, "a model that cannot tell noise apart");
+        assert!((relevance_of(0.375) - 0.5).abs() < 1e-12);
+        assert_eq!((relevance_of(0.0), relevance_of(0.9)), (0.0, 1.0));
+        let shuffled = shuffled_calibration();
+        for (s, c) in shuffled.iter().zip(CALIBRATION) {
+            let (mut a, mut b): (Vec<&str>, Vec<&str>) = (
+                s.split_whitespace().collect(),
+                c.split_whitespace().collect(),
+            );
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "a shuffle keeps the words");
+        }
+        assert_ne!(shuffled[0], CALIBRATION[0]);
+    }
+}
