@@ -51,6 +51,10 @@ pub struct Config {
     /// reward minus its group's mean instead of the value head's estimate.
     #[serde(default = "one")]
     pub group_size: usize,
+    /// The RL algorithm (`--algorithm`): `ppo` (value head + GAE, KL in the reward) or `grpo`
+    /// (group-relative advantages, KL in the loss, no value head; needs `group_size` ≥ 2).
+    #[serde(default)]
+    pub algorithm: Algorithm,
     /// Prompt + response token budget (`--max_seq_len_explainer`).
     pub max_seq_len_explainer: usize,
     /// Characters of an explanation kept for scoring and logs (`--explanation_max_len`).
@@ -145,6 +149,18 @@ pub struct AuditConfig {
     pub counterfactual: usize,
     /// Bootstrap resamples for group intervals.
     pub bootstrap: usize,
+}
+
+/// The RL algorithm of step 5 (docs/design.md §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// PPO with a value head and GAE; the KL penalty is part of each token's reward.
+    #[default]
+    Ppo,
+    /// Group-relative: each rollout's advantage is its reward standardised within its group of
+    /// `group_size` samples of one prompt; the KL to the reference is a loss term (k3).
+    Grpo,
 }
 
 /// Serde default of counts that default to one (`group_size`).

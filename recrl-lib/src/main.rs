@@ -276,6 +276,9 @@ struct RunKeys {
     /// Rollouts per user prompt; above 1, a group baseline replaces the value head.
     #[arg(long)]
     group_size: Option<usize>,
+    /// RL algorithm: ppo (value head + GAE) or grpo (group-relative, needs group_size ≥ 2).
+    #[arg(long)]
+    algorithm: Option<String>,
     /// Prompt + reply token budget.
     #[arg(long)]
     max_seq_len_explainer: Option<usize>,

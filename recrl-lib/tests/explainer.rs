@@ -570,3 +570,28 @@ fn ppo_starts_from_the_step4_checkpoint_when_it_matches() {
         "{err}"
     );
 }
+
+/// `PromptBatch::rows` (the `sim_batch` chunks of a PPO step): a slice's embeddings, soft
+/// vectors included, are the same rows of the whole batch's.
+#[test]
+fn prompt_batch_rows_keep_their_soft_vectors() {
+    let (model, _) = tiny();
+    let prompts = vec![vec![5u32, 6, 7], vec![8, 9], vec![10, 11, 12, 13], vec![14]];
+    let soft = vec![vec![1], vec![0, 1], vec![], vec![0]];
+    let batch = PromptBatch::new(&prompts, &soft, 0, Device::Cpu);
+    let d = model.embed.size()[1];
+    let vectors = Tensor::randn([4, d], (Kind::Float, Device::Cpu));
+    let all = batch.embeds(&model, Some(&vectors));
+    for (lo, hi) in [(0, 2), (1, 3), (2, 4), (3, 4)] {
+        let (part, range) = batch.rows(lo, hi);
+        let v = vectors.narrow(0, range.start as i64, range.len() as i64);
+        let got = part.embeds(&model, Some(&v));
+        let want = all.narrow(0, lo as i64, (hi - lo) as i64);
+        assert!(max_diff(&got, &want) == 0.0, "rows {lo}..{hi}");
+    }
+    assert_eq!(
+        batch.rows(2, 4).1,
+        3..4,
+        "rows 2..4 hold the last soft slot"
+    );
+}

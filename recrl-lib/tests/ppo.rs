@@ -1,6 +1,7 @@
 //! Step 5 (pieces): PPO on the tiny random Llama with a synthetic reward learns; log-probs of
 //! the one-pass scorer equal the cached generation's; the tensor loss equals the scalar forms.
 
+use recrl_lib::config::Algorithm;
 use recrl_lib::explainer::{
     generate, Explainer, GenerationConfig, LoadOptions, LoraConfig, PromptBatch,
 };
@@ -95,7 +96,7 @@ fn target_share(gens: &[recrl_lib::explainer::Generation], len: f64) -> Vec<f64>
 /// 30 PPO steps on the tiny model, rewarding the share of `TARGET` tokens in 8 sampled
 /// tokens; each prompt is sampled 4 times (consecutively when `group_size` is 4). Returns the
 /// rewards and KLs per update.
-fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
+fn synthetic_reward_run(group_size: usize, algorithm: Algorithm) -> (Vec<f64>, Vec<f64>) {
     let _g = torch_rng();
     tch::manual_seed(0);
     let mut ex = tiny();
@@ -115,6 +116,7 @@ fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
             temperature: 1.0,
             kl_beta: 0.01,
             group_size,
+            algorithm,
             ..Default::default()
         },
     };
@@ -143,7 +145,7 @@ fn synthetic_reward_run(group_size: usize) -> (Vec<f64>, Vec<f64>) {
         rewards.push(stats.reward);
         kls.push(stats.kl);
     }
-    eprintln!("group {group_size}: rewards {rewards:.3?}\nkl {kls:.3?}");
+    eprintln!("group {group_size} {algorithm:?}: rewards {rewards:.3?}\nkl {kls:.3?}");
     (rewards, kls)
 }
 
@@ -169,13 +171,19 @@ fn assert_learned(rewards: &[f64], kls: &[f64]) {
 
 #[test]
 fn ppo_raises_a_synthetic_reward_and_kl_penalty_ties_to_the_reference() {
-    let (rewards, kls) = synthetic_reward_run(1);
+    let (rewards, kls) = synthetic_reward_run(1, Algorithm::Ppo);
     assert_learned(&rewards, &kls);
 }
 
 #[test]
 fn ppo_with_a_group_baseline_raises_the_synthetic_reward_too() {
-    let (rewards, kls) = synthetic_reward_run(4);
+    let (rewards, kls) = synthetic_reward_run(4, Algorithm::Ppo);
+    assert_learned(&rewards, &kls);
+}
+
+#[test]
+fn grpo_raises_the_synthetic_reward_too() {
+    let (rewards, kls) = synthetic_reward_run(4, Algorithm::Grpo);
     assert_learned(&rewards, &kls);
 }
 

@@ -114,6 +114,25 @@ impl PromptBatch {
         }
     }
 
+    /// Rows `lo..hi` as their own batch (same width), and the range of their soft slots among
+    /// all (the rows of the soft vectors that belong to them).
+    pub fn rows(&self, lo: usize, hi: usize) -> (PromptBatch, std::ops::Range<usize>) {
+        let width = self.ids.size()[1];
+        let row_of = |s: &i64| (*s / width) as usize;
+        let start = self.soft_slots.iter().filter(|s| row_of(s) < lo).count();
+        let end = self.soft_slots.iter().filter(|s| row_of(s) < hi).count();
+        let (l, n) = (lo as i64, (hi - lo) as i64);
+        let part = PromptBatch {
+            ids: self.ids.narrow(0, l, n),
+            mask: self.mask.narrow(0, l, n),
+            soft_slots: self.soft_slots[start..end]
+                .iter()
+                .map(|s| s - l * width)
+                .collect(),
+        };
+        (part, start..end)
+    }
+
     /// Input embeddings `[B, T, d]` with `soft` (`[N, d]`, one row per slot) spliced in.
     pub fn embeds(&self, model: &Llama, soft: Option<&Tensor>) -> Tensor {
         let emb = model.embed_tokens(&self.ids);

@@ -47,6 +47,22 @@ pub fn group_centred(rewards: &[f64], size: usize) -> Vec<f64> {
         .collect()
 }
 
+/// GRPO's advantages: each reward minus its group's mean, over the group's sample standard
+/// deviation (n − 1, as `torch.std`) plus 1e-4, for groups of `size` consecutive rollouts; a
+/// group of equal rewards gets 0 everywhere (it teaches nothing).
+pub fn group_standardised(rewards: &[f64], size: usize) -> Vec<f64> {
+    rewards
+        .chunks(size.max(1))
+        .flat_map(|g| {
+            let n = g.len() as f64;
+            let mean = g.iter().sum::<f64>() / n;
+            let var = g.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+            let sd = var.sqrt();
+            g.iter().map(move |r| (r - mean) / (sd + 1e-4))
+        })
+        .collect()
+}
+
 /// Zero-mean, unit-variance advantages (over a whole batch); unchanged when constant.
 pub fn whiten(x: &mut [f64]) {
     let n = x.len() as f64;
@@ -116,6 +132,22 @@ mod tests {
         // the same user in a group: a shared offset (their bias, the item's score) cancels
         let shifted = group_centred(&[1.2, 1.6, 0.9, 0.5], 2);
         assert!((shifted[0] - c[0]).abs() < 1e-12 && (shifted[1] - c[1]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn group_standardised_by_hand() {
+        // group [1, 2, 3]: mean 2, sample sd 1 → (−1, 0, 1)/(1 + 1e-4); group [5, 5, 5]: zeros
+        let a = group_standardised(&[1.0, 2.0, 3.0, 5.0, 5.0, 5.0], 3);
+        let s = 1.0 + 1e-4;
+        let want = [-1.0 / s, 0.0, 1.0 / s, 0.0, 0.0, 0.0];
+        for (x, w) in a.iter().zip(want) {
+            assert!((x - w).abs() < 1e-12, "{a:?}");
+        }
+        // [0.2, 0.6]: mean 0.4, sd sqrt(0.08) = 0.28284
+        let b = group_standardised(&[0.2, 0.6], 2);
+        assert!(
+            (b[1] - 0.2 / (0.08f64.sqrt() + 1e-4)).abs() < 1e-12 && (b[0] + b[1]).abs() < 1e-12
+        );
     }
 
     #[test]

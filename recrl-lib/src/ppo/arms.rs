@@ -72,13 +72,23 @@ pub struct Arm {
 
 impl Arm {
     /// The arm called `name`: a row of [`ARMS`] or `tau<τ>` (e.g. `tau0.99`, which also sets
-    /// `shield.tau`), then optionally `_g<G>` (sets `group_size`), then optionally `_e<E>`
-    /// (sets `epochs` to E and `grad_accum` to 1), e.g. `shielded_g4_e4`. The tag is `name`.
+    /// `shield.tau`), then optionally `_grpo` (sets `algorithm: grpo`), `_g<G>` (sets
+    /// `group_size`), `_e<E>` (sets `epochs` to E and `grad_accum` to 1) and `_s<S>` (sets
+    /// `seed`), in this order, e.g. `shielded_grpo_g4_s2`. The tag is `name`; [`Arm::base_name`]
+    /// is the name without `_s<S>` (the arm that seeds repeat).
     pub fn named(name: &str) -> Result<Arm> {
-        let (rest, epochs) = numbered_suffix(name, "_e");
-        let (base, group) = numbered_suffix(rest, "_g");
+        let (rest, seed) = numbered_suffix(name, "_s");
+        let (rest, epochs) = numbered_suffix(rest, "_e");
+        let (rest, group) = numbered_suffix(rest, "_g");
+        let (base, grpo) = match rest.strip_suffix("_grpo") {
+            Some(head) if !head.is_empty() => (head, true),
+            _ => (rest, false),
+        };
         let mut arm = Arm::base(base)?;
         arm.tag = name.to_string();
+        if grpo {
+            arm.sets.push(("algorithm".into(), "grpo".into()));
+        }
         if let Some(g) = group {
             arm.sets.push(("group_size".into(), g.into()));
         }
@@ -86,7 +96,15 @@ impl Arm {
             arm.sets.push(("epochs".into(), e.into()));
             arm.sets.push(("grad_accum".into(), "1".into()));
         }
+        if let Some(seed) = seed {
+            arm.sets.push(("seed".into(), seed.into()));
+        }
         Ok(arm)
+    }
+
+    /// `tag` without a final `_s<S>`: the arm a seeded run repeats (`shielded_s2` → `shielded`).
+    pub fn base_name(tag: &str) -> &str {
+        numbered_suffix(tag, "_s").0
     }
 
     /// A row of [`ARMS`], or `tau<τ>`.
@@ -106,7 +124,7 @@ impl Arm {
         let Some(tau) = name.strip_prefix("tau") else {
             let names: Vec<&str> = ARMS.iter().map(|r| r.name).collect();
             anyhow::bail!(
-                "unknown arm {name:?}: {}, tau<τ>, each with optional _g<G> and _e<E>",
+                "unknown arm {name:?}: {}, tau<τ>, each with optional _grpo, _g<G>, _e<E> and _s<seed>",
                 names.join(", ")
             );
         };
@@ -206,6 +224,8 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
             micro_batch_size: cfg.micro_batch_size,
             grad_accum: cfg.grad_accum,
             group_size: cfg.group_size,
+            algorithm: cfg.algorithm,
+            sim_batch: cfg.sim_batch,
             ..PpoConfig::default()
         },
         generation: GenerationConfig {
@@ -475,7 +495,25 @@ mod tests {
             sets(&Arm::named("shielded_g8").unwrap()),
             [("group_size", "8")]
         );
-        for bad in ["nope", "tau", "taux", "shielded_e4_g4", "shielded_e", "_e4"] {
+        let seeded = Arm::named("shielded_grpo_g4_s3").unwrap();
+        assert_eq!(
+            sets(&seeded),
+            [("algorithm", "grpo"), ("group_size", "4"), ("seed", "3")]
+        );
+        assert_eq!(seeded.coupled, Coupled::Shielded);
+        assert_eq!(Arm::base_name("no_proj_s12"), "no_proj");
+        assert_eq!(Arm::base_name("tau0.99"), "tau0.99");
+        assert_eq!(sets(&Arm::named("frozen_s2").unwrap()), [("seed", "2")]);
+        for bad in [
+            "nope",
+            "tau",
+            "taux",
+            "shielded_e4_g4",
+            "shielded_e",
+            "_e4",
+            "_grpo",
+            "shielded_s2_g4",
+        ] {
             assert!(Arm::named(bad).is_err(), "{bad}");
         }
         let err = Arm::named("nope").unwrap_err().to_string();

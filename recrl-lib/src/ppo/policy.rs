@@ -60,24 +60,26 @@ impl Responses {
 
     /// Rows `lo..hi` as their own batch, and the range of their soft vectors among all.
     pub fn rows(&self, lo: usize, hi: usize) -> (Responses, std::ops::Range<usize>) {
-        let width = self.ids.size()[1];
-        let row_of = |s: &i64| (*s / width) as usize;
-        let start = self.soft_slots.iter().filter(|s| row_of(s) < lo).count();
-        let end = self.soft_slots.iter().filter(|s| row_of(s) < hi).count();
-        let slots = self.soft_slots[start..end]
-            .iter()
-            .map(|s| s - lo as i64 * width)
-            .collect();
+        let (part, range) = self.joined().rows(lo, hi);
         let (l, n) = (lo as i64, (hi - lo) as i64);
         let part = Responses {
-            ids: self.ids.narrow(0, l, n),
-            mask: self.mask.narrow(0, l, n),
-            soft_slots: slots,
+            ids: part.ids,
+            mask: part.mask,
+            soft_slots: part.soft_slots,
             prompt_len: self.prompt_len,
             tokens: self.tokens.narrow(0, l, n),
             token_mask: self.token_mask.narrow(0, l, n),
         };
-        (part, start..end)
+        (part, range)
+    }
+
+    /// Prompt and response as one batch (for scoring and slicing).
+    fn joined(&self) -> PromptBatch {
+        PromptBatch {
+            ids: self.ids.shallow_clone(),
+            mask: self.mask.shallow_clone(),
+            soft_slots: self.soft_slots.clone(),
+        }
     }
 
     /// Log-probs `[B, R]` of the response tokens under `model` at `temperature` (unwarped
@@ -89,12 +91,7 @@ impl Responses {
         temperature: f64,
         train: bool,
     ) -> (Tensor, Tensor) {
-        let batch = PromptBatch {
-            ids: self.ids.shallow_clone(),
-            mask: self.mask.shallow_clone(),
-            soft_slots: self.soft_slots.clone(),
-        };
-        let embeds = batch.embeds(model, soft);
+        let embeds = self.joined().embeds(model, soft);
         let hidden = model.forward_embeds(
             &embeds,
             &self.mask,

@@ -82,6 +82,10 @@ impl<'a> Trainer<'a> {
             "ppo_batch = {} is not a multiple of group_size = {group} (each user prompt is sampled group_size times)",
             opts.ppo_batch
         );
+        anyhow::ensure!(
+            opts.ppo.algorithm == crate::config::Algorithm::Ppo || group >= 2,
+            "algorithm grpo needs group_size ≥ 2 (each prompt sampled several times), not {group}"
+        );
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating {}", log_dir.display()))?;
         let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);

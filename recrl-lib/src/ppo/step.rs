@@ -89,6 +89,40 @@ pub struct Outcome {
 }
 
 impl<O: Optimiser> Learner<O> {
+    /// A reply to every prompt, `ppo.sim_batch` prompts per generation call (all at once for
+    /// 0); call `c` samples with seed `gen.seed ^ c·φ` (φ the 64-bit golden ratio; call 0 keeps
+    /// `gen.seed`).
+    fn sample(
+        &self,
+        ex: &Explainer,
+        prompts: &Prompts,
+        soft: Option<&Tensor>,
+        gen: &GenerationConfig,
+    ) -> Result<Vec<Generation>> {
+        let rows = prompts.batch.ids.size()[0] as usize;
+        let chunk = match self.ppo.sim_batch {
+            0 => rows.max(1),
+            n => n,
+        };
+        let mut gens = Vec::with_capacity(rows);
+        for (c, lo) in (0..rows).step_by(chunk).enumerate() {
+            let (part, range) = prompts.batch.rows(lo, (lo + chunk).min(rows));
+            let vectors = soft.map(|v| v.narrow(0, range.start as i64, range.len() as i64));
+            let cfg = GenerationConfig {
+                seed: gen.seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                ..gen.clone()
+            };
+            gens.extend(crate::explainer::generate(
+                &ex.model,
+                &ex.tokenizer,
+                &part,
+                vectors.as_ref(),
+                &cfg,
+            )?);
+        }
+        Ok(gens)
+    }
+
     /// One PPO step on `prompts`: samples a reply to each with `gen`, scores the replies with
     /// `reward` (which may also edit their text, and may read the explainer), then updates `ex` (LoRA, `W_p`), the value
     /// head and `E`; `after_step` runs after every optimiser step (the shield goes there).
@@ -103,13 +137,7 @@ impl<O: Optimiser> Learner<O> {
         let items = Tensor::from_slice(&prompts.items).to_device(ex.model.device());
         let soft = || self.soft.as_ref().map(|s| s.vectors(&items));
         let soft_ref = self.soft.as_ref().map(|s| s.reference(&items));
-        let mut gens = crate::explainer::generate(
-            &ex.model,
-            &ex.tokenizer,
-            &prompts.batch,
-            soft().as_ref(),
-            gen,
-        )?;
+        let mut gens = self.sample(ex, prompts, soft().as_ref(), gen)?;
         let rewards = reward(ex, &mut gens)?;
         let resp = Responses::new(&prompts.batch, &gens, ex.tokenizer.pad);
         let batch = Rollouts {

@@ -2,10 +2,11 @@
 //! reference and old log-probs, KL-penalised token rewards, GAE, whitened advantages, then
 //! `epochs` passes of the clipped objective plus the value loss, with gradient clipping.
 
-use super::advantage::{gae, group_centred, token_rewards, whiten};
+use super::advantage::{gae, group_centred, group_standardised, token_rewards, whiten};
 use super::policy::{
     masked_mean, policy_loss, rows_to_tensor, tensor_to_rows, Responses, ValueHead,
 };
+use crate::config::Algorithm;
 use crate::explainer::Llama;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -38,6 +39,12 @@ pub struct PpoConfig {
     /// with the sequence reward centred in its group, and the value head is not used for them.
     #[serde(default = "crate::config::one")]
     pub group_size: usize,
+    /// PPO (value head + GAE) or GRPO (group-relative advantages, KL as a loss term).
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Prompts sampled per generation call (`sim_batch`; 0: the whole batch at once).
+    #[serde(default)]
+    pub sim_batch: usize,
 }
 
 impl Default for PpoConfig {
@@ -54,6 +61,8 @@ impl Default for PpoConfig {
             micro_batch_size: 8,
             grad_accum: 1,
             group_size: 1,
+            algorithm: Algorithm::Ppo,
+            sim_batch: 0,
         }
     }
 }
@@ -77,6 +86,9 @@ pub struct UpdateStats {
     pub entropy: f64,
     /// Mean response length in tokens.
     pub response_len: f64,
+    /// Share of groups whose rewards were all equal (GRPO: they teach nothing).
+    #[serde(default)]
+    pub zero_std_groups: f64,
 }
 
 /// The batch one update learns from.
@@ -96,6 +108,7 @@ pub struct Rollouts<'a> {
 struct Targets {
     lens: Vec<usize>,
     logp_old: Tensor,
+    logp_ref: Tensor,
     adv: Tensor,
     ret: Tensor,
     total_tokens: f64,
@@ -153,7 +166,10 @@ fn targets(
         tensor_to_rows(&logp_ref, &lens),
         tensor_to_rows(&values_old, &lens),
     );
-    let (advs, rets) = advantages(seq_rewards, &old_rows, &ref_rows, &val_rows, cfg);
+    let (advs, rets) = match cfg.algorithm {
+        Algorithm::Ppo => advantages(seq_rewards, &old_rows, &ref_rows, &val_rows, cfg),
+        Algorithm::Grpo => group_relative(seq_rewards, &lens, cfg.group_size),
+    };
     let width = mask.size()[1];
     let (adv, ret) = (
         rows_to_tensor(&advs, width, mask.device()),
@@ -170,6 +186,7 @@ fn targets(
             / n,
         entropy: -f64::try_from(masked_mean(&logp_old, mask)).unwrap_or(0.0),
         response_len: lens.iter().sum::<usize>() as f64 / n,
+        zero_std_groups: zero_std_share(seq_rewards, cfg.group_size),
         ..Default::default()
     };
     let total_tokens = f64::try_from(mask.sum(Kind::Double))
@@ -178,6 +195,7 @@ fn targets(
     let targets = Targets {
         lens,
         logp_old,
+        logp_ref,
         adv,
         ret,
         total_tokens,
@@ -218,6 +236,32 @@ fn advantages(
     (advs, rets)
 }
 
+/// GRPO's advantages: each reply's reward standardised within its group
+/// ([`group_standardised`]), the same at every token of the reply; no returns (no value head).
+fn group_relative(
+    seq_rewards: &[f64],
+    lens: &[usize],
+    group: usize,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let adv = group_standardised(seq_rewards, group);
+    let advs = adv.iter().zip(lens).map(|(&a, &n)| vec![a; n]).collect();
+    let rets = lens.iter().map(|&n| vec![0.0; n]).collect();
+    (advs, rets)
+}
+
+/// The share of groups of `size` consecutive rewards that are all equal (0 for `size` ≤ 1).
+fn zero_std_share(rewards: &[f64], size: usize) -> f64 {
+    if size <= 1 || rewards.is_empty() {
+        return 0.0;
+    }
+    let groups: Vec<&[f64]> = rewards.chunks(size).collect();
+    let flat = groups
+        .iter()
+        .filter(|g| g.iter().all(|r| (r - g[0]).abs() < 1e-12))
+        .count();
+    flat as f64 / groups.len() as f64
+}
+
 /// One pass over the batch: micro-batches of `micro_batch_size` rollouts; an optimiser step
 /// after every `grad_accum` of them (and after the last). Losses are weighted by their share
 /// of tokens, so accumulated gradients equal the full batch's. Returns the pass's policy loss,
@@ -252,10 +296,16 @@ fn epoch(
             &m,
             cfg.clip,
         );
-        let vl = masked_mean(
-            &(value.forward(&h) - t.ret.narrow(0, l, n)).pow_tensor_scalar(2),
-            &m,
-        ) * 0.5;
+        let (pl, vl) = match cfg.algorithm {
+            Algorithm::Ppo => {
+                let err = value.forward(&h) - t.ret.narrow(0, l, n);
+                (pl, masked_mean(&err.pow_tensor_scalar(2), &m) * 0.5)
+            }
+            Algorithm::Grpo => {
+                let k3 = reference_kl(&lp, &t.logp_ref.narrow(0, l, n));
+                (pl + masked_mean(&k3, &m) * cfg.kl_beta, Tensor::from(0.0))
+            }
+        };
         ((&pl + &vl * cfg.vf_coef) * share).backward();
         pl_sum += f64::try_from(&pl).unwrap_or(f64::NAN) * share;
         vl_sum += f64::try_from(&vl).unwrap_or(f64::NAN) * share;
@@ -269,4 +319,36 @@ fn epoch(
         }
     }
     (pl_sum, vl_sum, clip_sum, kl_sum)
+}
+
+/// Per-token `KL(π ‖ π_ref)` estimate from samples of π (k3): `e^(ref − logp) − (ref − logp) − 1`,
+/// ≥ 0, with gradient through `logp`.
+fn reference_kl(logp: &Tensor, logp_ref: &Tensor) -> Tensor {
+    let d = logp_ref - logp;
+    d.exp() - d - 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_std_groups_and_grpo_advantages_by_hand() {
+        // groups [0.5, 0.5] (flat), [0.1, 0.3] and a last, shorter [0.7]
+        assert!((zero_std_share(&[0.5, 0.5, 0.1, 0.3, 0.7], 2) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(zero_std_share(&[0.5, 0.5], 1), 0.0);
+        let (advs, rets) = group_relative(&[0.5, 0.5, 0.1, 0.3], &[2, 1, 3, 2], 2);
+        let a = 0.1 / (0.02f64.sqrt() + 1e-4);
+        assert_eq!(advs[0], vec![0.0, 0.0]);
+        assert!((advs[2][2] + a).abs() < 1e-12 && (advs[3][0] - a).abs() < 1e-12);
+        assert_eq!((advs[1].len(), rets[2].len()), (1, 3));
+    }
+
+    #[test]
+    fn reference_kl_is_k3() {
+        let lp = Tensor::from_slice(&[-1.0f64, -2.0]);
+        let lr = Tensor::from_slice(&[-1.5f64, -2.0]);
+        let k = Vec::<f64>::try_from(reference_kl(&lp, &lr)).unwrap();
+        assert!((k[0] - ((-0.5f64).exp() + 0.5 - 1.0)).abs() < 1e-12 && k[1] == 0.0);
+    }
 }
