@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod results;
 pub mod run;
 pub mod scores;
+pub mod seeds;
 pub mod text;
 
 pub use aggregate::{discover, RunRecord};

@@ -2,7 +2,7 @@
 //! every run folder, write the CSV, the LaTeX table and the figures.
 
 use super::aggregate::{self, RunRecord};
-use super::{results, scores};
+use super::{results, scores, seeds};
 use crate::data::{self, Dataset};
 use crate::minilm::{self, MiniLm};
 use crate::paths::Layout;
@@ -60,6 +60,8 @@ pub struct Outputs {
     pub csv: PathBuf,
     /// `experiments/main_results.tex`.
     pub tex: PathBuf,
+    /// The seeds of each dataset × arm pooled (`experiments/seeded_results.csv` and `.md`).
+    pub seeded: Vec<seeds::SeededRow>,
     /// The figure files.
     pub figures: Vec<PathBuf>,
 }
@@ -127,11 +129,20 @@ pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Re
     aggregate::write_csv(&mut frame, &csv)?;
     let tex = experiments.join("main_results.tex");
     crate::io::write_atomic(&tex, aggregate::latex(&records).as_bytes())?;
+    let seeded = seeds::pool(&records);
+    let seeded_csv = experiments.join("seeded_results.csv");
+    aggregate::write_csv(&mut seeds::frame(&seeded)?, &seeded_csv)?;
+    crate::io::write_atomic(
+        &experiments.join("seeded_results.md"),
+        seeds::markdown(&seeded).as_bytes(),
+    )?;
     progress(&format!(
-        "{} runs → {} and {}",
+        "{} runs → {}, {} and {} ({} dataset × arm rows, seeds pooled)",
         records.len(),
         csv.display(),
-        tex.display()
+        tex.display(),
+        seeded_csv.display(),
+        seeded.len()
     ));
     let figures = results::save_all(&records, &out.figures(), opts.statics)?;
     progress(&format!(
@@ -144,6 +155,7 @@ pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Re
         frame,
         csv,
         tex,
+        seeded,
         figures,
     })
 }

@@ -1,0 +1,279 @@
+//! The seed dimension of the results (docs/design.md §8.7): the runs of one arm with different
+//! seeds (`<arm>` and `<arm>_s<S>`, see [`crate::ppo::arms::Arm::named`]) pooled into
+//! mean ± 95 % confidence interval across seeds (Student t, n − 1 degrees of freedom), one
+//! row per dataset × arm in `experiments/seeded_results.csv`.
+
+use super::aggregate::{mean_of, RunRecord};
+use crate::ppo::arms::Arm;
+use crate::ppo::StepLog;
+use anyhow::Result;
+use polars::prelude::*;
+use std::collections::BTreeMap;
+
+/// The two-sided 95 % quantile of Student's t with `df` degrees of freedom (`t.ppf(0.975, df)`),
+/// to 3 decimals; the normal 1.960 above 30.
+pub fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => T[df - 1],
+        _ => 1.960,
+    }
+}
+
+/// Mean of `values` and the half-width of its 95 % interval (`t95(n − 1) · sd / √n`, sample
+/// sd); the half-width is `None` for one value, and everything is `None` for none.
+pub fn interval(values: &[f64]) -> Option<(f64, Option<f64>)> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Some((mean, None));
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some((mean, Some(t95(n - 1) * (var / n as f64).sqrt())))
+}
+
+/// The metrics pooled across seeds, with their definitions; each becomes `<name>_mean` and
+/// `<name>_ci95` (the half-width) in `seeded_results.csv`.
+pub const SEEDED_METRICS: &[(&str, &str)] = &[
+    ("panel_ctr_ratio", "audit panel CTR relative to base's under the run's simulated user: panel_ctr / (panel_ctr - panel_ctr_gain)"),
+    ("panel_ctr_gain", "audit panel CTR minus base's, paired user by user"),
+    ("quality_end", "mean q(x) over the last 10 PPO steps"),
+    ("q_fluency_end", "mean fluency gate of q(x), last 10 PPO steps"),
+    ("q_relevance_end", "mean MiniLM relevance part of q(x), last 10 PPO steps"),
+    ("q_item_end", "mean item-mention part of q(x), last 10 PPO steps"),
+    ("q_history_end", "mean history-mention part of q(x), last 10 PPO steps"),
+    ("q_length_end", "mean length part of q(x), last 10 PPO steps"),
+    ("ctr_end", "simulated CTR, mean of the last 10 PPO steps"),
+    ("d_ndcg10", "validation NDCG@10 (full ranking) at the last evaluation minus step 0"),
+    ("max_abs_d_ndcg10", "largest |ΔNDCG@10| (full ranking, validation) over every evaluation"),
+    ("kl_final", "KL to the reference, mean of the last 10 PPO steps"),
+    ("usr", "unique sentence ratio of the greedy audit explanations"),
+    ("seconds_per_step", "mean seconds of a PPO step"),
+    ("steps", "PPO steps run"),
+];
+
+/// The values of [`SEEDED_METRICS`] for one run. The panel ratio compares the run's panel CTR
+/// with base's explanations clicked by the same simulated user (the run's seed), so the users'
+/// biases cancel.
+pub fn values(r: &RunRecord) -> Vec<Option<f64>> {
+    let (tail, steps) = (r.window(false), r.trained());
+    let audit = |name: &str| r.audit.as_ref().and_then(|a| a.value(name));
+    let part = |f: fn(&StepLog) -> f64| mean_of(tail, f);
+    let ratio = audit("panel_ctr")
+        .zip(audit("panel_ctr_gain"))
+        .map(|(ctr, gain)| ctr / (ctr - gain));
+    let max_drift = r
+        .steps
+        .iter()
+        .filter_map(|l| l.drift.as_ref().map(|d| d.d_ndcg10.abs()))
+        .reduce(f64::max);
+    vec![
+        ratio,
+        audit("panel_ctr_gain"),
+        part(|l| l.quality),
+        part(|l| l.quality_parts.fluency),
+        part(|l| l.quality_parts.relevance),
+        part(|l| l.quality_parts.item),
+        part(|l| l.quality_parts.history),
+        part(|l| l.quality_parts.length),
+        part(|l| l.ctr),
+        r.first_drift().and(r.last_drift()).map(|d| d.d_ndcg10),
+        max_drift,
+        part(|l| l.stats.kl),
+        r.text.as_ref().map(|t| t.usr),
+        mean_of(steps, |l| l.seconds),
+        (!steps.is_empty()).then_some(steps.len() as f64),
+    ]
+}
+
+/// The seed of a run: `run.json`'s `seed`, else the tag's `_s<S>`.
+fn seed_of(r: &RunRecord) -> Option<u64> {
+    r.run.as_ref().and_then(|v| v["seed"].as_u64()).or_else(|| {
+        let base = Arm::base_name(&r.tag);
+        r.tag.get(base.len() + 2..).and_then(|s| s.parse().ok())
+    })
+}
+
+/// One row of the seeded table: a dataset × arm with the seeds it pools.
+#[derive(Debug, Clone)]
+pub struct SeededRow {
+    /// Dataset.
+    pub dataset: String,
+    /// The arm (tag without `_s<S>`).
+    pub arm: String,
+    /// Seeds of the pooled runs, in tag order.
+    pub seeds: Vec<u64>,
+    /// Per metric of [`SEEDED_METRICS`]: mean and 95 % half-width over the runs that have it.
+    pub cells: Vec<Option<(f64, Option<f64>)>>,
+}
+
+/// The PPO runs of `records` grouped by dataset and arm (seeds pooled); `base` rows and runs
+/// without PPO steps are left out.
+pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
+    let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in records.iter().filter(|r| !r.steps.is_empty()) {
+        let key = (r.dataset.clone(), Arm::base_name(&r.tag).to_string());
+        groups.entry(key).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|((dataset, arm), runs)| {
+            let per_run: Vec<Vec<Option<f64>>> = runs.iter().map(|r| values(r)).collect();
+            let cells = (0..SEEDED_METRICS.len())
+                .map(|j| {
+                    let v: Vec<f64> = per_run
+                        .iter()
+                        .filter_map(|row| row[j])
+                        .filter(|x| x.is_finite())
+                        .collect();
+                    interval(&v)
+                })
+                .collect();
+            SeededRow {
+                dataset,
+                arm,
+                seeds: runs.iter().filter_map(|r| seed_of(r)).collect(),
+                cells,
+            }
+        })
+        .collect()
+}
+
+/// The seeded table as a polars frame: `dataset`, `arm`, `seeds` (`;`-separated), `n_seeds`,
+/// then `<metric>_mean` and `<metric>_ci95` for each of [`SEEDED_METRICS`].
+pub fn frame(rows: &[SeededRow]) -> Result<DataFrame> {
+    let text = |f: &dyn Fn(&SeededRow) -> String| -> Vec<String> { rows.iter().map(f).collect() };
+    let mut columns = vec![
+        Column::new("dataset".into(), text(&|r| r.dataset.clone())),
+        Column::new("arm".into(), text(&|r| r.arm.clone())),
+        Column::new(
+            "seeds".into(),
+            text(&|r| {
+                let s: Vec<String> = r.seeds.iter().map(u64::to_string).collect();
+                s.join(";")
+            }),
+        ),
+        Column::new(
+            "n_seeds".into(),
+            rows.iter()
+                .map(|r| r.seeds.len() as i64)
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for (j, (name, _)) in SEEDED_METRICS.iter().enumerate() {
+        let mean: Vec<Option<f64>> = rows.iter().map(|r| r.cells[j].map(|c| c.0)).collect();
+        let half: Vec<Option<f64>> = rows.iter().map(|r| r.cells[j].and_then(|c| c.1)).collect();
+        columns.push(Column::new(format!("{name}_mean").into(), mean));
+        columns.push(Column::new(format!("{name}_ci95").into(), half));
+    }
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
+
+/// `mean ± half` to `p` decimals (`mean` alone for one seed, "–" when missing).
+pub fn show(cell: Option<(f64, Option<f64>)>, p: usize) -> String {
+    match cell {
+        Some((m, Some(h))) => format!("{m:.p$} ± {h:.p$}"),
+        Some((m, None)) => format!("{m:.p$}"),
+        None => "–".into(),
+    }
+}
+
+/// The results table of the README and notebook 07 as Markdown: per dataset × arm, seeds,
+/// panel CTR relative to base, q(x), ΔNDCG@10 (last and largest), KL, steps and seconds a step,
+/// each mean ± 95 % CI across seeds.
+pub fn markdown(rows: &[SeededRow]) -> String {
+    let col = |name: &str| {
+        SEEDED_METRICS
+            .iter()
+            .position(|(n, _)| *n == name)
+            .expect("seeded metric")
+    };
+    let mut s = String::from(
+        "| dataset | arm | seeds | panel CTR ÷ base | q(x) (last 10 steps) | ΔNDCG@10 (last) | max \\|ΔNDCG@10\\| | KL | steps | s / step |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let c = |name: &str, p: usize| show(r.cells[col(name)], p);
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.dataset,
+            r.arm,
+            r.seeds.len(),
+            c("panel_ctr_ratio", 3),
+            c("quality_end", 3),
+            c("d_ndcg10", 5),
+            c("max_abs_d_ndcg10", 5),
+            c("kl_final", 2),
+            c("steps", 0),
+            c("seconds_per_step", 1),
+        ));
+    }
+    s
+}
+
+/// Where the README keeps the seeded results table: between these two lines.
+pub const README_MARKERS: (&str, &str) = (
+    "<!-- seeded-results: made by `recrl aggregate --readme`; do not edit -->",
+    "<!-- /seeded-results -->",
+);
+
+/// `readme` with the text between [`README_MARKERS`] replaced by `table`.
+pub fn splice(readme: &str, table: &str) -> Result<String> {
+    let (open, close) = README_MARKERS;
+    let start = readme
+        .find(open)
+        .ok_or_else(|| anyhow::anyhow!("the README has no line {open:?}"))?
+        + open.len();
+    let end = start
+        + readme[start..]
+            .find(close)
+            .ok_or_else(|| anyhow::anyhow!("the README has no line {close:?} after {open:?}"))?;
+    Ok(format!("{}\n{table}{}", &readme[..start], &readme[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t95_matches_closed_forms() {
+        // df 1: tan(π (0.975 − ½)); df 2: (2p − 1) / √(2p(1 − p)) with p = 0.975.
+        let p: f64 = 0.975;
+        let t1 = (std::f64::consts::PI * (p - 0.5)).tan();
+        let t2 = (2.0 * p - 1.0) / (2.0 * p * (1.0 - p)).sqrt();
+        assert!((t95(1) - t1).abs() < 5e-4 && (t95(2) - t2).abs() < 5e-4);
+        assert!((1..30).all(|d| t95(d) > t95(d + 1)) && t95(31) == 1.96);
+        assert!(t95(0).is_nan());
+    }
+
+    #[test]
+    fn interval_by_hand() {
+        // [1, 2, 3]: mean 2, sd 1, half-width t95(2) / √3.
+        let (m, h) = interval(&[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(m, 2.0);
+        assert!((h.unwrap() - 4.303 / 3f64.sqrt()).abs() < 1e-12);
+        assert_eq!(interval(&[5.0]), Some((5.0, None)));
+        assert_eq!(interval(&[]), None);
+        assert_eq!(show(Some((1.23456, Some(0.1))), 2), "1.23 ± 0.10");
+        assert_eq!(show(Some((1.0, None)), 1), "1.0");
+    }
+
+    #[test]
+    fn splice_replaces_only_the_marked_block() {
+        let (o, c) = README_MARKERS;
+        let readme = format!("intro\n{o}\nold table\n{c}\nrest\n");
+        let got = splice(&readme, "| new |\n").unwrap();
+        assert_eq!(got, format!("intro\n{o}\n| new |\n{c}\nrest\n"));
+        assert!(splice("no markers", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("seeded-results"));
+    }
+}
