@@ -88,6 +88,10 @@ enum Cmd {
         /// Device of the MiniLM encoder: cpu, cuda, cuda:N.
         #[arg(long)]
         device: Option<String>,
+        /// Also write the seeded results table (mean ± 95 % CI across seeds) into README.md,
+        /// between its seeded-results markers.
+        #[arg(long)]
+        readme: bool,
     },
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
@@ -517,7 +521,8 @@ fn run(cli: Cli) -> Result<()> {
             no_static,
             rescore,
             device,
-        } => cmd_aggregate(&arms, !no_static, rescore, &device),
+            readme,
+        } => cmd_aggregate(&arms, !no_static, rescore, &device, readme),
         Cmd::Basis {
             config,
             keys,
@@ -779,7 +784,13 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_aggregate(arms: &str, statics: bool, rescore: bool, device: &Option<String>) -> Result<()> {
+fn cmd_aggregate(
+    arms: &str,
+    statics: bool,
+    rescore: bool,
+    device: &Option<String>,
+    readme: bool,
+) -> Result<()> {
     use recrl_lib::report;
     let opts = report::Options {
         arms: arms
@@ -793,6 +804,16 @@ fn cmd_aggregate(arms: &str, statics: bool, rescore: bool, device: &Option<Strin
     };
     let out = report::run(&opts, pick_device(device), |l| eprintln!("{l}"))?;
     println!("{}", out.frame);
+    if readme {
+        let path = paths::project_root().join("README.md");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let table = report::seeds::markdown(&out.seeded);
+        let spliced = report::seeds::splice(&text, &table)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        recrl_lib::io::write_atomic(&path, spliced.as_bytes())?;
+        eprintln!("wrote the seeded results table into {}", path.display());
+    }
     Ok(())
 }
 

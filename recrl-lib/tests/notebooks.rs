@@ -380,7 +380,11 @@ fn notebook_05_runs_two_arms_and_plots_their_curves() {
         .iter()
         .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
         .count();
-    assert_eq!(plots, 3, "CTR, KL and ΔNDCG@10 curves");
+    assert_eq!(plots, 4, "CTR, KL, q(x) parts and ΔNDCG@10 curves");
+    assert!(
+        text.contains("LoRA (B = 0) and W_p") || text.contains("LoRA and W_p from the step-4"),
+        "the step-0 line says where LoRA started: {text}"
+    );
     for arm in ["shielded", "no_proj"] {
         let log = root().join(format!("target/smoke/logs/ml-100k/{arm}/metrics.jsonl"));
         let lines = std::fs::read_to_string(&log)
@@ -482,8 +486,16 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
         4,
         "{csv}"
     );
+    let seeded =
+        std::fs::read_to_string(runs.path().join("experiments/seeded_results.csv")).unwrap();
+    assert_eq!(
+        seeded.lines().count(),
+        1 + 2,
+        "two PPO arms, one seed each: {seeded}"
+    );
     let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
     for want in [
+        "panel CTR ÷ base",
         "d_ndcg10",
         "-0.0030",
         "bleu4",

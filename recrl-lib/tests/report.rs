@@ -472,3 +472,54 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
         "the panel gain's error bars: shielded's se, none for no_proj"
     );
 }
+
+/// Seeds of one arm pool into mean ± 95 % CI (Student t): three runs of `shielded` (plain and
+/// `_s<S>`) with end CTRs 0.6, 0.7, 0.8 give 0.7 ± t95(2)·0.1/√3; `no_proj_s1` stays alone.
+#[test]
+fn seeds_of_an_arm_pool_into_mean_and_interval() {
+    use recrl_lib::report::seeds;
+    let run = |tag: &str, ctr: f64, seed: Option<u64>| aggregate::RunRecord {
+        dataset: "ml-100k".into(),
+        tag: tag.into(),
+        steps: (0..=12)
+            .map(|s| StepLog {
+                step: s,
+                ctr: if s == 0 { 0.0 } else { ctr },
+                ..Default::default()
+            })
+            .collect(),
+        run: seed.map(|s| serde_json::json!({ "seed": s })),
+        audit: None,
+        text: None,
+    };
+    let records = vec![
+        run("no_proj_s1", 0.5, None),
+        run("shielded", 0.6, Some(42)),
+        run("shielded_s2", 0.7, Some(2)),
+        run("shielded_s3", 0.8, None),
+    ];
+    let rows = seeds::pool(&records);
+    assert_eq!(rows.len(), 2);
+    let (np, sh) = (&rows[0], &rows[1]);
+    assert_eq!(
+        (np.arm.as_str(), np.seeds.clone()),
+        ("no_proj", vec!["1".to_string()])
+    );
+    assert_eq!(sh.seeds, ["42", "2", "3"]);
+    let j = seeds::SEEDED_METRICS
+        .iter()
+        .position(|(n, _)| *n == "ctr_end")
+        .unwrap();
+    let (m, h) = sh.cells[j].unwrap();
+    assert!((m - 0.7).abs() < 1e-12);
+    assert!(
+        (h.unwrap() - 4.303 * 0.1 / 3f64.sqrt()).abs() < 1e-9,
+        "{h:?}"
+    );
+    assert_eq!(np.cells[j], Some((0.5, None)), "one seed: no interval");
+    let md = seeds::markdown(&rows);
+    assert!(md.contains("| ml-100k | shielded | 3 |"), "{md}");
+    let df = seeds::frame(&rows).unwrap();
+    assert_eq!(df.height(), 2);
+    assert!(df.column("ctr_end_ci95").is_ok());
+}

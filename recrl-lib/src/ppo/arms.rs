@@ -379,6 +379,43 @@ pub fn curves(
     charts::lines(title, "PPO step", y, series, false, false)
 }
 
+/// The mean of each part of `q(x)` against the step, one line per arm and part
+/// (docs/design.md §7.2).
+pub fn quality_curves(arms: &[(String, Vec<StepLog>)]) -> plotly::Plot {
+    type Part = fn(&StepLog) -> f64;
+    let parts: [(&str, Part); 8] = [
+        ("q", |l| l.quality),
+        ("fluency", |l| l.quality_parts.fluency),
+        ("repetition", |l| l.quality_parts.repetition),
+        ("item", |l| l.quality_parts.item),
+        ("history", |l| l.quality_parts.history),
+        ("relevance", |l| l.quality_parts.relevance),
+        ("length", |l| l.quality_parts.length),
+        ("clean", |l| l.quality_parts.clean),
+    ];
+    let series = arms
+        .iter()
+        .flat_map(|(tag, logs)| {
+            parts.iter().map(move |(name, f)| {
+                let (x, v): (Vec<f64>, Vec<f64>) = logs
+                    .iter()
+                    .filter(|l| l.step > 0)
+                    .map(|l| (l.step as f64, f(l)))
+                    .unzip();
+                Series::new(format!("{tag}: {name}"), x, v)
+            })
+        })
+        .collect();
+    charts::lines(
+        "q(x) and its parts",
+        "PPO step",
+        "mean over the step's rollouts",
+        series,
+        false,
+        false,
+    )
+}
+
 /// Per arm: steps, CTR at the first and last step, final KL, validation NDCG@10 at step 0 and
 /// at the last evaluation (full ranking) with its change, top-10 overlap and max |δs|.
 pub fn summary_table(arms: &[(String, Vec<StepLog>)]) -> crate::display::Table {

@@ -93,21 +93,52 @@ fn end_ctr(r: &RunRecord) -> Option<f64> {
     mean_of(r.window(false), |l| l.ctr)
 }
 
-/// The τ trade-off: final CTR against |ΔNDCG@10|, one point per arm.
+/// The energy threshold τ of a shielded run: its arm's `tau<τ>`, else the dataset's configured
+/// `shield.tau` (the step-3 basis); `None` for a run that is not shielded.
+fn tau_of(r: &RunRecord) -> Option<f64> {
+    let coupled = r.run.as_ref()?["coupled"].as_str()?.to_string();
+    if coupled != "shielded" {
+        return None;
+    }
+    let arm = crate::ppo::arms::Arm::named(&r.tag).ok();
+    match arm.and_then(|a| a.tau) {
+        Some(t) => Some(t),
+        None => crate::config::Config::load_default(&r.dataset)
+            .ok()
+            .map(|c| c.shield.tau),
+    }
+}
+
+/// The τ trade-off: against 1 − τ (log axis) of each shielded run, its CTR over the last 10
+/// steps and its final |ΔNDCG@10| × 100 (full ranking, validation); seeds are separate points.
 pub fn tradeoff_plot(records: &[RunRecord]) -> Plot {
-    let series = records
-        .iter()
-        .filter_map(|r| {
-            let (d, c) = (final_drift(r)?, end_ctr(r)?);
-            Some(Series::new(label(r, records), vec![d.abs()], vec![c]))
-        })
-        .collect();
+    let mut datasets: Vec<&str> = records.iter().map(|r| r.dataset.as_str()).collect();
+    datasets.dedup();
+    let mut series = Vec::new();
+    for ds in datasets {
+        let points: Vec<(f64, f64, f64)> = records
+            .iter()
+            .filter(|r| r.dataset == ds)
+            .filter_map(|r| Some((1.0 - tau_of(r)?, end_ctr(r)?, final_drift(r)?.abs())))
+            .collect();
+        let x: Vec<f64> = points.iter().map(|p| p.0).collect();
+        series.push(Series::new(
+            format!("{ds}: CTR, last 10 steps"),
+            x.clone(),
+            points.iter().map(|p| p.1).collect(),
+        ));
+        series.push(Series::new(
+            format!("{ds}: |ΔNDCG@10| × 100"),
+            x,
+            points.iter().map(|p| 100.0 * p.2).collect(),
+        ));
+    }
     charts::scatter(
-        "τ trade-off: explainer reward vs ranking drift",
-        "|ΔNDCG@10| at the end (full ranking, validation)",
-        "CTR, mean of the last 10 steps",
+        "τ trade-off: explainer reward and ranking drift against the shield's τ",
+        "1 − τ (log scale; τ = energy kept by the basis)",
+        "CTR / |ΔNDCG@10| × 100",
         series,
-        false,
+        true,
         false,
     )
 }

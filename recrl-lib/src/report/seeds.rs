@@ -109,8 +109,8 @@ pub struct SeededRow {
     pub dataset: String,
     /// The arm (tag without `_s<S>`).
     pub arm: String,
-    /// Seeds of the pooled runs, in tag order.
-    pub seeds: Vec<u64>,
+    /// Seeds of the pooled runs, in tag order ("?" when a run records none).
+    pub seeds: Vec<String>,
     /// Per metric of [`SEEDED_METRICS`]: mean and 95 % half-width over the runs that have it.
     pub cells: Vec<Option<(f64, Option<f64>)>>,
 }
@@ -140,7 +140,10 @@ pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
             SeededRow {
                 dataset,
                 arm,
-                seeds: runs.iter().filter_map(|r| seed_of(r)).collect(),
+                seeds: runs
+                    .iter()
+                    .map(|r| seed_of(r).map_or("?".into(), |s| s.to_string()))
+                    .collect(),
                 cells,
             }
         })
@@ -154,13 +157,7 @@ pub fn frame(rows: &[SeededRow]) -> Result<DataFrame> {
     let mut columns = vec![
         Column::new("dataset".into(), text(&|r| r.dataset.clone())),
         Column::new("arm".into(), text(&|r| r.arm.clone())),
-        Column::new(
-            "seeds".into(),
-            text(&|r| {
-                let s: Vec<String> = r.seeds.iter().map(u64::to_string).collect();
-                s.join(";")
-            }),
-        ),
+        Column::new("seeds".into(), text(&|r| r.seeds.join(";"))),
         Column::new(
             "n_seeds".into(),
             rows.iter()
@@ -186,34 +183,60 @@ pub fn show(cell: Option<(f64, Option<f64>)>, p: usize) -> String {
     }
 }
 
-/// The results table of the README and notebook 07 as Markdown: per dataset × arm, seeds,
-/// panel CTR relative to base, q(x), ΔNDCG@10 (last and largest), KL, steps and seconds a step,
-/// each mean ± 95 % CI across seeds.
-pub fn markdown(rows: &[SeededRow]) -> String {
+/// The headers of the seeded results table (README, notebook 07).
+pub const HEADERS: [&str; 10] = [
+    "dataset",
+    "arm",
+    "seeds",
+    "panel CTR ÷ base",
+    "q(x) (last 10 steps)",
+    "ΔNDCG@10 (last)",
+    "max |ΔNDCG@10|",
+    "KL",
+    "steps",
+    "s / step",
+];
+
+/// The seeded results per dataset × arm: seeds, panel CTR relative to base, q(x), ΔNDCG@10
+/// (last and largest), KL, steps and seconds a step, each mean ± 95 % CI across seeds.
+pub fn cells(rows: &[SeededRow]) -> Vec<Vec<String>> {
     let col = |name: &str| {
         SEEDED_METRICS
             .iter()
             .position(|(n, _)| *n == name)
             .expect("seeded metric")
     };
-    let mut s = String::from(
-        "| dataset | arm | seeds | panel CTR ÷ base | q(x) (last 10 steps) | ΔNDCG@10 (last) | max \\|ΔNDCG@10\\| | KL | steps | s / step |\n|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        let c = |name: &str, p: usize| show(r.cells[col(name)], p);
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.dataset,
-            r.arm,
-            r.seeds.len(),
-            c("panel_ctr_ratio", 3),
-            c("quality_end", 3),
-            c("d_ndcg10", 5),
-            c("max_abs_d_ndcg10", 5),
-            c("kl_final", 2),
-            c("steps", 0),
-            c("seconds_per_step", 1),
-        ));
+    rows.iter()
+        .map(|r| {
+            let c = |name: &str, p: usize| show(r.cells[col(name)], p);
+            vec![
+                r.dataset.clone(),
+                r.arm.clone(),
+                r.seeds.len().to_string(),
+                c("panel_ctr_ratio", 3),
+                c("quality_end", 3),
+                c("d_ndcg10", 5),
+                c("max_abs_d_ndcg10", 5),
+                c("kl_final", 2),
+                c("steps", 0),
+                c("seconds_per_step", 1),
+            ]
+        })
+        .collect()
+}
+
+/// [`cells`] as a notebook table.
+pub fn table(rows: &[SeededRow]) -> crate::display::Table {
+    crate::display::Table::new(&HEADERS, cells(rows))
+}
+
+/// [`cells`] as a Markdown table (`|` in headers escaped).
+pub fn markdown(rows: &[SeededRow]) -> String {
+    let line = |v: Vec<String>| format!("| {} |\n", v.join(" | "));
+    let mut s = line(HEADERS.iter().map(|h| h.replace('|', "\\|")).collect());
+    s.push_str(&line(vec!["---".to_string(); HEADERS.len()]));
+    for row in cells(rows) {
+        s.push_str(&line(row));
     }
     s
 }
