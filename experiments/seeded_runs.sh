@@ -6,9 +6,13 @@
 #        a snapshot every 5 steps (rerun the same command to resume a killed run).
 #   audit: 100 users.
 # Everything else is experiments/recrl_default.yaml (ml-100k: SmolLM2-135M, kl_beta 0.05, the
-# simulator's α 1, β_q 3, σ_b 0.3 fixed in code).
+# simulator's α 1, β_q 3, σ_b 0.3 fixed in its sim section).
 #   experiments/seeded_runs.sh DATASET ARM [ARM ...]   e.g. ml-100k shielded_s1 no_proj_s1
 # Arms run two at a time, one thread each; then their audits (and base's), then the aggregate.
+# Each finished arm's record (run.json, metrics.jsonl, audit.json) is copied into the committed
+# experiments/records/DATASET/ARM/, and records from earlier sessions are copied back into logs/
+# first: an arm whose record is complete is not run again, so the results build up across
+# sessions and machines (commit experiments/records/ after each call).
 # Env: RECRL (binary, default target/release/recrl), JOBS (parallel arms, default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +23,25 @@ BUDGET=(--max_steps 30 --eval_every 10 --checkpoint_every 5 --micro_batch_size 4
         --set ppo_batch=16 --set sim_batch=8 --set max_new_tokens=32 --set epochs=1
         --set grad_accum=2 --set lr=3e-4)
 AUDIT_USERS=100
+RECORDS=experiments/records/$DS
+RECORD_FILES=(run.json metrics.jsonl audit.json)
+complete() { [ -f "$RECORDS/$1/audit.json" ] && [ -f "$RECORDS/$1/metrics.jsonl" ]; }
+keep_record() { # copies logs/DS/ARM's record files into RECORDS/ARM (atomically, file by file)
+  mkdir -p "$RECORDS/$1"
+  for f in "${RECORD_FILES[@]}"; do
+    [ -f "logs/$DS/$1/$f" ] || continue
+    cp "logs/$DS/$1/$f" "$RECORDS/$1/.$f.tmp" && mv "$RECORDS/$1/.$f.tmp" "$RECORDS/$1/$f"
+  done
+}
+for dir in "$RECORDS"/*/; do # records of earlier sessions, for the aggregate
+  [ -d "$dir" ] || continue
+  arm=$(basename "$dir")
+  [ -d "logs/$DS/$arm" ] || { mkdir -p "logs/$DS/$arm" && cp "$dir"* "logs/$DS/$arm/"; }
+done
+todo=()
+for arm in "$@"; do
+  if complete "$arm"; then echo "$arm: complete in $RECORDS/$arm, skipped"; else todo+=("$arm"); fi
+done
 "$R" data --dataset "$DS"
 [ -f "checkpoints/sasrec_$DS.json" ] || "$R" train-ranker --dataset "$DS"
 [ -f "checkpoints/basis_$DS.json" ] || "$R" basis --dataset "$DS"
@@ -28,14 +51,15 @@ run_arm() {
   OMP_NUM_THREADS=1 "$R" ppo --dataset "$DS" --arm "$1" "${BUDGET[@]}" --resume \
     > "logs/$DS/ppo_$1.log" 2>&1 && echo "ppo $1 done" || echo "ppo $1 FAILED (logs/$DS/ppo_$1.log)"
 }
-for arm in "$@"; do
+for arm in "${todo[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
   run_arm "$arm" &
 done
 wait
-for tag in base "$@"; do
+for tag in base "${todo[@]}"; do
   [ -f "logs/$DS/$tag/audit.json" ] && [ "$tag" = base ] && continue
+  [ "$tag" = base ] || [ -f "logs/$DS/$tag/run.json" ] || continue  # its PPO run did not finish
   "$R" audit --dataset "$DS" --tag "$tag" --users "$AUDIT_USERS" > "logs/$DS/audit_$tag.log" 2>&1 \
-    && echo "audit $tag done" || echo "audit $tag FAILED (logs/$DS/audit_$tag.log)"
+    && { echo "audit $tag done"; keep_record "$tag"; } || echo "audit $tag FAILED (logs/$DS/audit_$tag.log)"
 done
 "$R" aggregate --no_static

@@ -73,6 +73,8 @@ pub struct Config {
     pub shield: ShieldConfig,
     /// Step 6 settings.
     pub audit: AuditConfig,
+    /// The simulated user of steps 5 and 6 (fixed before any result run).
+    pub sim: SimConfig,
 }
 
 /// Step 1: turning raw interactions into sequences.
@@ -161,6 +163,19 @@ pub enum Algorithm {
     /// Group-relative: each rollout's advantage is its reward standardised within its group of
     /// `group_size` samples of one prompt; the KL to the reference is a loss term (k3).
     Grpo,
+}
+
+/// The simulated user (docs/design.md §7.2):
+/// `P(click) = σ(α s̃(u,i) + β_q (q(x) − ½) + b_u)`, `b_u ~ N(0, σ_b²)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// α: weight of the standardised ranker score.
+    pub alpha: f64,
+    /// β_q: weight of the explanation quality.
+    pub beta_q: f64,
+    /// σ_b: standard deviation of the per-user bias.
+    pub sigma_b: f64,
 }
 
 /// Serde default of counts that default to one (`group_size`).

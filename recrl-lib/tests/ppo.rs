@@ -418,7 +418,11 @@ mod resume {
                 ..Default::default()
             },
             generation: sampling(4, 0.7, 0),
-            sim: SimParams::default(),
+            sim: SimParams::from(
+                &recrl_lib::config::Config::load_default("ml-100k")
+                    .unwrap()
+                    .sim,
+            ),
             seed: 5,
             history_items: 2,
             max_seq_len: 512,

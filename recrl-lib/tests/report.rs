@@ -518,7 +518,7 @@ fn seeds_of_an_arm_pool_into_mean_and_interval() {
     );
     assert_eq!(np.cells[j], Some((0.5, None)), "one seed: no interval");
     let md = seeds::markdown(&rows);
-    assert!(md.contains("| ml-100k | shielded | 3 |"), "{md}");
+    assert!(md.contains("| ml-100k | shielded | ppo | 3 |"), "{md}");
     let df = seeds::frame(&rows).unwrap();
     assert_eq!(df.height(), 2);
     assert!(df.column("ctr_end_ci95").is_ok());

@@ -70,12 +70,12 @@ pub fn paired_gain(
     Some((mean, (var / n as f64).sqrt(), n))
 }
 
-/// The simulator of the run in `log_dir` (`run.json`'s `sim` and `seed`), else the defaults
-/// with `cfg.seed` (the `base` tag, which has no run).
+/// The simulator of the run in `log_dir` (`run.json`'s `sim` and `seed`), else the configured
+/// one (`sim` section) with `cfg.seed` (the `base` tag, which has no run).
 pub fn run_simulator(log_dir: &Path, cfg: &Config) -> Result<(SimParams, u64)> {
     let path = log_dir.join(crate::paths::files::RUN);
     if !path.is_file() {
-        return Ok((SimParams::default(), cfg.seed));
+        return Ok((SimParams::from(&cfg.sim), cfg.seed));
     }
     let run: serde_json::Value = crate::io::read_json(&path)?;
     let sim = serde_json::from_value(run["sim"].clone())

@@ -234,7 +234,7 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
             top_p: cfg.top_p,
             ..GenerationConfig::default()
         },
-        sim: SimParams::default(),
+        sim: SimParams::from(&cfg.sim),
         seed: cfg.seed,
         history_items: 5,
         max_seq_len: cfg.max_seq_len_explainer,

@@ -30,6 +30,9 @@ pub struct StepLog {
     pub shield_removed: f64,
     /// Seconds of this step.
     pub seconds: f64,
+    /// Seconds of its phases (sampling, reward, update).
+    #[serde(default)]
+    pub phases: super::step::Phases,
     /// Drift measurements, on evaluation steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
@@ -58,8 +61,9 @@ fn step_numbers(line: &StepLog) -> String {
         })
         .unwrap_or_default();
     format!(
-        "step {:>4}  reward {:.4}  q {:.3}  KL {:.3}  clip {:.3}  len {:.1}  removed {:.3}  {:.1}s{drift}",
-        line.step, line.ctr, line.quality, line.stats.kl, line.stats.clip_frac, line.stats.response_len, line.shield_removed, line.seconds
+        "step {:>4}  reward {:.4}  q {:.3}  KL {:.3}  clip {:.3}  len {:.1}  removed {:.3}  {:.1}s (sample {:.1}, reward {:.1}, update {:.1}){drift}",
+        line.step, line.ctr, line.quality, line.stats.kl, line.stats.clip_frac, line.stats.response_len, line.shield_removed, line.seconds,
+        line.phases.sample, line.phases.reward, line.phases.update
     )
 }
 

@@ -39,5 +39,5 @@ pub use advantage::{approx_kl, clipped_surrogate, gae, token_rewards, whiten};
 pub use arms::{run_arm, Arm};
 pub use coupling::Coupling;
 pub use run::{train, Coupled, Drift, RunOptions, Setup, SimParams, StepLog, Trainer};
-pub use step::{Learner, Prompts, SoftTokens};
+pub use step::{Learner, Phases, Prompts, SoftTokens};
 pub use update::{update, PpoConfig, Rollouts, UpdateStats};

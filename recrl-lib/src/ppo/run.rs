@@ -179,6 +179,7 @@ impl<'a> Trainer<'a> {
             quality_parts: QualityParts::mean(&qs),
             shield_removed: removed.iter().sum::<f64>() / removed.len().max(1) as f64,
             stats: out.stats,
+            phases: out.phases,
             seconds: 0.0,
             drift: None,
             note: None,

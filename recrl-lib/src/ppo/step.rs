@@ -86,6 +86,19 @@ pub struct Outcome {
     pub rewards: Vec<f64>,
     /// The update's statistics.
     pub stats: UpdateStats,
+    /// Wall seconds of each phase.
+    pub phases: Phases,
+}
+
+/// Wall seconds of the phases of one step (what a long run spends its time on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Phases {
+    /// Generating the replies.
+    pub sample: f64,
+    /// Scoring them (the reward: `q(x)` and the simulated clicks).
+    pub reward: f64,
+    /// The update (log-probs, values, losses, optimiser steps).
+    pub update: f64,
 }
 
 impl<O: Optimiser> Learner<O> {
@@ -137,8 +150,11 @@ impl<O: Optimiser> Learner<O> {
         let items = Tensor::from_slice(&prompts.items).to_device(ex.model.device());
         let soft = || self.soft.as_ref().map(|s| s.vectors(&items));
         let soft_ref = self.soft.as_ref().map(|s| s.reference(&items));
+        let clock = std::time::Instant::now();
         let mut gens = self.sample(ex, prompts, soft().as_ref(), gen)?;
+        let sampled = clock.elapsed().as_secs_f64();
         let rewards = reward(ex, &mut gens)?;
+        let rewarded = clock.elapsed().as_secs_f64();
         let resp = Responses::new(&prompts.batch, &gens, ex.tokenizer.pad);
         let batch = Rollouts {
             resp: &resp,
@@ -154,10 +170,16 @@ impl<O: Optimiser> Learner<O> {
             &self.ppo,
             after_step,
         );
+        let phases = Phases {
+            sample: sampled,
+            reward: rewarded - sampled,
+            update: clock.elapsed().as_secs_f64() - rewarded,
+        };
         Ok(Outcome {
             gens,
             rewards,
             stats,
+            phases,
         })
     }
 }

@@ -109,23 +109,37 @@ pub struct SeededRow {
     pub dataset: String,
     /// The arm (tag without `_s<S>`).
     pub arm: String,
+    /// The RL algorithm of its runs (`run.json`'s `ppo.algorithm`; `ppo` when unrecorded).
+    pub algorithm: String,
     /// Seeds of the pooled runs, in tag order ("?" when a run records none).
     pub seeds: Vec<String>,
     /// Per metric of [`SEEDED_METRICS`]: mean and 95 % half-width over the runs that have it.
     pub cells: Vec<Option<(f64, Option<f64>)>>,
 }
 
-/// The PPO runs of `records` grouped by dataset and arm (seeds pooled); `base` rows and runs
-/// without PPO steps are left out.
+/// The RL algorithm a run recorded in `run.json` (`ppo` when it recorded none).
+fn algorithm_of(r: &RunRecord) -> String {
+    r.run
+        .as_ref()
+        .and_then(|v| v["ppo"]["algorithm"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "ppo".into())
+}
+
+/// The PPO runs of `records` grouped by dataset, arm and algorithm (seeds pooled); `base` rows
+/// and runs without PPO steps are left out.
 pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
-    let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String), Vec<&RunRecord>> = BTreeMap::new();
     for r in records.iter().filter(|r| !r.steps.is_empty()) {
-        let key = (r.dataset.clone(), Arm::base_name(&r.tag).to_string());
+        let key = (
+            r.dataset.clone(),
+            Arm::base_name(&r.tag).to_string(),
+            algorithm_of(r),
+        );
         groups.entry(key).or_default().push(r);
     }
     groups
         .into_iter()
-        .map(|((dataset, arm), runs)| {
+        .map(|((dataset, arm, algorithm), runs)| {
             let per_run: Vec<Vec<Option<f64>>> = runs.iter().map(|r| values(r)).collect();
             let cells = (0..SEEDED_METRICS.len())
                 .map(|j| {
@@ -140,6 +154,7 @@ pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
             SeededRow {
                 dataset,
                 arm,
+                algorithm,
                 seeds: runs
                     .iter()
                     .map(|r| seed_of(r).map_or("?".into(), |s| s.to_string()))
@@ -150,13 +165,14 @@ pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
         .collect()
 }
 
-/// The seeded table as a polars frame: `dataset`, `arm`, `seeds` (`;`-separated), `n_seeds`,
+/// The seeded table as a polars frame: `dataset`, `arm`, `algorithm`, `seeds` (`;`-separated), `n_seeds`,
 /// then `<metric>_mean` and `<metric>_ci95` for each of [`SEEDED_METRICS`].
 pub fn frame(rows: &[SeededRow]) -> Result<DataFrame> {
     let text = |f: &dyn Fn(&SeededRow) -> String| -> Vec<String> { rows.iter().map(f).collect() };
     let mut columns = vec![
         Column::new("dataset".into(), text(&|r| r.dataset.clone())),
         Column::new("arm".into(), text(&|r| r.arm.clone())),
+        Column::new("algorithm".into(), text(&|r| r.algorithm.clone())),
         Column::new("seeds".into(), text(&|r| r.seeds.join(";"))),
         Column::new(
             "n_seeds".into(),
@@ -184,9 +200,10 @@ pub fn show(cell: Option<(f64, Option<f64>)>, p: usize) -> String {
 }
 
 /// The headers of the seeded results table (README, notebook 07).
-pub const HEADERS: [&str; 10] = [
+pub const HEADERS: [&str; 11] = [
     "dataset",
     "arm",
+    "algorithm",
     "seeds",
     "panel CTR ÷ base",
     "q(x) (last 10 steps)",
@@ -212,6 +229,7 @@ pub fn cells(rows: &[SeededRow]) -> Vec<Vec<String>> {
             vec![
                 r.dataset.clone(),
                 r.arm.clone(),
+                r.algorithm.clone(),
                 r.seeds.len().to_string(),
                 c("panel_ctr_ratio", 3),
                 c("quality_end", 3),

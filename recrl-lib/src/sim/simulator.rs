@@ -23,12 +23,13 @@ pub struct SimParams {
     pub sigma_b: f64,
 }
 
-impl Default for SimParams {
-    fn default() -> Self {
+impl From<&crate::config::SimConfig> for SimParams {
+    /// The configured simulator (`sim` section of the configuration).
+    fn from(c: &crate::config::SimConfig) -> SimParams {
         SimParams {
-            alpha: 1.0,
-            beta_q: 3.0,
-            sigma_b: 0.3,
+            alpha: c.alpha,
+            beta_q: c.beta_q,
+            sigma_b: c.sigma_b,
         }
     }
 }
