@@ -7,6 +7,8 @@
 # shielded, no_proj, frozen, kl0, lora4, tau<τ>; a suffix _g<G> adds a group baseline
 # (group_size G), e.g. shielded_g4; a suffix _e<E> runs E PPO epochs of 2 optimiser steps
 # each (epochs E, grad_accum 1) instead of 1 epoch of one step, e.g. shielded_e4.
+# These runs predate the GRPO default (issue 18) and used the value head: ALGO (default
+# "--algorithm ppo --group_size 1") keeps them so; ALGO="" runs the current default.
 # Env: RECRL (the binary, default target/release/recrl), STEPS (default 200), AUDIT_USERS (100).
 # A larger STEPS extends finished arms from their last snapshot.
 set -euo pipefail
@@ -17,7 +19,8 @@ AUDIT_USERS=${AUDIT_USERS:-100}
 ARMS=("$@"); [ ${#ARMS[@]} -eq 0 ] && ARMS=(shielded no_proj)
 # 8 rollouts per step, one PPO epoch of one optimiser step (an arm's _e<E> changes both),
 # 32 new tokens, lr 3e-4: about 20 s a step on 2 cores.
-PPO="--max_steps $STEPS --eval_every 10 --checkpoint_every 10 --micro_batch_size 4
+ALGO=${ALGO---algorithm ppo --group_size 1}
+PPO="$ALGO --max_steps $STEPS --eval_every 10 --checkpoint_every 10 --micro_batch_size 4
      --set ppo_batch=8 --set max_new_tokens=32 --set lr=3e-4 --set epochs=1 --set grad_accum=2"
 "$R" data --dataset ml-100k
 [ -f checkpoints/sasrec_ml-100k.json ] || "$R" train-ranker --dataset ml-100k

@@ -511,7 +511,7 @@ mod tests {
         let c = Config::from_yaml_str(DOC, "test", "ml-100k", &o).unwrap();
         assert_eq!(
             (c.max_steps, c.ppo_batch, c.group_size, c.epochs),
-            (2, 2, 1, 1)
+            (2, 2, 2, 1)
         );
         assert_eq!(
             (c.micro_batch_size, c.max_new_tokens, c.canaries),

@@ -372,7 +372,8 @@ struct PpoArgs {
     #[command(flatten)]
     keys: RunKeys,
     /// A named arm and its keys (applied after --set, before the flags): shielded, no_proj,
-    /// frozen, kl0, lora4, `tau<τ>`, each with optional `_g<G>` and `_e<E>` (see ppo::arms::ARMS).
+    /// frozen, kl0, lora4, `tau<τ>`, each with optional `_grpo` or `_ppo`, `_g<G>`, `_e<E>` and
+    /// `_s<seed>` (see ppo::arms::Arm::named).
     #[arg(long)]
     arm: Option<String>,
     /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
@@ -922,7 +923,8 @@ mod tests {
         (&["--kl_beta", "0"], "kl_beta=0"),
         (&["--micro_batch_size", "2"], "micro_batch_size=2"),
         (&["--grad_accum", "3"], "grad_accum=3"),
-        (&["--group_size", "4"], "group_size=4"),
+        (&["--group_size", "2"], "group_size=2"),
+        (&["--algorithm", "ppo"], "algorithm=ppo"),
         (
             &["--max_seq_len_explainer", "300"],
             "max_seq_len_explainer=300",

@@ -72,7 +72,8 @@ pub struct Arm {
 
 impl Arm {
     /// The arm called `name`: a row of [`ARMS`] or `tau<τ>` (e.g. `tau0.99`, which also sets
-    /// `shield.tau`), then optionally `_grpo` (sets `algorithm: grpo`), `_g<G>` (sets
+    /// `shield.tau`), then optionally `_grpo` or `_ppo` (set `algorithm`; `_ppo` without `_g<G>`
+    /// also sets `group_size` 1, the value head), `_g<G>` (sets
     /// `group_size`), `_e<E>` (sets `epochs` to E and `grad_accum` to 1) and `_s<S>` (sets
     /// `seed`), in this order, e.g. `shielded_grpo_g4_s2`. The tag is `name`; [`Arm::base_name`]
     /// is the name without `_s<S>` (the arm that seeds repeat).
@@ -80,17 +81,17 @@ impl Arm {
         let (rest, seed) = numbered_suffix(name, "_s");
         let (rest, epochs) = numbered_suffix(rest, "_e");
         let (rest, group) = numbered_suffix(rest, "_g");
-        let (base, grpo) = match rest.strip_suffix("_grpo") {
-            Some(head) if !head.is_empty() => (head, true),
-            _ => (rest, false),
-        };
+        let (base, algorithm) = algorithm_suffix(rest);
         let mut arm = Arm::base(base)?;
         arm.tag = name.to_string();
-        if grpo {
-            arm.sets.push(("algorithm".into(), "grpo".into()));
+        if let Some(a) = algorithm {
+            arm.sets.push(("algorithm".into(), a.into()));
         }
-        if let Some(g) = group {
-            arm.sets.push(("group_size".into(), g.into()));
+        match (group, algorithm) {
+            (Some(g), _) => arm.sets.push(("group_size".into(), g.into())),
+            // PPO with the value head: one rollout per prompt unless `_g<G>` says otherwise.
+            (None, Some("ppo")) => arm.sets.push(("group_size".into(), "1".into())),
+            _ => {}
         }
         if let Some(e) = epochs {
             arm.sets.push(("epochs".into(), e.into()));
@@ -124,7 +125,7 @@ impl Arm {
         let Some(tau) = name.strip_prefix("tau") else {
             let names: Vec<&str> = ARMS.iter().map(|r| r.name).collect();
             anyhow::bail!(
-                "unknown arm {name:?}: {}, tau<τ>, each with optional _grpo, _g<G>, _e<E> and _s<seed>",
+                "unknown arm {name:?}: {}, tau<τ>, each with optional _grpo or _ppo, _g<G>, _e<E> and _s<seed>",
                 names.join(", ")
             );
         };
@@ -143,6 +144,18 @@ impl Arm {
     pub fn configure(&self, cfg: &Config) -> Result<Config> {
         cfg.with_sets(&self.sets)
     }
+}
+
+/// `name` split into the part before a final `_grpo` or `_ppo` and that algorithm, if it ends so.
+fn algorithm_suffix(name: &str) -> (&str, Option<&'static str>) {
+    for algorithm in ["grpo", "ppo"] {
+        if let Some(head) = name.strip_suffix(&format!("_{algorithm}")) {
+            if !head.is_empty() {
+                return (head, Some(algorithm));
+            }
+        }
+    }
+    (name, None)
 }
 
 /// `name` split into the part before a final `<suffix><digits>` and the digits, if it ends so.
@@ -538,6 +551,14 @@ mod tests {
             [("algorithm", "grpo"), ("group_size", "4"), ("seed", "3")]
         );
         assert_eq!(seeded.coupled, Coupled::Shielded);
+        assert_eq!(
+            sets(&Arm::named("no_proj_ppo_s2").unwrap()),
+            [("algorithm", "ppo"), ("group_size", "1"), ("seed", "2")]
+        );
+        assert_eq!(
+            sets(&Arm::named("shielded_ppo_g4").unwrap()),
+            [("algorithm", "ppo"), ("group_size", "4")]
+        );
         assert_eq!(Arm::base_name("no_proj_s12"), "no_proj");
         assert_eq!(Arm::base_name("tau0.99"), "tau0.99");
         assert_eq!(sets(&Arm::named("frozen_s2").unwrap()), [("seed", "2")]);
@@ -549,6 +570,7 @@ mod tests {
             "shielded_e",
             "_e4",
             "_grpo",
+            "_ppo",
             "shielded_s2_g4",
         ] {
             assert!(Arm::named(bad).is_err(), "{bad}");
