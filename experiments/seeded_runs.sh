@@ -9,7 +9,8 @@
 # simulator's α 1, β_q 3, σ_b 0.3 fixed in its sim section).
 #   experiments/seeded_runs.sh DATASET ARM [ARM ...]   e.g. ml-100k shielded_s1 no_proj_s1
 # Arms run two at a time, one thread each; then their audits (and base's), then the aggregate.
-# Each finished arm's record (run.json, metrics.jsonl, audit.json) is copied into the committed
+# Each finished arm's record (run.json, metrics.jsonl, audit.json; text_metrics.json after the
+# aggregate) is copied into the committed
 # experiments/records/DATASET/ARM/, and records from earlier sessions are copied back into logs/
 # first: an arm whose record is complete is not run again, so the results build up across
 # sessions and machines (commit experiments/records/ after each call).
@@ -24,7 +25,7 @@ BUDGET=(--max_steps 30 --eval_every 10 --checkpoint_every 5 --micro_batch_size 4
         --set grad_accum=2 --set lr=3e-4)
 AUDIT_USERS=100
 RECORDS=experiments/records/$DS
-RECORD_FILES=(run.json metrics.jsonl audit.json)
+RECORD_FILES=(run.json metrics.jsonl audit.json text_metrics.json)
 complete() { [ -f "$RECORDS/$1/audit.json" ] && [ -f "$RECORDS/$1/metrics.jsonl" ]; }
 keep_record() { # copies logs/DS/ARM's record files into RECORDS/ARM (atomically, file by file)
   mkdir -p "$RECORDS/$1"
@@ -63,3 +64,4 @@ for tag in base "${todo[@]}"; do
     && { echo "audit $tag done"; keep_record "$tag"; } || echo "audit $tag FAILED (logs/$DS/audit_$tag.log)"
 done
 "$R" aggregate --no_static
+for tag in "${todo[@]}"; do [ -f "logs/$DS/$tag/audit.json" ] && keep_record "$tag"; done
