@@ -84,7 +84,7 @@ impl<'a> Trainer<'a> {
         );
         anyhow::ensure!(
             opts.ppo.algorithm == crate::config::Algorithm::Ppo || group >= 2,
-            "algorithm grpo needs group_size ≥ 2 (each prompt sampled several times), not {group}"
+            "algorithm grpo needs group_size ≥ 2 (each prompt sampled several times), not {group}; --algorithm ppo --group_size 1 (or an arm name ending in _ppo) uses the value head"
         );
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating {}", log_dir.display()))?;
