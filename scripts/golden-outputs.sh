@@ -42,7 +42,7 @@ PPO=(--max_steps 3 --eval_every 1 --checkpoint_every 2 --micro_batch_size 2 --gr
 cd "$WORK"
 python3 - "$OUT" <<'PY'
 import csv, hashlib, io, json, os, sys
-TIMINGS = {"seconds", "train_seconds", "eval_seconds", "positions_per_s", "wall_seconds",
+TIMINGS = {"seconds", "phases", "train_seconds", "eval_seconds", "positions_per_s", "wall_seconds",
            "wall_seconds_this_session"}
 def strip(o):
     if isinstance(o, dict):
