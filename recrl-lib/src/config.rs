@@ -166,7 +166,9 @@ pub enum Algorithm {
 }
 
 /// The simulated user (docs/design.md §7.2):
-/// `P(click) = σ(α s̃(u,i) + β_q (q(x) − ½) + b_u)`, `b_u ~ N(0, σ_b²)`.
+/// `P(click) = σ(α s̃(u,i) + β_q (q(x) − ½) + b_u)`, `b_u ~ N(0, σ_b²)`, with `s̃` the score
+/// standardised by the step-0 mean and spread of the users' top scores (a fixed affine map), so
+/// that an average user, item and quality of ½ click half the time (`sim::SimParams`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimConfig {

@@ -376,7 +376,7 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
 mod resume {
     use super::*;
     use recrl_lib::data::Dataset;
-    use recrl_lib::ppo::run::{train, Coupled, RunOptions, Setup, SimParams};
+    use recrl_lib::ppo::run::{train, Coupled, RunOptions, Setup};
     use recrl_lib::ranker::{self, Ranker, TrainOptions};
     use serde_json::Value;
 
@@ -418,11 +418,9 @@ mod resume {
                 ..Default::default()
             },
             generation: sampling(4, 0.7, 0),
-            sim: SimParams::from(
-                &recrl_lib::config::Config::load_default("ml-100k")
-                    .unwrap()
-                    .sim,
-            ),
+            sim: recrl_lib::config::Config::load_default("ml-100k")
+                .unwrap()
+                .sim,
             seed: 5,
             history_items: 2,
             max_seq_len: 512,

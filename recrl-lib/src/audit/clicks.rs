@@ -75,7 +75,7 @@ pub fn paired_gain(
 pub fn run_simulator(log_dir: &Path, cfg: &Config) -> Result<(SimParams, u64)> {
     let path = log_dir.join(crate::paths::files::RUN);
     if !path.is_file() {
-        return Ok((SimParams::from(&cfg.sim), cfg.seed));
+        return Ok((cfg.sim.clone(), cfg.seed));
     }
     let run: serde_json::Value = crate::io::read_json(&path)?;
     let sim = serde_json::from_value(run["sim"].clone())

@@ -1,6 +1,6 @@
 //! Step 5 as one call per arm (shared by `recrl ppo` and notebook 05), and the per-arm curves.
 
-use super::run::{train, Coupled, RunOptions, Setup, SimParams, StepLog};
+use super::run::{train, Coupled, RunOptions, Setup, StepLog};
 use super::update::PpoConfig;
 use crate::config::Config;
 use crate::data::Dataset;
@@ -247,7 +247,7 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
             top_p: cfg.top_p,
             ..GenerationConfig::default()
         },
-        sim: SimParams::from(&cfg.sim),
+        sim: cfg.sim.clone(),
         seed: cfg.seed,
         history_items: 5,
         max_seq_len: cfg.max_seq_len_explainer,

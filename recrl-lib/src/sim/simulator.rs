@@ -7,32 +7,10 @@
 use crate::data::Dataset;
 use crate::ranker::Ranker;
 use crate::rng::Rng;
-use serde::{Deserialize, Serialize};
 
-/// Simulated-user weights: `z = α·s̃ + β_q·(q − ½) + b_u`, with `s̃` the score standardised
-/// by the step-0 mean and spread of the users' top scores (a fixed affine map, i.e. the design's
-/// `α s + β_q q + b_u` with constants absorbed), so that an average user, item and quality of ½
-/// click half the time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimParams {
-    /// α.
-    pub alpha: f64,
-    /// β_q.
-    pub beta_q: f64,
-    /// Standard deviation of `b_u`.
-    pub sigma_b: f64,
-}
-
-impl From<&crate::config::SimConfig> for SimParams {
-    /// The configured simulator (`sim` section of the configuration).
-    fn from(c: &crate::config::SimConfig) -> SimParams {
-        SimParams {
-            alpha: c.alpha,
-            beta_q: c.beta_q,
-            sigma_b: c.sigma_b,
-        }
-    }
-}
+/// Simulated-user weights `z = α·s̃ + β_q·(q − ½) + b_u`: the configuration's `sim` section
+/// (one type, so a run's `run.json` records exactly what was configured).
+pub type SimParams = crate::config::SimConfig;
 
 /// A population of simulated users.
 #[derive(Debug, Clone)]
