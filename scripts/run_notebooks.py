@@ -5,7 +5,10 @@
 
 * no NOTEBOOK: every notebooks/NN_*.ipynb, in order;
 * parameters go into the cell tagged `parameters` through a Rust translator: a declared
-  `let epochs: usize = 10;` becomes `let epochs: usize = 3;` for `-p epochs 3`;
+  `let epochs: usize = 10;` becomes `let epochs: usize = 3;` for `-p epochs 3`. A name that
+  none of the notebooks declares, or a value that does not parse as the declared type, stops
+  the run before it starts; a notebook gets only the names it declares; strings become Rust
+  string literals (Rust escapes), whatever they contain;
 * the executed copy (and an HTML rendering) is written to notebooks/executed/ (or --out),
   even when a cell fails, and is marked trusted so JupyterLab shows its HTML outputs;
 * a notebook fails on a compile error, a runtime error, a panic (evcxr reports a caught
@@ -59,7 +62,7 @@ class RustTranslator(translators.Translator):
 
     @classmethod
     def translate_str(cls, val):
-        return json.dumps(val)
+        return rust_str(val)
 
     @classmethod
     def translate_bool(cls, val):
@@ -130,8 +133,88 @@ def _parameterize_typed(nb, parameters, *args, **kwargs):
 papermill.execute.parameterize_notebook = _parameterize_typed
 
 
+def rust_str(text):
+    """A Rust string literal of `text` that reads back as exactly `text`: Rust's escapes for
+    quotes, backslashes and control characters, `\\u{...}` for everything outside ASCII."""
+    named = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+    out = []
+    for ch in text:
+        if ch in named:
+            out.append(named[ch])
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(f"\\u{{{ord(ch):x}}}")
+    return '"' + "".join(out) + '"'
+
+
+STRING_TYPES = {"String", "&str", "&'staticstr", "PathBuf", "std::path::PathBuf"}
+INT_TYPES = {"usize", "isize", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "u128", "i128"}
+FLOAT_TYPES = {"f32", "f64"}
+
+
+class ParameterError(ValueError):
+    """A -p NAME VALUE that does not fit the notebook's parameters cell."""
+
+
+def declared_parameters(nb):
+    """The parameters cell's `let NAME: TYPE = ...` declarations, {name: type}, or None when
+    the notebook has no cell tagged `parameters`."""
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return {m.group(1): (m.group(2) or "").strip() for m in LET_RE.finditer(cell.source)}
+    return None
+
+
+def convert(name, raw, ty):
+    """The value of `-p name raw` for a parameter declared with Rust type `ty`: strings stay
+    strings whatever they look like, numbers and booleans must parse, lists and maps are JSON."""
+    compact = ty.replace(" ", "")
+    expected = None
+    if compact in STRING_TYPES:
+        return raw
+    if compact == "bool":
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        expected = "true or false"
+    elif compact in INT_TYPES:
+        try:
+            value = int(raw)
+            if compact.startswith("u") and value < 0:
+                expected = "a non-negative integer"
+            else:
+                return value
+        except ValueError:
+            expected = "an integer"
+    elif compact in FLOAT_TYPES:
+        try:
+            return float(raw)
+        except ValueError:
+            expected = "a number"
+    elif compact.startswith(("Vec<", "std::collections::HashMap<", "HashMap<")):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            expected = "JSON (a list or a map)"
+    else:
+        return parse_value(raw)
+    raise ParameterError(f"-p {name} {raw!r}: `{name}` is declared `{ty}`, so the value must be {expected}")
+
+
+def typed_parameters(nb_name, declared, raw):
+    """The -p values (`raw`, name -> text) a notebook with these declarations takes, typed;
+    the names it does not declare are left out (returned second)."""
+    typed, skipped = {}, []
+    for name, text in raw.items():
+        if name not in declared:
+            skipped.append(name)
+            continue
+        typed[name] = convert(name, text, declared[name] or "")
+    return typed, skipped
+
+
 def parse_value(text):
-    """-p values: bool, int, float, list/dict as JSON, else a string."""
+    """A value of an undeclared type: bool, int, float, list/dict as JSON, else a string."""
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -321,17 +404,18 @@ def with_markers(path, tmp):
 
 
 def run_one(path, out_dir, params, timeout, html):
+    """Runs one notebook with the -p values (`params`, name -> text) it declares."""
     name = os.path.splitext(os.path.basename(path))[0]
     out = os.path.join(out_dir, name + ".ipynb")
     nb = nbformat.read(path, 4)
-    has_params = any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
-    unknown = [] if has_params else sorted(params)
+    declared = declared_parameters(nb)
+    typed, unknown = typed_parameters(name, declared or {}, params)
     t0 = time.time()
     err = crash = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             papermill.execute_notebook(
-                with_markers(path, tmp), out, parameters=params if has_params else {},
+                with_markers(path, tmp), out, parameters=typed,
                 kernel_name=KERNEL, cwd=os.path.dirname(os.path.abspath(path)),
                 execution_timeout=timeout, progress_bar=False, log_output=False)
     except PapermillExecutionError as e:
@@ -356,6 +440,25 @@ def run_one(path, out_dir, params, timeout, html):
     return name, time.time() - t0, err, unknown
 
 
+def check_parameters(paths, params):
+    """Exits with a message before anything runs when a -p name is not declared by any of the
+    notebooks, or its value does not fit a declared type."""
+    declared = {}
+    for path in paths:
+        for name, ty in (declared_parameters(nbformat.read(path, 4)) or {}).items():
+            declared.setdefault(name, []).append((os.path.basename(path), ty))
+    for name, text in params.items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            sys.exit(f"run_notebooks: -p {name!r}: no parameters cell of these notebooks declares it "
+                     f"(declared: {known})")
+        for nb_name, ty in declared[name]:
+            try:
+                convert(name, text, ty)
+            except ParameterError as e:
+                sys.exit(f"run_notebooks: {nb_name}: {e}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: notebooks/NN_*.ipynb)")
@@ -373,15 +476,16 @@ def main():
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         sys.exit(f"run_notebooks: no such notebook: {', '.join(missing)}")
-    params = {k: parse_value(v) for k, v in a.parameter}
+    params = dict(a.parameter)
     if a.smoke:
-        params["smoke"] = True
+        params["smoke"] = "true"
+    check_parameters(paths, params)
     os.makedirs(a.out, exist_ok=True)
     passed, failed = 0, 0
     for path in paths:
         name, secs, err, unknown = run_one(path, a.out, params, a.timeout, not a.no_html)
         if unknown:
-            print(f"warning: {name} has no `parameters` cell; ignored {', '.join(unknown)}")
+            print(f"note: {name} does not declare {', '.join(unknown)}; not given to it")
         print(f"{'FAIL' if err else 'ok  '} {name} ({secs:.1f}s){' - ' + err if err else ''}", flush=True)
         if a.timings:
             with open(a.timings, "a") as f:

@@ -4,7 +4,7 @@
 //! overrides the defaults key by key (nested sections merge). Unknown keys are errors, and
 //! every error names the file, the dataset and the key path.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
@@ -222,13 +222,100 @@ impl Config {
         let top = parse_sections(text, origin)?;
         let mut merged = dataset_values(&top, origin, dataset)?;
         apply(&mut merged, &top, origin, overrides)?;
-        serde_path_to_error::deserialize(merged).map_err(|e| {
+        let cfg: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
             anyhow!(
                 "{origin}, dataset `{dataset}`, key `{}`: {}",
                 e.path(),
                 e.inner()
             )
-        })
+        })?;
+        cfg.check()
+            .with_context(|| format!("{origin}, dataset `{dataset}`"))?;
+        Ok(cfg)
+    }
+
+    /// Refuses values that parse but cannot run: a count or size of 0 where one is needed
+    /// (`ranker.max_len = 0` would never finish), `ranker.hidden` not divisible by
+    /// `ranker.heads`, rates and probabilities outside their range, and NaN or infinite numbers.
+    /// The error names the key and the allowed range.
+    pub fn check(&self) -> Result<()> {
+        let (r, sh, a) = (&self.ranker, &self.shield, &self.audit);
+        let at_least_one = [
+            ("epochs", self.epochs),
+            ("ppo_batch", self.ppo_batch),
+            ("sim_batch", self.sim_batch),
+            ("max_new_tokens", self.max_new_tokens),
+            ("lora_rank", self.lora_rank),
+            ("micro_batch_size", self.micro_batch_size),
+            ("grad_accum", self.grad_accum),
+            ("group_size", self.group_size),
+            ("max_seq_len_explainer", self.max_seq_len_explainer),
+            ("explanation_max_len", self.explanation_max_len),
+            ("ranker.hidden", r.hidden),
+            ("ranker.blocks", r.blocks),
+            ("ranker.heads", r.heads),
+            ("ranker.max_len", r.max_len),
+            ("ranker.negatives", r.negatives),
+            ("ranker.batch_size", r.batch_size),
+            ("ranker.epochs", r.epochs),
+            ("shield.probe_users", sh.probe_users),
+            ("audit.users", a.users),
+            ("audit.bootstrap", a.bootstrap),
+        ];
+        for (key, v) in at_least_one {
+            ensure!(v >= 1, "key `{key}`: must be at least 1, not {v}");
+        }
+        ensure!(
+            r.hidden.is_multiple_of(r.heads),
+            "key `ranker.heads`: {} does not divide ranker.hidden = {}",
+            r.heads,
+            r.hidden
+        );
+        const INF: f64 = f64::INFINITY;
+        // (key, value, lower end, included, upper end, included); all must be finite.
+        let ranges = [
+            ("lr", self.lr, 0.0, false, INF, false),
+            ("kl_beta", self.kl_beta, 0.0, true, INF, false),
+            ("temperature", self.temperature, 0.0, false, INF, false),
+            ("top_p", self.top_p, 0.0, false, 1.0, true),
+            ("lora_alpha", self.lora_alpha, 0.0, false, INF, false),
+            ("lora_dropout", self.lora_dropout, 0.0, true, 1.0, false),
+            ("ranker.dropout", r.dropout, 0.0, true, 1.0, false),
+            ("ranker.lr", r.lr, 0.0, false, INF, false),
+            ("ranker.weight_decay", r.weight_decay, 0.0, true, INF, false),
+            ("shield.tau", sh.tau, 0.0, false, 1.0, true),
+            ("sim.sigma_b", self.sim.sigma_b, 0.0, true, INF, false),
+            ("sim.alpha", self.sim.alpha, -INF, false, INF, false),
+            ("sim.beta_q", self.sim.beta_q, -INF, false, INF, false),
+            (
+                "data.rating_threshold",
+                self.data.rating_threshold,
+                -INF,
+                false,
+                INF,
+                false,
+            ),
+        ];
+        for (key, v, lo, lo_in, hi, hi_in) in ranges {
+            let inside =
+                v.is_finite() && (v > lo || lo_in && v == lo) && (v < hi || hi_in && v == hi);
+            let end = |x: f64| {
+                if x.is_infinite() {
+                    "∞".to_string()
+                } else {
+                    x.to_string()
+                }
+            };
+            ensure!(
+                inside,
+                "key `{key}`: {v} is outside {}{}, {}{}",
+                if lo_in { '[' } else { '(' },
+                end(lo).replace('∞', "−∞"),
+                end(hi),
+                if hi_in { ']' } else { ')' }
+            );
+        }
+        Ok(())
     }
 
     /// This configuration with the preset `name` of the project's configuration file applied
@@ -261,13 +348,27 @@ impl Config {
     fn changed(&self, what: &str, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<Self> {
         let mut doc = serde_yaml::to_value(self).expect("a Config always serialises");
         change(&mut doc).with_context(|| what.to_string())?;
-        serde_path_to_error::deserialize(doc)
-            .map_err(|e| anyhow!("{what}, key `{}`: {}", e.path(), e.inner()))
+        let cfg: Config = serde_path_to_error::deserialize(doc)
+            .map_err(|e| anyhow!("{what}, key `{}`: {}", e.path(), e.inner()))?;
+        cfg.check().with_context(|| what.to_string())?;
+        Ok(cfg)
     }
 }
 
 /// Top-level sections of the file that are not datasets.
 const NOT_DATASETS: [&str; 2] = ["defaults", "presets"];
+
+/// The dataset sections a configuration file may have (the names of `data::DatasetName`,
+/// which a test keeps equal): any other top-level section is an error, so a misspelt
+/// `ml-100K:` is not silently ignored.
+pub const DATASET_SECTIONS: [&str; 6] = [
+    "ml-100k",
+    "ml-1m",
+    "ml-25m",
+    "books",
+    "bookcrossing",
+    "steam",
+];
 
 /// The project's configuration file, or the copy compiled into the crate: `(text, origin)`.
 fn default_document() -> Result<(String, String)> {
@@ -290,6 +391,16 @@ fn parse_sections(text: &str, origin: &str) -> Result<Mapping> {
     let Value::Mapping(top) = doc else {
         bail!("{origin}: expected a mapping of sections at the top level");
     };
+    for key in top.keys() {
+        let name = key.as_str().unwrap_or_default();
+        ensure!(
+            NOT_DATASETS.contains(&name) || DATASET_SECTIONS.contains(&name),
+            "{origin}: unknown top-level section {}: expected {}, or a dataset: {}",
+            serde_yaml::to_string(key).unwrap_or_default().trim(),
+            NOT_DATASETS.join(", "),
+            DATASET_SECTIONS.join(", ")
+        );
+    }
     Ok(top)
 }
 
@@ -574,13 +685,84 @@ mod tests {
 
     #[test]
     fn unknown_and_mistyped_keys_name_the_key_path() {
-        let doc = format!("{DOC}\nextra:\n  ranker:\n    hiddenn: 3\n");
-        let err = Config::from_yaml_str(&doc, "f.yaml", "extra", &NONE).unwrap_err();
-        assert!(format!("{err:#}").contains("ranker"), "{err:#}");
-        let doc = format!("{DOC}\nextra:\n  kl_beta: lots\n");
-        let err = Config::from_yaml_str(&doc, "f.yaml", "extra", &NONE).unwrap_err();
+        let doc = DOC.replace("\nsteam:\n", "\nsteam:\n  shield:\n    hiddenn: 3\n");
+        let err = Config::from_yaml_str(&doc, "f.yaml", "steam", &NONE).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("kl_beta") && msg.contains("extra"), "{msg}");
+        assert!(msg.contains("shield") && msg.contains("hiddenn"), "{msg}");
+        let doc = DOC.replace("\nsteam:\n", "\nsteam:\n  kl_beta: lots\n");
+        let err = Config::from_yaml_str(&doc, "f.yaml", "steam", &NONE).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("kl_beta") && msg.contains("steam"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_top_level_sections_are_errors() {
+        let doc = format!("{DOC}\nml-100K:\n  kl_beta: 0.5\n");
+        let err = Config::from_yaml_str(&doc, "f.yaml", "ml-100k", &NONE).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("f.yaml: unknown top-level section ml-100K")
+                && msg.contains("ml-100k, ml-1m"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn values_that_cannot_run_name_their_key_and_range() {
+        let cfg = Config::from_yaml_str(DOC, "f.yaml", "ml-100k", &NONE).unwrap();
+        for (key, value, says) in [
+            (
+                "ranker.max_len",
+                "0",
+                "key `ranker.max_len`: must be at least 1, not 0",
+            ),
+            ("ppo_batch", "0", "key `ppo_batch`: must be at least 1"),
+            ("micro_batch_size", "0", "key `micro_batch_size`"),
+            ("ranker.heads", "3", "3 does not divide ranker.hidden = 64"),
+            ("lr", "0", "key `lr`: 0 is outside (0, ∞)"),
+            ("lr", ".nan", "key `lr`: NaN is outside"),
+            ("kl_beta", "-0.1", "key `kl_beta`: -0.1 is outside [0, ∞)"),
+            ("top_p", "1.5", "key `top_p`: 1.5 is outside (0, 1]"),
+            (
+                "lora_dropout",
+                "1",
+                "key `lora_dropout`: 1 is outside [0, 1)",
+            ),
+            ("shield.tau", "0", "key `shield.tau`: 0 is outside (0, 1]"),
+            (
+                "sim.beta_q",
+                ".inf",
+                "key `sim.beta_q`: inf is outside (−∞, ∞)",
+            ),
+        ] {
+            let err = cfg
+                .with_sets(&[(key.to_string(), value.to_string())])
+                .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(says), "{key}={value}: {msg}");
+            let sets = Overrides {
+                sets: vec![(key.into(), value.into())],
+                ..Default::default()
+            };
+            let msg = format!(
+                "{:#}",
+                Config::from_yaml_str(DOC, "f.yaml", "ml-100k", &sets).unwrap_err()
+            );
+            assert!(
+                msg.contains("f.yaml, dataset `ml-100k`") && msg.contains(says),
+                "{msg}"
+            );
+        }
+        for (key, value) in [
+            ("kl_beta", "0"),
+            ("top_p", "1"),
+            ("shield.tau", "1"),
+            ("lora_dropout", "0"),
+            ("max_steps", "0"),
+        ] {
+            cfg.with_sets(&[(key.to_string(), value.to_string())])
+                .unwrap();
+        }
     }
 
     #[test]

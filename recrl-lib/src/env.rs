@@ -18,24 +18,61 @@ pub const LIBTORCH_LIB: &str = match option_env!("RECRL_LIBTORCH_LIB") {
     None => "",
 };
 
-/// The device to compute on: `$RECRL_DEVICE` (`cpu`, `cuda`, `cuda:N`) if set, else the first
-/// CUDA GPU when one is usable, else the CPU.
+/// The device to compute on: `$RECRL_DEVICE` (`cpu`, `cuda`, `cuda:N`, `auto`) if set, else
+/// the first CUDA GPU when one is usable, else the CPU. A malformed `$RECRL_DEVICE`, or a GPU
+/// that this machine does not have, is an error that says what is available.
 ///
 /// Loads libtorch's CUDA backend first when the binary was not linked against it (a crate
 /// that depends on recrl-lib, or a notebook kernel), so CUDA is found wherever it exists.
-pub fn device() -> Device {
+pub fn device() -> anyhow::Result<Device> {
     load_cuda_backend();
-    parse_device(std::env::var("RECRL_DEVICE").ok().as_deref())
+    let spec = std::env::var("RECRL_DEVICE").ok();
+    let spec = spec.as_deref().filter(|s| !s.trim().is_empty());
+    usable(parse_device(spec).map_err(|e| e.context("$RECRL_DEVICE"))?)
 }
 
-/// Device named by `spec` (`cpu`, `cuda`, `cuda:N`); anything else means "best available".
-pub fn parse_device(spec: Option<&str>) -> Device {
+/// The device `spec` names (`cpu`, `cuda` = `cuda:0`, `cuda:N`; `auto` or none: the first
+/// CUDA GPU when one is usable, else the CPU). Anything else is an error.
+pub fn parse_device(spec: Option<&str>) -> anyhow::Result<Device> {
+    let bad = |s: &str| {
+        anyhow::anyhow!("device {s:?} is not one of cpu, cuda, cuda:N (N = 0, 1, …), auto")
+    };
     match spec.map(str::trim) {
-        Some("cpu") => Device::Cpu,
-        Some("cuda") => Device::Cuda(0),
-        Some(s) if s.starts_with("cuda:") => Device::Cuda(s[5..].parse().unwrap_or(0)),
-        _ => Device::cuda_if_available(),
+        None | Some("auto") => Ok(Device::cuda_if_available()),
+        Some("cpu") => Ok(Device::Cpu),
+        Some("cuda") => Ok(Device::Cuda(0)),
+        Some(s) => {
+            let n = s.strip_prefix("cuda:").ok_or_else(|| bad(s))?;
+            n.parse().map(Device::Cuda).map_err(|_| bad(s))
+        }
     }
+}
+
+/// `device` if this machine has it (loading the CUDA backend first); a CUDA device it does not
+/// have is an error naming the GPUs there are and the way to the CPU.
+pub fn usable(device: Device) -> anyhow::Result<Device> {
+    if let Device::Cuda(n) = device {
+        load_cuda_backend();
+        let count = tch::Cuda::device_count();
+        anyhow::ensure!(
+            (n as i64) < count,
+            "CUDA device {n} was asked for, but {}; use --device cpu (or RECRL_DEVICE=cpu){}",
+            match count {
+                0 if !cuda_in_build() => "this libtorch has no CUDA (scripts/setup.sh installs the CPU wheel unless TORCH_FLAVOR=cuda)".to_string(),
+                0 => "no CUDA GPU is visible".to_string(),
+                c => format!("this machine has {c} (cuda:0 to cuda:{})", c - 1),
+            },
+            if count > 0 { ", or one of those" } else { "" }
+        );
+    }
+    Ok(device)
+}
+
+/// Whether the libtorch this crate runs on ships its CUDA backend.
+fn cuda_in_build() -> bool {
+    std::path::Path::new(LIBTORCH_LIB)
+        .join("libtorch_cuda.so")
+        .is_file()
 }
 
 /// `dlopen`s `libtorch_cuda.so` once, with global symbols, so that its static initialisers
@@ -44,7 +81,7 @@ pub fn load_cuda_backend() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let path = std::path::Path::new(LIBTORCH_LIB).join("libtorch_cuda.so");
-        if !path.is_file() {
+        if !cuda_in_build() {
             return;
         }
         let Ok(cpath) = std::ffi::CString::new(path.to_string_lossy().as_bytes()) else {
@@ -248,10 +285,35 @@ mod tests {
 
     #[test]
     fn device_spec_parses() {
-        assert_eq!(parse_device(Some("cpu")), Device::Cpu);
-        assert_eq!(parse_device(Some("cuda")), Device::Cuda(0));
-        assert_eq!(parse_device(Some("cuda:3")), Device::Cuda(3));
-        assert_eq!(parse_device(None), Device::cuda_if_available());
+        let ok = |s| parse_device(s).unwrap();
+        assert_eq!(ok(Some("cpu")), Device::Cpu);
+        assert_eq!(ok(Some(" cuda ")), Device::Cuda(0));
+        assert_eq!(ok(Some("cuda:3")), Device::Cuda(3));
+        assert_eq!(ok(None), Device::cuda_if_available());
+        assert_eq!(ok(Some("auto")), Device::cuda_if_available());
+        for bad in ["bogus", "cuda:abc", "cuda:", "cuda:-1", "gpu", "CPU0", ""] {
+            let err = parse_device(Some(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) && err.contains("cpu, cuda, cuda:N"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gpu_this_machine_lacks_is_an_error_not_a_panic() {
+        let count = tch::Cuda::device_count();
+        assert_eq!(usable(Device::Cpu).unwrap(), Device::Cpu);
+        let err = usable(Device::Cuda(count as usize))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("CUDA device {count}")) && err.contains("--device cpu"),
+            "{err}"
+        );
+        if count > 0 {
+            assert_eq!(usable(Device::Cuda(0)).unwrap(), Device::Cuda(0));
+        }
     }
 
     #[test]

@@ -22,10 +22,185 @@ pub fn temp_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile>
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(&temp_prefix(""))
         .suffix(suffix)
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))
+}
+
+/// The name prefix of this process's temporaries, `.tmp-<pid>-<what>`: [`recover`] removes
+/// those of processes that are gone (a killed run's leftovers), never a live run's.
+pub fn temp_prefix(what: &str) -> String {
+    format!("{TEMP}{}-{what}", std::process::id())
+}
+
+/// A temporary folder in `parent` (created if missing), named by [`temp_prefix`]`(what)`: fill
+/// it, then hand it to [`Commit::dir`].
+pub fn temp_dir_in(parent: &Path, what: &str) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    tempfile::Builder::new()
+        .prefix(&temp_prefix(what))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))
+}
+
+const TEMP: &str = ".tmp-";
+const JOURNAL: &str = ".commit-";
+
+/// Outputs that must change together (a weights file and the JSON that describes it; a data
+/// folder and its checksum file). Each is first written in full to a temporary beside its
+/// target; [`Commit::apply`] then writes a journal listing the renames (the commit point) and
+/// makes them. A run killed before the journal leaves the old outputs (and temporaries that
+/// [`recover`] removes); one killed after it leaves a journal that [`recover`] finishes, so
+/// readers that call [`recover`] first see the old outputs or the new ones, never a mix.
+#[derive(Debug)]
+pub struct Commit {
+    journal_dir: std::path::PathBuf,
+    moves: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Commit {
+    /// A commit whose journal goes into `journal_dir` (the folder its readers [`recover`]).
+    pub fn new(journal_dir: &Path) -> Commit {
+        Commit {
+            journal_dir: journal_dir.to_path_buf(),
+            moves: Vec::new(),
+        }
+    }
+
+    /// Adds a finished temporary file (from [`temp_beside`]) that becomes `path`.
+    pub fn file(&mut self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = 0o666 & !current_umask();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .and_then(|_| std::fs::File::open(tmp.path())?.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+        let (_, kept) = tmp
+            .keep()
+            .with_context(|| format!("keeping the temporary of {}", path.display()))?;
+        self.moves.push((kept, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Adds `bytes` as the new content of the file `path` (written to a temporary beside it now).
+    pub fn bytes(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let mut tmp = temp_beside(path, "")?;
+        tmp.write_all(bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+        self.file(tmp, path)
+    }
+
+    /// Adds a finished temporary folder (from [`temp_dir_in`]) that replaces the folder `path`.
+    pub fn dir(&mut self, tmp: tempfile::TempDir, path: &Path) {
+        self.moves.push((tmp.keep(), path.to_path_buf()));
+    }
+
+    /// Writes the journal, then renames every temporary into place, then removes the journal.
+    pub fn apply(self) -> Result<()> {
+        crash_point("before the journal")?;
+        let journal = self.journal_dir.join(format!(
+            "{JOURNAL}{}-{}.json",
+            std::process::id(),
+            COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        write_atomic(&journal, serde_json::to_string(&self.moves)?.as_bytes())?;
+        crash_point("journal written")?;
+        redo(&self.moves)?;
+        std::fs::remove_file(&journal).with_context(|| format!("removing {}", journal.display()))
+    }
+}
+
+static COMMITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Makes the renames of a journal; idempotent (a move whose temporary is gone was made).
+fn redo(moves: &[(std::path::PathBuf, std::path::PathBuf)]) -> Result<()> {
+    for (i, (tmp, path)) in moves.iter().enumerate() {
+        if !tmp.exists() {
+            continue;
+        }
+        if tmp.is_dir() && path.exists() {
+            std::fs::remove_dir_all(path)
+                .with_context(|| format!("removing the old {}", path.display()))?;
+        }
+        std::fs::rename(tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+        if i + 1 < moves.len() {
+            crash_point("between renames")?;
+        }
+    }
+    Ok(())
+}
+
+/// Finishes the interrupted commits whose journals are in `dir` and removes the temporaries
+/// (files and folders named by [`temp_prefix`]) of processes that no longer run. A live
+/// process's journal and temporaries are left alone; this process's own count as finished
+/// work (a commit of this process that is not running now failed).
+pub fn recover(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut stale = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let owner = [JOURNAL, TEMP].iter().find_map(|p| {
+            let rest = name.strip_prefix(p)?;
+            rest.split(['-', '.'])
+                .next()?
+                .parse::<i32>()
+                .ok()
+                .map(|pid| (*p, pid))
+        });
+        match owner {
+            Some((kind, pid)) if !alive_other(pid) => stale.push((kind, entry.path())),
+            _ => {}
+        }
+    }
+    // journals first: their temporaries are the new outputs, not leftovers
+    stale.sort_by_key(|(kind, _)| *kind != JOURNAL);
+    for (kind, path) in stale {
+        if kind == JOURNAL {
+            let moves: Vec<(std::path::PathBuf, std::path::PathBuf)> = read_json(&path)?;
+            redo(&moves).with_context(|| format!("finishing the commit of {}", path.display()))?;
+            std::fs::remove_file(&path)?;
+        } else if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+        } else if path.exists() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `pid` is another process that is running.
+fn alive_other(pid: i32) -> bool {
+    if pid as u32 == std::process::id() {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Test hook: the commit stops with an error at the `n`-th crash point (counting from 0) after
+/// this call, leaving the files as a kill there would. `None` switches it off.
+#[doc(hidden)]
+pub fn crash_at(n: Option<usize>) {
+    CRASH_AT.store(
+        n.map_or(usize::MAX, |n| n),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+static CRASH_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+fn crash_point(what: &str) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let left = CRASH_AT.load(Ordering::SeqCst);
+    if left == usize::MAX {
+        return Ok(());
+    }
+    CRASH_AT.store(left.wrapping_sub(1), Ordering::SeqCst);
+    anyhow::ensure!(left != 0, "crash point ({what})");
+    Ok(())
 }
 
 /// Gives `tmp` ordinary permissions (0666 less the umask; temporary files are 0600), syncs it

@@ -5,7 +5,7 @@
 //! (`None` = not given). Multi-word flags are snake_case like the seed's (`--kl_beta`), with
 //! kebab-case aliases (`--kl-beta`).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use recrl_lib::config::{Config, Overrides};
 use recrl_lib::ppo::{arms, Arm, Coupled};
@@ -401,6 +401,11 @@ struct PpoArgs {
     /// a larger --max_steps extends a finished one).
     #[arg(long)]
     resume: bool,
+    /// Start afresh even if the tag already has a run: the earlier run's logs and checkpoint
+    /// are moved aside to `logs/<ds>/.replaced/` and `checkpoints/.replaced/` (without it,
+    /// re-using a tag without --resume is refused).
+    #[arg(long)]
+    overwrite: bool,
     /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
     #[arg(long)]
     device: Option<String>,
@@ -413,6 +418,7 @@ impl PpoArgs {
         let arm_sets = named.as_ref().map_or(&[][..], |a| &a.sets);
         let cfg = self.config.load(arm_sets, &self.keys)?;
         let arm = self.pick_arm(named.as_ref(), &cfg);
+        paths::check_run_tag(&arm.tag)?;
         Ok((cfg, arm))
     }
 
@@ -551,7 +557,7 @@ fn run(cli: Cli) -> Result<()> {
 fn cmd_env(json: bool, bench: bool) -> Result<()> {
     let report = env::EnvReport::collect();
     let timings: Vec<env::MatmulTiming> = if bench {
-        let device = env::device();
+        let device = env::device()?;
         [256, 512, 1024]
             .into_iter()
             .map(|n| env::matmul_timing(n, device, 5))
@@ -583,7 +589,7 @@ fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
     let cfg = args.config.load(&[], &args.keys)?;
     let root = paths::project_root();
     let ds = data::store::load(&root, name)?;
-    let device = pick_device(&args.device);
+    let device = pick_device(&args.device)?;
     let opts = TrainOptions {
         config: cfg.ranker.clone(),
         seed: cfg.seed,
@@ -629,12 +635,11 @@ fn cmd_train_ranker(args: &TrainRankerArgs) -> Result<()> {
     Ok(())
 }
 
-fn pick_device(flag: &Option<String>) -> tch::Device {
+/// The device of a `--device` flag (checked: a malformed name or a GPU this machine lacks is
+/// an error), else [`env::device`].
+fn pick_device(flag: &Option<String>) -> Result<tch::Device> {
     match flag {
-        Some(d) => {
-            env::load_cuda_backend();
-            env::parse_device(Some(d))
-        }
+        Some(d) => env::usable(env::parse_device(Some(d)).context("--device")?),
         None => env::device(),
     }
 }
@@ -648,7 +653,7 @@ fn cmd_basis(args: &ConfigArgs, keys: &BasisKeys, device: &Option<String>) -> Re
     let ranker = recrl_lib::ranker::Ranker::load(
         &paths::Layout::new(&root).checkpoints(),
         &ds,
-        pick_device(device),
+        pick_device(device)?,
     )?;
     let (basis, meta, probes) = report::fit_and_save(&root, &ds, &ranker, &cfg.shield, cfg.seed)?;
     eprintln!(
@@ -689,7 +694,7 @@ fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
     let name: data::DatasetName = args.config.dataset.parse()?;
     let cfg = args.config.load(&[], &args.keys)?;
     let root = paths::project_root();
-    let device = pick_device(&args.device);
+    let device = pick_device(&args.device)?;
     let ds = data::store::load(&root, name)?;
     let ranker =
         recrl_lib::ranker::Ranker::load(&paths::Layout::new(&root).checkpoints(), &ds, device)?;
@@ -742,7 +747,7 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
     let name: data::DatasetName = args.config.dataset.parse()?;
     let (cfg, arm) = args.configure()?;
     let root = paths::project_root();
-    let device = pick_device(&args.device);
+    let device = pick_device(&args.device)?;
     let ds = data::store::load(&root, name)?;
     let layout = paths::Layout::new(&root);
     let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), layout.checkpoints());
@@ -773,6 +778,7 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
             eval_every: args.eval_every,
             checkpoint_every: args.checkpoint_every,
             resume: args.resume,
+            overwrite: args.overwrite,
         },
         |line, samples| {
             eprintln!("{}", recrl_lib::ppo::run::step_line(line));
@@ -803,7 +809,7 @@ fn cmd_aggregate(
         rescore,
         ..report::Options::new(&paths::project_root())
     };
-    let out = report::run(&opts, pick_device(device), |l| eprintln!("{l}"))?;
+    let out = report::run(&opts, pick_device(device)?, |l| eprintln!("{l}"))?;
     println!("{}", out.frame);
     if readme {
         let path = paths::project_root().join("README.md");
@@ -821,6 +827,7 @@ fn cmd_aggregate(
 fn cmd_audit(args: &AuditArgs) -> Result<()> {
     use recrl_lib::audit::{self, view, Thresholds};
     let name: data::DatasetName = args.config.dataset.parse()?;
+    paths::check_tag(&args.tag)?;
     let cfg = args.config.load(&[], &args.keys)?;
     let root = paths::project_root();
     let thresholds = match &args.policy {
@@ -832,7 +839,7 @@ fn cmd_audit(args: &AuditArgs) -> Result<()> {
         args.ranker_ckpt.as_ref(),
         paths::Layout::new(&root).checkpoints(),
     );
-    let device = pick_device(&args.device);
+    let device = pick_device(&args.device)?;
     eprintln!(
         "{name}: auditing {} ({} users) on {device:?}",
         args.tag, cfg.audit.users
@@ -848,7 +855,7 @@ fn cmd_audit(args: &AuditArgs) -> Result<()> {
     println!("{}", view::checks_table(&report));
     eprintln!(
         "wrote {}",
-        audit::dirs(&root, name.as_str(), &args.tag)
+        audit::dirs(&root, name.as_str(), &args.tag)?
             .0
             .join(paths::files::AUDIT)
             .display()
@@ -1027,6 +1034,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn run_tags_that_leave_their_folders_are_refused_before_anything_runs() {
+        for tag in [
+            "../../escape",
+            "x/../../CKPT_ESC",
+            "/tmp/abs",
+            "a\nb",
+            "",
+            "ranker",
+            "base",
+        ] {
+            let err = configuration(&["ppo", "--tag", tag])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("run tag {tag:?}")), "{tag:?}: {err}");
+        }
+        assert!(configuration(&["ppo", "--tag", "mine_2.b"]).is_ok());
+        assert!(configuration(&["ppo", "--arm", "shielded_s2"]).is_ok());
     }
 
     #[test]

@@ -25,6 +25,71 @@ fn is_root(dir: &Path) -> bool {
     dir.join("experiments/recrl_default.yaml").is_file()
 }
 
+/// The audit tag of the step-4 checkpoint (before RL): `logs/<ds>/base/`.
+pub const BASE_TAG: &str = "base";
+
+/// Folders of `logs/<ds>/` that are not runs (the ranker's log).
+const NOT_RUNS: [&str; 1] = ["ranker"];
+
+/// Longest run tag accepted.
+pub const MAX_TAG_LEN: usize = 64;
+
+/// Checks a run tag (`--tag`, an arm name): it names the folders `logs/<ds>/<tag>/` and
+/// `checkpoints/ppo_<ds>_<tag>/`, so it must stay inside them. Allowed: 1 to [`MAX_TAG_LEN`]
+/// ASCII letters, digits, `_`, `-` and `.`, starting with a letter or digit; not `ranker` (the
+/// ranker's log folder). [`BASE_TAG`] passes (the audit of step 4); PPO runs use
+/// [`check_run_tag`].
+pub fn check_tag(tag: &str) -> anyhow::Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let problem = if tag.is_empty() {
+        Some("it is empty".to_string())
+    } else if tag.len() > MAX_TAG_LEN {
+        Some(format!("it has {} characters", tag.len()))
+    } else if let Some(c) = tag.chars().find(|&c| !allowed(c)) {
+        Some(format!("it contains {c:?}"))
+    } else if !tag.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        Some("it does not start with a letter or digit".to_string())
+    } else if NOT_RUNS.contains(&tag) {
+        Some(format!(
+            "`{tag}` is reserved (logs/<ds>/{tag}/ is the ranker's log)"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => anyhow::bail!(
+            "run tag {tag:?} is not allowed: {why}; a tag is 1 to {MAX_TAG_LEN} ASCII letters, digits, `_`, `-` or `.`, starting with a letter or digit (e.g. shielded_s2)"
+        ),
+    }
+}
+
+/// Where an earlier run's folder `dir` goes when a new run of the same tag replaces it:
+/// `<parent>/.replaced/<name>-<stamp>` (a hidden folder beside it, which step 7 does not read;
+/// delete it when the old run is not needed). A taken name gets `.1`, `.2`, … appended.
+pub fn aside(dir: &Path, stamp: u64) -> PathBuf {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let parent = dir.parent().unwrap_or(Path::new(".")).join(".replaced");
+    let candidate = |i: usize| match i {
+        0 => parent.join(format!("{name}-{stamp}")),
+        i => parent.join(format!("{name}-{stamp}.{i}")),
+    };
+    (0..)
+        .map(candidate)
+        .find(|p| !p.exists())
+        .expect("some suffix is free")
+}
+
+/// [`check_tag`] for a PPO run, which must not take [`BASE_TAG`] (the audit's step-4 folder).
+pub fn check_run_tag(tag: &str) -> anyhow::Result<()> {
+    check_tag(tag)?;
+    anyhow::ensure!(
+        tag != BASE_TAG,
+        "run tag {tag:?} is reserved for the audit of the step-4 checkpoint (logs/<ds>/{BASE_TAG}/); choose another --tag"
+    );
+    Ok(())
+}
+
 /// File names inside the folders of a [`Layout`].
 pub mod files {
     /// A PPO run's step log (`logs/<ds>/<tag>/`): one JSON line per step.
@@ -199,4 +264,67 @@ fn pair(dir: &Path, kind: &str, dataset: &str) -> (PathBuf, PathBuf) {
         dir.join(format!("{kind}_{dataset}.safetensors")),
         dir.join(format!("{kind}_{dataset}.json")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_that_stay_in_their_folders_pass() {
+        for tag in [
+            "shielded",
+            "shielded_grpo_g4_s2",
+            "tau0.99",
+            "no-proj.v2",
+            "base",
+            "A1",
+        ] {
+            check_tag(tag).unwrap();
+        }
+        check_run_tag("tau0.999_s3").unwrap();
+        check_tag(&"a".repeat(MAX_TAG_LEN)).unwrap();
+    }
+
+    #[test]
+    fn tags_that_escape_or_collide_are_refused_with_the_rule() {
+        let long = "a".repeat(MAX_TAG_LEN + 1);
+        for (tag, why) in [
+            ("../../escape", "contains '/'"),
+            ("x/../../CKPT_ESC", "contains '/'"),
+            ("/tmp/abs", "contains '/'"),
+            ("a\\b", "contains '\\\\'"),
+            ("new\nline", "contains '\\n'"),
+            ("", "it is empty"),
+            ("..", "does not start with a letter or digit"),
+            (".hidden", "does not start with a letter or digit"),
+            ("-rf", "does not start with a letter or digit"),
+            ("ranker", "reserved"),
+            ("é", "contains 'é'"),
+            ("a b", "contains ' '"),
+            (long.as_str(), "65 characters"),
+        ] {
+            let err = check_tag(tag).unwrap_err().to_string();
+            assert!(err.contains(why), "{tag:?}: {err}");
+            assert!(err.contains("ASCII letters, digits"), "{err}");
+        }
+        let err = check_run_tag(BASE_TAG).unwrap_err().to_string();
+        assert!(err.contains("reserved for the audit"), "{err}");
+    }
+
+    #[test]
+    fn aside_is_a_hidden_sibling_and_never_a_taken_name() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("logs/ml-100k/shielded");
+        let first = aside(&dir, 42);
+        assert_eq!(
+            first,
+            root.path().join("logs/ml-100k/.replaced/shielded-42")
+        );
+        std::fs::create_dir_all(&first).unwrap();
+        assert_eq!(
+            aside(&dir, 42),
+            root.path().join("logs/ml-100k/.replaced/shielded-42.1")
+        );
+    }
 }

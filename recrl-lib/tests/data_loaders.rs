@@ -79,6 +79,57 @@ fn missing_column_and_malformed_lines_name_file_and_line() {
 }
 
 #[test]
+fn non_finite_ratings_absurd_timestamps_and_long_fields_are_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let head = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n";
+    for (row, says) in [
+        (
+            "1\t2\tNaN\t4",
+            "ml-100k.inter:2: field `rating` is NaN, not a finite rating",
+        ),
+        ("1\t2\tinf\t4", "field `rating` is inf, not a finite rating"),
+        (
+            "1\t2\t3\t-5",
+            "field `timestamp` is -5, not a time between 1970 and 2100",
+        ),
+        (
+            "1\t2\t3\t881250949000",
+            "field `timestamp` is 881250949000, not a time",
+        ),
+        ("1\t2\t3\tnan", "field `timestamp` is NaN"),
+    ] {
+        write(
+            d.path(),
+            "ml-100k.inter",
+            format!("{head}{row}\n").as_bytes(),
+        );
+        let err = load_err(DatasetName::Ml100k, d.path(), 0);
+        assert!(err.contains(says), "{row:?}: {err}");
+    }
+    // a 10 MB field is shown by its start and length, not echoed whole
+    let huge = "x".repeat(10 << 20);
+    write(
+        d.path(),
+        "ml-100k.inter",
+        format!("{head}1\t2\t{huge}\t4\n").as_bytes(),
+    );
+    let err = load_err(DatasetName::Ml100k, d.path(), 0);
+    assert!(err.len() < 1000, "{} bytes of error", err.len());
+    assert!(
+        err.contains("`rating` is `xxxx") && err.contains("… (10485760 bytes in all)"),
+        "{err}"
+    );
+    // a folder where the file should be
+    std::fs::remove_file(d.path().join("ml-100k.inter")).unwrap();
+    std::fs::create_dir(d.path().join("ml-100k.inter")).unwrap();
+    let err = load_err(DatasetName::Ml100k, d.path(), 0);
+    assert!(
+        err.contains("ml-100k.inter is a folder") && !err.contains("gzip"),
+        "{err}"
+    );
+}
+
+#[test]
 fn ml1m_dat_files_are_latin1() {
     let d = tempfile::tempdir().unwrap();
     write(

@@ -145,8 +145,11 @@ fn runner_injects_parameters_and_names_failing_cells() {
         nb("compile_error.ipynb"),
         nb("question_mark.ipynb"),
     );
+    // A string with quotes, backslashes, a newline, brackets, non-ASCII and an emoji: it must
+    // reach Rust unchanged (Rust escapes, not JSON's), and stay a String though it starts with `[`.
+    let tricky = "[zed] \"q\" \\b\né 🎉";
     let args = [
-        "-p", "n", "7", "-p", "name", "zed", "-p", "lr", "2", "-p", "flag", "true", &params,
+        "-p", "n", "7", "-p", "name", tricky, "-p", "lr", "2", "-p", "flag", "true", &params,
         &panic, &compile, &early,
     ];
     let (code, stdout) = run_notebooks(&args, out.path());
@@ -182,9 +185,14 @@ fn runner_injects_parameters_and_names_failing_cells() {
         "{early_line}"
     );
 
-    // typed injection: usize 7, String "zed", f64 from an integer literal, bool
+    // typed injection: usize 7, the String as given, f64 from an integer literal, bool
     let text = streams(&outputs(&out.path().join("params.ipynb")));
-    assert!(text.contains("RESULT zed 70 4 true"), "{text}");
+    assert!(
+        text.contains(&format!("RESULT {tricky} 70 4 true")),
+        "{text}"
+    );
+    let debug = format!("NAME {tricky:?} {}", tricky.chars().count());
+    assert!(text.contains(&debug), "expected {debug}: {text}");
     // the executed copy of a failed notebook is still written, up to the failing cell
     let text = streams(&outputs(&out.path().join("panic.ipynb")));
     assert!(text.contains("before the panic: 42") && !text.contains("never reached"));
@@ -195,6 +203,43 @@ fn runner_injects_parameters_and_names_failing_cells() {
     let outs = outputs(&out.path().join("question_mark.ipynb"));
     assert_eq!(text_of(&outs[0], "text/plain"), "42");
     assert!(!streams(&outs).contains("never reached"));
+}
+
+#[test]
+fn runner_parameter_handling_unit_tests_pass() {
+    if skip() {
+        return;
+    }
+    let out = Command::new(root().join(".venv-nb/bin/python"))
+        .arg(root().join("scripts/test_run_notebooks.py"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("OK"), "{text}");
+}
+
+#[test]
+fn runner_refuses_an_undeclared_parameter_before_running() {
+    if skip() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let nb = root().join("recrl-lib/tests/fixtures/notebooks/params.ipynb");
+    let run = Command::new(root().join(".venv-nb/bin/python"))
+        .arg(root().join("scripts/run_notebooks.py"))
+        .arg("--out")
+        .arg(out.path())
+        .args(["-p", "let x = 1; std::process::exit(5); let y", "2"])
+        .arg(&nb)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no parameters cell of these notebooks declares it"),
+        "{stderr}"
+    );
+    assert!(!out.path().join("params.ipynb").exists(), "nothing ran");
 }
 
 #[test]

@@ -428,6 +428,7 @@ mod resume {
             canaries: 1,
             checkpoint_every: 2,
             resume,
+            overwrite: false,
         }
     }
 
@@ -550,5 +551,62 @@ mod resume {
         };
         let err = train(setup, &mut ex, |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("other options"), "{err}");
+
+        // Re-using a tag without --resume is refused and leaves the earlier run as it was;
+        // --overwrite moves it aside (logs and checkpoint) and starts afresh.
+        let metrics = root.path().join("logs/whole/metrics.jsonl");
+        let before = std::fs::read(&metrics).unwrap();
+        let again = |opts: &RunOptions| {
+            let rk = Ranker::load(&ck, &ds, Device::Cpu).unwrap();
+            let mut ex = explainer(&rk, 7);
+            let setup = Setup {
+                ds: &ds,
+                ranker: &rk,
+                shield: None,
+                grader: grader(&mut ex),
+                start: "test".into(),
+                opts,
+                log_dir: root.path().join("logs/whole"),
+                ckpt_dir: root.path().join("ckpt/whole"),
+            };
+            train(setup, &mut ex, |_, _| {})
+        };
+        let err = again(&options(1, false)).unwrap_err().to_string();
+        assert!(
+            err.contains("already exists") && err.contains("--overwrite"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&metrics).unwrap(),
+            before,
+            "the refused run changed nothing"
+        );
+        let fresh = again(&RunOptions {
+            overwrite: true,
+            ..options(1, false)
+        })
+        .unwrap();
+        assert_eq!(fresh.len(), 2, "step 0 and 1 PPO step");
+        let note = fresh[0].note.clone().unwrap_or_default();
+        assert!(note.contains("moved aside (--overwrite)"), "{note}");
+        let moved = |dir: &str| {
+            let found: Vec<_> = std::fs::read_dir(root.path().join(dir).join(".replaced"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert_eq!(found.len(), 1, "{dir}: {found:?}");
+            assert!(found[0]
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("whole-"));
+            found[0].clone()
+        };
+        assert_eq!(
+            std::fs::read(moved("logs").join("metrics.jsonl")).unwrap(),
+            before
+        );
+        assert!(moved("ckpt").join("adapter_model.safetensors").is_file());
+        assert_eq!(lines(&metrics).len(), 2, "the new run's own log");
     }
 }

@@ -234,6 +234,32 @@ fn checkpoint_round_trip_and_refusals() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("120 items") && e.contains("121 items"), "{e}");
+    // a hand-edited but valid JSON: a clear error naming the files, not a panic or a C++ trace
+    let j = ckpt.join("sasrec_ml-100k.json");
+    let original = std::fs::read_to_string(&j).unwrap();
+    let hidden = meta.shape.hidden;
+    for (key, value, says) in [
+        ("hidden", hidden / 2, "in the file, ".to_string()),
+        (
+            "heads",
+            3,
+            format!("shape.hidden = {hidden} and shape.heads = 3"),
+        ),
+        ("blocks", meta.shape.blocks + 1, "is missing".to_string()),
+    ] {
+        let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+        v["shape"][key] = value.into();
+        std::fs::write(&j, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        let e = Ranker::load(&ckpt, &ds, Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&says) && e.contains("sasrec_ml-100k.json"),
+            "{key}: {e}"
+        );
+    }
+    std::fs::write(&j, &original).unwrap();
+    Ranker::load(&ckpt, &ds, Device::Cpu).unwrap();
     // corrupt weights
     let w = ckpt.join("sasrec_ml-100k.safetensors");
     let mut bytes = std::fs::read(&w).unwrap();

@@ -5,7 +5,7 @@ use recrl_lib::{config::Config, env, tch};
 fn main() -> anyhow::Result<()> {
     let cfg = Config::load_default("ml-100k")?;
     let report = env::EnvReport::collect();
-    let device = env::device();
+    let device = env::device()?;
     let x = tch::Tensor::arange(4, (tch::Kind::Float, device));
     let sum = x.sum(tch::Kind::Float).double_value(&[]);
     println!("recrl-lib {} on {:?}, libtorch {}", recrl_lib::VERSION, device, report.libtorch_version);

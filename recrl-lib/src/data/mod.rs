@@ -428,6 +428,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_dataset_has_a_configuration_section_name_and_no_other() {
+        let names: Vec<&str> = DatasetName::ALL.iter().map(|d| d.as_str()).collect();
+        assert_eq!(names, crate::config::DATASET_SECTIONS);
+    }
+
+    #[test]
     fn progress_bar_fills_one_mark_per_five_percent() {
         assert_eq!(
             progress_bar("ml-25m", 50, 340_000_000, 680_000_000),

@@ -2,7 +2,7 @@
 //! `recbole` wheel), GroupLens `.dat` files (ml-1m) and GroupLens CSV files (ml-25m).
 
 use super::raw::{ItemMeta, RawData, UserMeta};
-use super::source::{column, csv_rows, tolerate, At, Encoding, Lines};
+use super::source::{column, csv_rows, excerpt, tolerate, At, Encoding, Lines};
 use anyhow::{anyhow, Result};
 use rustc_hash::FxHashMap;
 use std::path::Path;
@@ -20,8 +20,8 @@ pub fn load_ml100k(dir: &Path, max_malformed: usize) -> Result<RawData> {
         max_malformed,
         &mut raw,
         |raw, f, at| {
-            let rating = parse::<f32>(f[2], "rating", at)?;
-            let timestamp = parse::<f64>(f[3], "timestamp", at)? as i64;
+            let rating = parse_rating(f[2], "rating", at)?;
+            let timestamp = parse_timestamp(f[3], "timestamp", at)?;
             raw.push(f[0], f[1], rating, timestamp);
             Ok(())
         },
@@ -153,8 +153,8 @@ pub fn load_ml1m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         max_malformed,
         &mut raw,
         |raw, f, at| {
-            let rating = parse::<f32>(f[2], "Rating", at)?;
-            let timestamp = parse::<i64>(f[3], "Timestamp", at)?;
+            let rating = parse_rating(f[2], "Rating", at)?;
+            let timestamp = parse_timestamp(f[3], "Timestamp", at)?;
             raw.push(f[0], f[1], rating, timestamp);
             Ok(())
         },
@@ -216,8 +216,8 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         max_malformed,
         &mut raw,
         |raw, f, at| {
-            let rating = parse::<f32>(f[2], "rating", at)?;
-            let timestamp = parse::<i64>(f[3], "timestamp", at)?;
+            let rating = parse_rating(f[2], "rating", at)?;
+            let timestamp = parse_timestamp(f[3], "timestamp", at)?;
             raw.push(f[0], f[1], rating, timestamp);
             Ok(())
         },
@@ -261,11 +261,44 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
     Ok(raw)
 }
 
-/// Parses a number; the error names the place and the field.
+/// Parses a number; the error names the place and the field (and shows at most the start of
+/// a long text).
 pub(super) fn parse<T: std::str::FromStr>(text: &str, field: &str, at: &At) -> Result<T> {
     text.trim()
         .parse()
-        .map_err(|_| anyhow!("{at}: field `{field}` is `{text}`, not a number"))
+        .map_err(|_| anyhow!("{at}: field `{field}` is `{}`, not a number", excerpt(text)))
+}
+
+/// Latest timestamp accepted: 2100-01-01T00:00:00Z in seconds since 1970.
+pub(super) const MAX_TIMESTAMP: f64 = 4_102_444_800.0;
+
+/// A rating: any finite number (NaN and infinities are errors naming the place).
+pub(super) fn rating(value: f64, field: &str, at: &At) -> Result<f32> {
+    anyhow::ensure!(
+        value.is_finite() && value.abs() <= f32::MAX as f64,
+        "{at}: field `{field}` is {value}, not a finite rating"
+    );
+    Ok(value as f32)
+}
+
+/// A timestamp in seconds since 1970, from 1970 up to 2100 (anything else is an error naming
+/// the place: a date in milliseconds, a negative or a non-finite number).
+pub(super) fn timestamp(value: f64, field: &str, at: &At) -> Result<i64> {
+    anyhow::ensure!(
+        (0.0..MAX_TIMESTAMP).contains(&value),
+        "{at}: field `{field}` is {value}, not a time between 1970 and 2100 in seconds"
+    );
+    Ok(value as i64)
+}
+
+/// [`rating`] of a text field.
+pub(super) fn parse_rating(text: &str, field: &str, at: &At) -> Result<f32> {
+    rating(parse(text, field, at)?, field, at)
+}
+
+/// [`timestamp`] of a text field.
+pub(super) fn parse_timestamp(text: &str, field: &str, at: &At) -> Result<i64> {
+    timestamp(parse(text, field, at)?, field, at)
 }
 
 /// A GroupLens movie row's metadata: `"Heat (1995)"` and `"Action|Crime"`.

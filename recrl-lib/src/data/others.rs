@@ -1,9 +1,11 @@
 //! Amazon Books (McAuley 2014 / 2018 JSON lines), Book-Crossing (BX CSVs) and Steam-200K.
 
-use super::movielens::parse;
+use super::movielens::{self, parse_rating};
 use super::pyliteral;
 use super::raw::{ItemMeta, RawData, UserMeta};
-use super::source::{csv_reader, csv_rows, decode, next_record, tolerate, At, Encoding, Lines};
+use super::source::{
+    csv_reader, csv_rows, decode, excerpt, next_record, tolerate, At, Encoding, Lines,
+};
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -46,10 +48,12 @@ pub fn load_books(dir: &Path, max_malformed: usize) -> Result<RawData> {
         let item = field("asin")?.as_str().unwrap_or_default().to_string();
         let rating = field("overall")?
             .as_f64()
-            .ok_or_else(|| anyhow!("{at}: `overall` is not a number"))? as f32;
+            .ok_or_else(|| anyhow!("{at}: `overall` is not a number"))?;
+        let rating = movielens::rating(rating, "overall", &at)?;
         let timestamp = field("unixReviewTime")?
             .as_i64()
             .ok_or_else(|| anyhow!("{at}: `unixReviewTime` is not an integer"))?;
+        let timestamp = movielens::timestamp(timestamp as f64, "unixReviewTime", &at)?;
         if let Some(text) = v.get("reviewText").and_then(Value::as_str) {
             raw.reviews.insert(
                 raw.interactions.len(),
@@ -160,7 +164,7 @@ pub fn load_bookcrossing(dir: &Path, max_malformed: usize) -> Result<RawData> {
         max_malformed,
         &mut raw,
         |raw, f, at| {
-            let rating = parse::<f32>(f[2], "Book-Rating", at)?;
+            let rating = parse_rating(f[2], "Book-Rating", at)?;
             let row = raw.interactions.len() as i64; // no timestamps: file order
             raw.push(f[0], f[1].trim(), rating, row);
             Ok(())
@@ -241,7 +245,10 @@ pub fn load_steam(dir: &Path, max_malformed: usize) -> Result<RawData> {
         match field(2)?.as_str() {
             "purchase" => {}
             "play" => continue,
-            other => bail!("{at}: behavior `{other}`, expected `purchase` or `play`"),
+            other => bail!(
+                "{at}: behavior `{}`, expected `purchase` or `play`",
+                excerpt(other)
+            ),
         }
         let title = field(1)?;
         let row = raw.interactions.len() as i64; // no timestamps: file order

@@ -45,6 +45,11 @@ impl<R: Read> Read for Counted<R> {
 
 /// Opens `path` for reading, through a gzip decoder when it ends in `.gz`.
 pub fn open(path: &Path) -> Result<Box<dyn Read>> {
+    anyhow::ensure!(
+        !path.is_dir(),
+        "{} is a folder; a data file of that name should be there",
+        path.display()
+    );
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let file: Box<dyn Read> = match BYTES_READ.with(|c| c.borrow().clone()) {
         Some(counter) => Box::new(Counted {
@@ -59,6 +64,18 @@ pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     } else {
         Box::new(reader)
     })
+}
+
+/// Characters of a field or line that an error message shows.
+pub const EXCERPT_CHARS: usize = 80;
+
+/// `text` for an error message: whole when short, else its first [`EXCERPT_CHARS`] characters
+/// and how long it is (a 10 MB malformed line is not echoed whole).
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &text[..cut], text.len()),
+    }
 }
 
 /// Decodes one line or field; `None` for invalid UTF-8.

@@ -1,9 +1,10 @@
 //! Step 1's files: `data/proc/<ds>/{interactions,items,users}.parquet` + `stats.json`, and
 //! `data/_checksums/<ds>.json` (sha256 of every raw and processed file and the settings).
-//! Written into a temporary folder and renamed, so a failed run leaves no half dataset.
+//! Written into a temporary folder, then swapped in together with the checksum file as one
+//! [`Commit`], so a failed or killed run leaves the old dataset or the new one, never half.
 
 use super::{raw::Malformed, Counts, Dataset, DatasetName, ItemMeta, Reviews, UserMeta};
-use crate::io::{sha256_file, write_atomic};
+use crate::io::{sha256_file, write_atomic, Commit};
 use crate::paths::Layout;
 use anyhow::{anyhow, bail, Context, Result};
 use polars::df;
@@ -182,6 +183,7 @@ pub fn is_fresh(
     raw_dir: &Path,
     settings: Settings,
 ) -> Result<bool> {
+    recover_data(root, name)?;
     let Ok(text) = std::fs::read_to_string(Layout::new(root).checksum_file(name.as_str())) else {
         return Ok(false);
     };
@@ -204,11 +206,8 @@ pub fn is_fresh(
 pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> Result<Stats> {
     let out = Layout::new(root).proc_dir(ds.name.as_str());
     let parent = out.parent().expect("data/proc/<ds> has a parent");
-    std::fs::create_dir_all(parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}-", ds.name))
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+    recover_data(root, ds.name)?;
+    let tmp = crate::io::temp_dir_in(parent, ds.name.as_str())?;
     write_parquet(
         &mut interactions_frame(ds)?,
         &tmp.path().join("interactions.parquet"),
@@ -233,17 +232,8 @@ pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> R
         serde_json::to_string_pretty(&stats)?.as_bytes(),
     )?;
 
-    // swap the folders: old one aside, new one in, old one removed
-    let old = parent.join(format!(".{}-old", ds.name));
-    let _ = std::fs::remove_dir_all(&old);
-    if out.exists() {
-        std::fs::rename(&out, &old).with_context(|| format!("moving {} aside", out.display()))?;
-    }
-    let tmp_path = tmp.keep();
-    std::fs::rename(&tmp_path, &out).with_context(|| format!("renaming into {}", out.display()))?;
-    let _ = std::fs::remove_dir_all(&old);
-
-    let processed: Vec<PathBuf> = [
+    // the folder and its checksum file change together: a kill leaves the old pair or the new
+    let processed: Vec<(PathBuf, PathBuf)> = [
         "interactions.parquet",
         "items.parquet",
         "users.parquet",
@@ -251,19 +241,39 @@ pub fn write(root: &Path, ds: &Dataset, raw_dir: &Path, settings: Settings) -> R
         REVIEWS_FILE,
     ]
     .iter()
-    .map(|f| out.join(f))
-    .filter(|p| p.is_file())
+    .map(|f| (tmp.path().join(f), out.join(f)))
+    .filter(|(staged, _)| staged.is_file())
     .collect();
-    let sums = Checksums {
+    let mut sums = Checksums {
         settings,
         raw: hash_all(root, &raw_files(raw_dir)?)?,
-        processed: hash_all(root, &processed)?,
+        processed: Default::default(),
     };
-    write_atomic(
+    for (staged, target) in &processed {
+        sums.processed
+            .insert(rel(root, target), sha256_file(staged)?);
+    }
+    let mut commit = Commit::new(parent);
+    commit.dir(tmp, &out);
+    commit.bytes(
         &Layout::new(root).checksum_file(ds.name.as_str()),
         serde_json::to_string_pretty(&sums)?.as_bytes(),
     )?;
+    commit.apply()?;
     Ok(stats)
+}
+
+/// Finishes a `write` that a kill interrupted and removes killed runs' temporaries, in
+/// `data/proc/` and `data/_checksums/`.
+fn recover_data(root: &Path, name: DatasetName) -> Result<()> {
+    let layout = Layout::new(root);
+    for file in [
+        layout.proc_dir(name.as_str()),
+        layout.checksum_file(name.as_str()),
+    ] {
+        crate::io::recover(file.parent().expect("data/… has a parent"))?;
+    }
+    Ok(())
 }
 
 fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
@@ -382,6 +392,7 @@ fn users_frame(users: &[UserMeta], ids: &[String]) -> Result<DataFrame> {
 
 /// Reads a processed dataset back from `data/proc/<ds>/`.
 pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
+    recover_data(root, name)?;
     let dir = Layout::new(root).proc_dir(name.as_str());
     if !dir.join(crate::paths::files::DATA_STATS).is_file() {
         bail!(

@@ -113,9 +113,14 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Number of elements.
+    /// Number of elements (saturating: [`Gguf::parse`] refuses a tensor whose size overflows).
     pub fn numel(&self) -> usize {
-        self.dims.iter().product::<u64>() as usize
+        self.checked_numel().unwrap_or(usize::MAX)
+    }
+    fn checked_numel(&self) -> Option<usize> {
+        self.dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
     }
     /// Torch shape (slowest dimension first).
     pub fn shape(&self) -> Vec<i64> {
@@ -123,7 +128,7 @@ impl TensorInfo {
     }
     fn byte_len(&self) -> usize {
         let (per, bytes) = self.kind.block();
-        self.numel() / per * bytes
+        (self.numel() / per).saturating_mul(bytes)
     }
 }
 
@@ -185,17 +190,25 @@ impl Gguf {
             .get("general.alignment")
             .and_then(Value::as_u64)
             .unwrap_or(32) as usize;
+        ensure!(
+            align.is_power_of_two(),
+            "general.alignment = {align} is not a power of two"
+        );
         let data_start = r.pos.div_ceil(align) * align;
         for (name, t) in &tensors {
             let (per, _) = t.kind.block();
+            let numel = t
+                .checked_numel()
+                .with_context(|| format!("tensor {name}: dimensions {:?} overflow", t.dims))?;
             ensure!(
-                t.numel() % per == 0,
-                "tensor {name}: {} elements is not whole blocks",
-                t.numel()
+                numel % per == 0,
+                "tensor {name}: {numel} elements is not whole blocks"
             );
-            let end = data_start + t.offset as usize + t.byte_len();
+            let end = usize::try_from(t.offset)
+                .ok()
+                .and_then(|o| data_start.checked_add(o)?.checked_add(t.byte_len()));
             ensure!(
-                end <= bytes.len(),
+                end.is_some_and(|e| e <= bytes.len()),
                 "tensor {name} runs past the end of the file (truncated?)"
             );
         }
@@ -284,6 +297,9 @@ pub fn dequantize(raw: &[u8], kind: GgmlType, n: usize) -> Vec<f32> {
     out
 }
 
+/// Deepest nesting of metadata arrays accepted (real files nest none).
+const MAX_NESTING: usize = 4;
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -292,7 +308,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         ensure!(
-            self.pos + n <= self.bytes.len(),
+            n <= self.bytes.len() - self.pos,
             "unexpected end of file at byte {}",
             self.pos
         );
@@ -314,6 +330,10 @@ impl<'a> Reader<'a> {
         Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
     }
     fn value(&mut self, ty: u32) -> Result<Value> {
+        self.value_at(ty, 0)
+    }
+    /// A metadata value; `depth` counts the arrays around it (at most [`MAX_NESTING`]).
+    fn value_at(&mut self, ty: u32, depth: usize) -> Result<Value> {
         Ok(match ty {
             0 => Value::U64(self.take(1)?[0] as u64),
             1 => Value::I64(self.take(1)?[0] as i8 as i64),
@@ -326,12 +346,20 @@ impl<'a> Reader<'a> {
             8 => Value::Str(self.string()?),
             9 => {
                 let item_ty = self.u32()?;
-                let n = self.u64()? as usize;
+                let n = self.u64()?;
                 ensure!(
-                    n <= self.bytes.len(),
+                    n <= self.bytes.len() as u64,
                     "array of {n} items is longer than the file"
                 );
-                Value::Array((0..n).map(|_| self.value(item_ty)).collect::<Result<_>>()?)
+                ensure!(
+                    depth < MAX_NESTING,
+                    "arrays nested deeper than {MAX_NESTING}"
+                );
+                Value::Array(
+                    (0..n)
+                        .map(|_| self.value_at(item_ty, depth + 1))
+                        .collect::<Result<_>>()?,
+                )
             }
             10 => Value::U64(self.u64()?),
             11 => Value::I64(i64::from_le_bytes(self.array()?)),

@@ -208,15 +208,19 @@ pub struct Schedule {
     pub checkpoint_every: usize,
     /// Continue from the arm's snapshot when there is one.
     pub resume: bool,
+    /// Move an earlier run of the arm's tag aside instead of refusing to start.
+    pub overwrite: bool,
 }
 
 impl Schedule {
-    /// Drift every `eval_every` steps, a snapshot every 10, no resuming.
+    /// Drift every `eval_every` steps, a snapshot every 10, no resuming; an earlier run of
+    /// the tag is moved aside (a notebook cell that runs again replaces its own run).
     pub fn every(eval_every: usize) -> Schedule {
         Schedule {
             eval_every,
             checkpoint_every: 10,
             resume: false,
+            overwrite: true,
         }
     }
 }
@@ -255,6 +259,7 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
         canaries: cfg.canaries,
         checkpoint_every: schedule.checkpoint_every,
         resume: schedule.resume,
+        overwrite: schedule.overwrite,
     }
 }
 
@@ -303,6 +308,7 @@ pub fn run_arm(
     schedule: &Schedule,
     on_step: impl FnMut(&StepLog, &[(String, String)]),
 ) -> Result<Vec<StepLog>> {
+    crate::paths::check_run_tag(&arm.tag)?;
     let device = places.device;
     let ranker = Ranker::load(&places.ranker_dir, ds, device)?;
     let guard = match (arm.coupled, arm.tau) {

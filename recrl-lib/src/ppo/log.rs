@@ -123,20 +123,26 @@ impl Logs {
 }
 
 /// Log lines of `path` (JSON with a `step`) up to step `last`; none when the file is absent.
+/// A last line without its newline that does not parse (a write a kill cut short) is dropped;
+/// any other bad line is an error naming it.
 fn lines_upto(path: &Path, last: usize) -> Result<Vec<String>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
+    let cut_short = (!text.ends_with('\n')).then(|| text.lines().count());
     let mut keep = Vec::new();
     for (n, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: bad log line", path.display(), n + 1))?;
+        let parsed = serde_json::from_str::<serde_json::Value>(line);
+        if parsed.is_err() && cut_short == Some(n + 1) {
+            break;
+        }
+        let v = parsed.with_context(|| format!("{}:{}: bad log line", path.display(), n + 1))?;
         if v["step"].as_u64().is_some_and(|s| s as usize <= last) {
             keep.push(line.to_string());
         }
@@ -152,4 +158,33 @@ fn reopen(path: &Path, lines: &[String]) -> Result<File> {
         .append(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_half_written_last_line_is_dropped_and_a_bad_middle_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(
+            &path,
+            "{\"step\":0}\n{\"step\":1}\n{\"step\":2}\n{\"step\":3,\"rew",
+        )
+        .unwrap();
+        assert_eq!(
+            lines_upto(&path, 1).unwrap(),
+            ["{\"step\":0}", "{\"step\":1}"]
+        );
+        assert_eq!(lines_upto(&path, 9).unwrap().len(), 3);
+        std::fs::write(&path, "{\"step\":0}\n{\"st\n{\"step\":2}\n").unwrap();
+        let err = lines_upto(&path, 5).unwrap_err().to_string();
+        assert!(err.contains("metrics.jsonl:2: bad log line"), "{err}");
+        std::fs::write(&path, "{\"step\":0}\n{\"st\n").unwrap();
+        assert!(
+            lines_upto(&path, 5).is_err(),
+            "a complete line that does not parse"
+        );
+    }
 }

@@ -55,7 +55,12 @@ pub struct RunOptions {
     /// Save a resumable snapshot every this many steps (0: only at the end).
     #[serde(default)]
     pub checkpoint_every: usize,
-    /// Continue from the snapshot in `<ckpt_dir>/resume/` when there is one.
+    /// Continue from the snapshot in `<ckpt_dir>/resume/` when there is one (else an earlier
+    /// run of the tag is moved aside).
     #[serde(skip)]
     pub resume: bool,
+    /// Move an earlier run of the same tag aside and start afresh (without it, and without a
+    /// snapshot to resume, an earlier run is refused: its logs are never emptied).
+    #[serde(skip)]
+    pub overwrite: bool,
 }

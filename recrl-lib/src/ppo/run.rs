@@ -197,6 +197,56 @@ impl<'a> Trainer<'a> {
         step == self.opts.max_steps || (every > 0 && step.is_multiple_of(every))
     }
 
+    /// Before a fresh start: an earlier run of the same tag (a `metrics.jsonl` in `log_dir`, or
+    /// a non-empty `ckpt_dir`) is refused, unless `opts.overwrite` or `opts.resume` (which found
+    /// no snapshot) say to move it aside ([`crate::paths::aside`]); the step-0 note says where.
+    fn make_room(&mut self) -> Result<()> {
+        let had_logs = self.log_dir.join(crate::paths::files::METRICS).is_file();
+        let had_ckpt = std::fs::read_dir(&self.ckpt_dir).is_ok_and(|mut d| d.next().is_some());
+        if !had_logs && !had_ckpt {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            self.opts.overwrite || self.opts.resume,
+            "run {:?} already exists ({}{}): --resume continues it from its last snapshot, --overwrite moves it aside and starts afresh, or choose another --tag",
+            self.opts.tag,
+            self.log_dir.display(),
+            if had_ckpt { format!(", {}", self.ckpt_dir.display()) } else { String::new() },
+        );
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut moved = Vec::new();
+        for dir in [&self.log_dir, &self.ckpt_dir]
+            .into_iter()
+            .filter(|d| d.exists())
+        {
+            let to = crate::paths::aside(dir, stamp);
+            std::fs::create_dir_all(to.parent().expect("aside has a parent"))?;
+            std::fs::rename(dir, &to).with_context(|| {
+                format!(
+                    "moving the earlier run {} aside to {}",
+                    dir.display(),
+                    to.display()
+                )
+            })?;
+            moved.push(to.display().to_string());
+        }
+        std::fs::create_dir_all(&self.log_dir)
+            .with_context(|| format!("creating {}", self.log_dir.display()))?;
+        let why = if self.opts.overwrite {
+            "--overwrite"
+        } else {
+            "no snapshot to resume"
+        };
+        self.start = format!(
+            "{}; the earlier run moved aside ({why}) to {}",
+            self.start,
+            moved.join(" and ")
+        );
+        Ok(())
+    }
+
     /// Saves a resumable snapshot after `step` into `<ckpt_dir>/resume/`.
     pub fn snapshot(&self, step: usize) -> Result<()> {
         let snap = Snapshot {
@@ -292,6 +342,7 @@ pub fn train(
             (snap.step + 1, logs, out)
         }
         None => {
+            trainer.make_room()?;
             let (logs, zero) =
                 Logs::start(&trainer.log_dir, || trainer.zero(), |z| on_step(z, &[]))?;
             (1, logs, vec![zero])

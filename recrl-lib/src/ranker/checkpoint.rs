@@ -7,7 +7,7 @@ use super::metrics::RankMetrics;
 use super::model::SasrecShape;
 use crate::config::RankerConfig;
 use crate::data::Dataset;
-use crate::io::{persist, sha256_file, temp_beside, write_atomic};
+use crate::io::{recover, sha256_file, temp_beside, Commit};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -66,14 +66,17 @@ pub fn dataset_fingerprint(ds: &Dataset) -> String {
     format!("{:x}", h.finalize())
 }
 
-/// Writes the weights (`named` tensors) then the sidecar, each through a temporary file and a
-/// rename. Fills in `meta.weights_sha256`.
+/// Writes the weights (`named` tensors) and the sidecar as one [`Commit`]: a kill leaves the
+/// previous checkpoint or this one, never new weights with an old sidecar. Fills in
+/// `meta.weights_sha256`.
 pub fn save(
     weights_path: &Path,
     meta_path: &Path,
     named: &[(String, tch::Tensor)],
     meta: &mut CheckpointMeta,
 ) -> Result<()> {
+    let dir = weights_path.parent().unwrap_or(Path::new("."));
+    recover(dir)?;
     let tmp = temp_beside(weights_path, ".safetensors")?;
     let cpu: Vec<(String, tch::Tensor)> = named
         .iter()
@@ -82,8 +85,49 @@ pub fn save(
     tch::Tensor::write_safetensors(&cpu, tmp.path())
         .with_context(|| format!("writing {}", tmp.path().display()))?;
     meta.weights_sha256 = sha256_file(tmp.path())?;
-    persist(tmp, weights_path)?;
-    write_atomic(meta_path, serde_json::to_string_pretty(meta)?.as_bytes())
+    let mut commit = Commit::new(dir);
+    commit.file(tmp, weights_path)?;
+    commit.bytes(meta_path, serde_json::to_string_pretty(meta)?.as_bytes())?;
+    commit.apply()
+}
+
+/// Checks that the tensors in `weights_path` are the variables of `vs` (the model the sidecar
+/// `meta_path` describes), by name and shape; a mismatch (a hand-edited sidecar, weights of
+/// another model) is an error naming both files and the first difference.
+pub fn check_shapes(weights_path: &Path, meta_path: &Path, vs: &tch::nn::VarStore) -> Result<()> {
+    let stored = tch::Tensor::read_safetensors(weights_path)
+        .with_context(|| format!("reading {}", weights_path.display()))?;
+    let stored: std::collections::BTreeMap<String, Vec<i64>> =
+        stored.into_iter().map(|(n, t)| (n, t.size())).collect();
+    let wanted: std::collections::BTreeMap<String, Vec<i64>> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.size()))
+        .collect();
+    let differ = |what: String| {
+        anyhow::anyhow!(
+            "{}: the model described by {} does not fit these weights: {what} (the JSON was edited, or the files come from different runs; re-run step 2)",
+            weights_path.display(),
+            meta_path.display()
+        )
+    };
+    for (name, shape) in &wanted {
+        match stored.get(name) {
+            None => return Err(differ(format!("`{name}` is missing"))),
+            Some(s) if s != shape => {
+                return Err(differ(format!(
+                    "`{name}` is {s:?} in the file, {shape:?} by the JSON"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = stored.keys().find(|n| !wanted.contains_key(*n)) {
+        return Err(differ(format!(
+            "`{extra}` is in the file but not in the model"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads and checks a sidecar: format, weights checksum, and that `ds` is the dataset the

@@ -130,6 +130,7 @@ impl Ranker {
     /// that `ds` is the data they were trained on.
     pub fn load(dir: &Path, ds: &Dataset, device: Device) -> Result<Ranker> {
         let (w, j) = crate::paths::ranker_files_in(dir, ds.name.as_str());
+        crate::io::recover(dir)?; // finishes a save that a kill interrupted
         if !j.is_file() {
             anyhow::bail!(
                 "{}: no ranker checkpoint; run step 2 (`recrl train-ranker --dataset {}`)",
@@ -138,7 +139,16 @@ impl Ranker {
             );
         }
         let meta = checkpoint::read_checked(&w, &j, ds)?;
-        let mut ranker = Ranker::new(meta.shape, device);
+        let shape = meta.shape;
+        anyhow::ensure!(
+            shape.heads > 0 && shape.hidden > 0 && shape.hidden.is_multiple_of(shape.heads),
+            "{}: shape.hidden = {} and shape.heads = {} cannot describe a model (heads must divide hidden); the file was edited? re-run step 2",
+            j.display(),
+            shape.hidden,
+            shape.heads
+        );
+        let mut ranker = Ranker::new(shape, device);
+        checkpoint::check_shapes(&w, &j, &ranker.vs)?;
         ranker
             .vs
             .load(&w)

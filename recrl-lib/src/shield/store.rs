@@ -2,7 +2,7 @@
 //! checkpoint it came from, checksums), written atomically and verified on load.
 
 use super::Basis;
-use crate::io::{persist, sha256_file, temp_beside, write_atomic};
+use crate::io::{recover, sha256_file, temp_beside, Commit};
 use crate::ranker::Ranker;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -45,11 +45,12 @@ impl Basis {
             .as_ref()
             .context("the ranker has no checkpoint: save it before fitting a basis")?;
         let (w, j) = crate::paths::basis_files_in(dir, dataset);
+        recover(dir)?;
         let tmp = temp_beside(&w, ".safetensors")?;
         let sigma = Tensor::from_slice(&self.sigma);
         Tensor::write_safetensors(&[("basis", &self.b), ("sigma", &sigma)], tmp.path())
             .with_context(|| format!("writing {}", w.display()))?;
-        persist(tmp, &w)?;
+        let basis_sha256 = sha256_file(tmp.path())?;
         let meta = BasisMeta {
             format: FORMAT.into(),
             dataset: dataset.into(),
@@ -60,9 +61,13 @@ impl Basis {
             energy_kept: self.energy_kept(),
             ranker_weights_sha256: rmeta.weights_sha256.clone(),
             dataset_sha256: rmeta.dataset_sha256.clone(),
-            basis_sha256: sha256_file(&w)?,
+            basis_sha256,
         };
-        write_atomic(&j, serde_json::to_string_pretty(&meta)?.as_bytes())?;
+        // weights and sidecar change together (a kill leaves the old basis or the new one)
+        let mut commit = Commit::new(dir);
+        commit.file(tmp, &w)?;
+        commit.bytes(&j, serde_json::to_string_pretty(&meta)?.as_bytes())?;
+        commit.apply()?;
         Ok(meta)
     }
 
@@ -70,6 +75,7 @@ impl Basis {
     /// another ranker checkpoint than `ranker`'s.
     pub fn load(dir: &Path, dataset: &str, ranker: &Ranker) -> Result<(Basis, BasisMeta)> {
         let (w, j) = crate::paths::basis_files_in(dir, dataset);
+        recover(dir)?; // finishes a save that a kill interrupted
         let text = std::fs::read_to_string(&j).with_context(|| {
             format!(
                 "reading {} (fit the basis first: notebook 03 or `recrl basis`)",
