@@ -8,7 +8,8 @@
 # Everything else is experiments/recrl_default.yaml (ml-100k: SmolLM2-135M, kl_beta 0.05, the
 # simulator's α 1, β_q 3, σ_b 0.3 fixed in its sim section).
 #   experiments/seeded_runs.sh DATASET ARM [ARM ...]   e.g. ml-100k shielded_s1 no_proj_s1
-# Arms run two at a time, one thread each; then their audits (and base's), then the aggregate.
+# Arms run two at a time, one thread each; then their audits (and base's), then the aggregate
+# (`recrl aggregate --records --readme`: experiments/*.csv, .tex, figures/ and the README table).
 # Each finished arm's record (run.json, metrics.jsonl, audit.json; text_metrics.json after the
 # aggregate) is copied into the committed
 # experiments/records/DATASET/ARM/, and records from earlier sessions are copied back into logs/
@@ -63,5 +64,8 @@ for tag in base "${todo[@]}"; do
   "$R" audit --dataset "$DS" --tag "$tag" --users "$AUDIT_USERS" > "logs/$DS/audit_$tag.log" 2>&1 \
     && { echo "audit $tag done"; keep_record "$tag"; } || echo "audit $tag FAILED (logs/$DS/audit_$tag.log)"
 done
+# the text metrics of the new audits (scored in logs/; the live tables go to results/) …
 "$R" aggregate --no_static
 for tag in "${todo[@]}"; do [ -f "logs/$DS/$tag/audit.json" ] && keep_record "$tag"; done
+# … then the committed tables, figures and README table, from the records alone
+"$R" aggregate --records --readme

@@ -75,24 +75,7 @@ enum Cmd {
     Audit(AuditArgs),
     /// Step 7: text metrics of every run's explanations, `experiments/aggregate_results.csv`,
     /// `experiments/main_results.tex` and the figures in `figures/`.
-    Aggregate {
-        /// Arms expected per dataset; absent ones get a row marked missing (comma-separated).
-        #[arg(long, default_value_t = recrl_lib::report::run::expected_arms().join(","))]
-        arms: String,
-        /// Only the HTML figures (no SVG/PNG through kaleido).
-        #[arg(long = "no_static")]
-        no_static: bool,
-        /// Re-score explanations even when their text_metrics.json is up to date.
-        #[arg(long)]
-        rescore: bool,
-        /// Device of the MiniLM encoder: cpu, cuda, cuda:N.
-        #[arg(long)]
-        device: Option<String>,
-        /// Also write the seeded results table (mean ± 95 % CI across seeds) into README.md,
-        /// between its seeded-results markers.
-        #[arg(long)]
-        readme: bool,
-    },
+    Aggregate(AggregateArgs),
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.
@@ -447,6 +430,69 @@ impl PpoArgs {
     }
 }
 
+/// Flags of `recrl aggregate` (the seed's `aggregate_main.py --runs_dir --out_csv --out_dir`).
+#[derive(clap::Args)]
+#[command(rename_all = "snake_case")]
+struct AggregateArgs {
+    /// Aggregate the committed run records (experiments/records/) into the committed
+    /// experiments/aggregate_results.csv (and beside it) and figures/. Without it: the live
+    /// runs in logs/ into results/ (git-ignored).
+    #[arg(long)]
+    records: bool,
+    /// Folder of the run folders `<ds>/<tag>/` (default: logs/, or experiments/records/).
+    #[arg(long)]
+    runs_dir: Option<PathBuf>,
+    /// The results CSV; main_results.tex and seeded_results.{csv,md} go beside it
+    /// (default: results/aggregate_results.csv, or experiments/ with --records).
+    #[arg(long)]
+    out_csv: Option<PathBuf>,
+    /// Folder of the figures (default: results/figures/, or figures/ with --records).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Arms expected per dataset; absent ones get a row marked missing (comma-separated).
+    #[arg(long, default_value_t = recrl_lib::report::run::expected_arms().join(","))]
+    arms: String,
+    /// Only the HTML figures (no SVG/PNG through kaleido).
+    #[arg(long = "no_static")]
+    no_static: bool,
+    /// Re-score explanations even when their text_metrics.json is up to date.
+    #[arg(long)]
+    rescore: bool,
+    /// Device of the MiniLM encoder: cpu, cuda, cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Also write the seeded results table (mean ± 95 % CI across seeds) into README.md,
+    /// between its seeded-results markers.
+    #[arg(long)]
+    readme: bool,
+}
+
+impl AggregateArgs {
+    /// What `report::run` reads and writes: the live runs (`logs/` → `results/`) or, with
+    /// `--records`, the committed ones; `--runs_dir`, `--out_csv` and `--out_dir` win.
+    fn options(&self, root: &std::path::Path) -> recrl_lib::report::Options {
+        let base = if self.records {
+            recrl_lib::report::Options::records(root)
+        } else {
+            recrl_lib::report::Options::new(root)
+        };
+        recrl_lib::report::Options {
+            runs_dir: self.runs_dir.clone().unwrap_or(base.runs_dir.clone()),
+            out_csv: self.out_csv.clone().unwrap_or(base.out_csv.clone()),
+            figures_dir: self.out_dir.clone().unwrap_or(base.figures_dir.clone()),
+            arms: self
+                .arms
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            statics: !self.no_static,
+            rescore: self.rescore,
+            ..base
+        }
+    }
+}
+
 /// Flags of `recrl audit`.
 #[derive(clap::Args)]
 #[command(rename_all = "snake_case")]
@@ -523,13 +569,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::LoraInit(args) => cmd_lora_init(&args),
         Cmd::Ppo(args) => cmd_ppo(&args),
         Cmd::Audit(args) => cmd_audit(&args),
-        Cmd::Aggregate {
-            arms,
-            no_static,
-            rescore,
-            device,
-            readme,
-        } => cmd_aggregate(&arms, !no_static, rescore, &device, readme),
+        Cmd::Aggregate(a) => cmd_aggregate(&a.options(&paths::project_root()), &a.device, a.readme),
         Cmd::Basis {
             config,
             keys,
@@ -792,24 +832,12 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
 }
 
 fn cmd_aggregate(
-    arms: &str,
-    statics: bool,
-    rescore: bool,
+    opts: &recrl_lib::report::Options,
     device: &Option<String>,
     readme: bool,
 ) -> Result<()> {
     use recrl_lib::report;
-    let opts = report::Options {
-        arms: arms
-            .split(',')
-            .map(|a| a.trim().to_string())
-            .filter(|a| !a.is_empty())
-            .collect(),
-        statics,
-        rescore,
-        ..report::Options::new(&paths::project_root())
-    };
-    let out = report::run(&opts, pick_device(device)?, |l| eprintln!("{l}"))?;
+    let out = report::run(opts, pick_device(device)?, |l| eprintln!("{l}"))?;
     println!("{}", out.frame);
     if readme {
         let path = paths::project_root().join("README.md");
@@ -1196,9 +1224,43 @@ mod tests {
     #[test]
     fn aggregate_expects_base_and_the_arm_table() {
         let cli = parse_from(["recrl", "aggregate"]).unwrap();
-        let Cmd::Aggregate { arms, .. } = cli.command else {
+        let Cmd::Aggregate(a) = cli.command else {
             panic!("not aggregate")
         };
-        assert_eq!(arms, "base,shielded,no_proj,frozen,kl0,lora4");
+        assert_eq!(a.arms, "base,shielded,no_proj,frozen,kl0,lora4");
+    }
+
+    #[test]
+    fn aggregate_reads_live_runs_into_results_records_into_the_committed_files() {
+        let root = std::path::Path::new("/p");
+        let opts = |args: &[&str]| {
+            let cli = parse_from(["recrl", "aggregate"].iter().chain(args)).unwrap();
+            let Cmd::Aggregate(a) = cli.command else {
+                panic!("not aggregate")
+            };
+            let o = a.options(root);
+            (o.runs_dir, o.out_csv, o.figures_dir)
+        };
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            opts(&[]),
+            (
+                p("/p/logs"),
+                p("/p/results/aggregate_results.csv"),
+                p("/p/results/figures")
+            )
+        );
+        assert_eq!(
+            opts(&["--records"]),
+            (
+                p("/p/experiments/records"),
+                p("/p/experiments/aggregate_results.csv"),
+                p("/p/figures")
+            )
+        );
+        assert_eq!(
+            opts(&["--runs_dir", "r", "--out_csv", "o/x.csv", "--out_dir", "f"]),
+            (p("r"), p("o/x.csv"), p("f"))
+        );
     }
 }

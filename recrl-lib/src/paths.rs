@@ -119,7 +119,7 @@ pub mod files {
 ///
 /// ```text
 /// <root>/experiments/recrl_default.yaml, policy_thresholds.yaml   configuration
-/// <root>/experiments/aggregate_results.csv, main_results.tex      step 7 tables
+/// <root>/experiments/aggregate_results.csv, main_results.tex      step 7 tables of the records
 /// <root>/data/raw/<ds>/            raw files (fetched or put there by the user)
 /// <root>/data/proc/<ds>/           step 1 output (Parquet), <root>/data/_checksums/<ds>.json
 /// <root>/data/lexicons/            audit word lists
@@ -130,7 +130,9 @@ pub mod files {
 /// <root>/checkpoints/models/                            fetched models
 /// <root>/logs/<ds>/ranker/train.jsonl                   step 2 log
 /// <root>/logs/<ds>/<tag>/                               step 5 and 6 logs of a run
-/// <root>/figures/                                       step 7 figures
+/// <root>/experiments/records/<ds>/<tag>/               committed run records (step 7's input)
+/// <root>/figures/                                       step 7 figures of the records
+/// <root>/results/                                       step 7 tables and figures of logs/
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -240,9 +242,20 @@ impl Layout {
         self.logs().join(dataset).join("ranker/train.jsonl")
     }
 
-    /// `figures/`.
+    /// `figures/`: the committed figures of step 7 (made from [`Layout::records`]).
     pub fn figures(&self) -> PathBuf {
         self.root.join("figures")
+    }
+
+    /// `experiments/records/`: the committed run records (`<ds>/<tag>/` with `run.json`,
+    /// `metrics.jsonl`, `audit.json`, `text_metrics.json`) the committed results are made from.
+    pub fn records(&self) -> PathBuf {
+        self.experiments().join("records")
+    }
+
+    /// `results/`: step 7's tables and figures of the live runs in `logs/` (git-ignored).
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results")
     }
 }
 

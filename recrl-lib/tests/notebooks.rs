@@ -522,8 +522,7 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
     let outs = outputs(&out.path().join("07_results.ipynb"));
     let text = streams(&outs);
     assert!(text.contains("2 run folder(s)"), "{text}");
-    let csv =
-        std::fs::read_to_string(runs.path().join("experiments/aggregate_results.csv")).unwrap();
+    let csv = std::fs::read_to_string(runs.path().join("results/aggregate_results.csv")).unwrap();
     // 2 runs + 4 expected arms without a folder (base, frozen, kl0, lora4).
     assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
     assert_eq!(
@@ -531,8 +530,7 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
         4,
         "{csv}"
     );
-    let seeded =
-        std::fs::read_to_string(runs.path().join("experiments/seeded_results.csv")).unwrap();
+    let seeded = std::fs::read_to_string(runs.path().join("results/seeded_results.csv")).unwrap();
     assert_eq!(
         seeded.lines().count(),
         1 + 2,
@@ -561,6 +559,11 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
         plots, 6,
         "stability, CTR, KL, trade-off, ablation, audit table"
     );
+    // the committed records' seeded table is shown next to the live runs, read-only
+    assert!(
+        plain.contains("shielded_grpo_g4"),
+        "committed results: {plain}"
+    );
     for f in [
         "ranking_stability",
         "ctr_curves",
@@ -570,7 +573,9 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
         "audit_table",
     ] {
         assert!(
-            runs.path().join(format!("figures/{f}.html")).is_file(),
+            runs.path()
+                .join(format!("results/figures/{f}.html"))
+                .is_file(),
             "{f}.html"
         );
     }

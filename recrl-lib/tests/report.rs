@@ -523,3 +523,31 @@ fn seeds_of_an_arm_pool_into_mean_and_interval() {
     assert_eq!(df.height(), 2);
     assert!(df.column("ctr_end_ci95").is_ok());
 }
+
+/// The committed tables are made from the committed run records alone, so they regenerate byte
+/// for byte on any machine (`recrl aggregate --records`).
+#[test]
+fn the_committed_tables_are_made_from_the_committed_records() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = tempfile::tempdir().unwrap();
+    let opts = recrl_lib::report::Options {
+        out_csv: out.path().join("aggregate_results.csv"),
+        figures_dir: out.path().join("figures"),
+        statics: false,
+        ..recrl_lib::report::Options::records(&repo)
+    };
+    recrl_lib::report::run(&opts, tch::Device::Cpu, |_| {}).unwrap();
+    for f in [
+        "aggregate_results.csv",
+        "seeded_results.csv",
+        "seeded_results.md",
+        "main_results.tex",
+    ] {
+        let made = std::fs::read_to_string(out.path().join(f)).unwrap();
+        let committed = std::fs::read_to_string(repo.join("experiments").join(f)).unwrap();
+        assert!(
+            made == committed,
+            "{f} differs from what the records make: run `recrl aggregate --records` and commit"
+        );
+    }
+}

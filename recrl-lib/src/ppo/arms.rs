@@ -108,6 +108,16 @@ impl Arm {
         numbered_suffix(tag, "_s").0
     }
 
+    /// `tag` without any of the suffixes [`Arm::named`] reads (`_grpo`/`_ppo`, `_g<G>`,
+    /// `_e<E>`, `_s<S>`): the row of [`ARMS`] (or `tau<τ>`) it is a variant of
+    /// (`shielded_grpo_g4_s2` → `shielded`).
+    pub fn family(tag: &str) -> &str {
+        let rest = numbered_suffix(tag, "_s").0;
+        let rest = numbered_suffix(rest, "_e").0;
+        let rest = numbered_suffix(rest, "_g").0;
+        algorithm_suffix(rest).0
+    }
+
     /// A row of [`ARMS`], or `tau<τ>`.
     fn base(name: &str) -> Result<Arm> {
         if let Some(row) = ARMS.iter().find(|r| r.name == name) {
@@ -567,6 +577,16 @@ mod tests {
         );
         assert_eq!(Arm::base_name("no_proj_s12"), "no_proj");
         assert_eq!(Arm::base_name("tau0.99"), "tau0.99");
+        for (tag, family) in [
+            ("shielded_grpo_g4_s2", "shielded"),
+            ("no_proj_ppo_s1", "no_proj"),
+            ("kl0_e4", "kl0"),
+            ("tau0.99_grpo_g4_s3", "tau0.99"),
+            ("lora4", "lora4"),
+            ("mine_s", "mine_s"),
+        ] {
+            assert_eq!(Arm::family(tag), family, "{tag}");
+        }
         assert_eq!(sets(&Arm::named("frozen_s2").unwrap()), [("seed", "2")]);
         for bad in [
             "nope",

@@ -293,11 +293,16 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
 }
 
 /// The results table as a polars frame: one row per run, plus a row per expected
-/// `(dataset, arm)` that has no run folder (everything empty, `missing` = "run").
+/// `(dataset, arm)` that has no run folder, not even of a variant (`shielded_grpo_g4_s2` counts
+/// for `shielded`: [`crate::ppo::arms::Arm::family`]; everything empty, `missing` = "run").
 pub fn frame(records: &[RunRecord], expected: &[(String, String)]) -> Result<DataFrame> {
     let mut rows: Vec<Vec<Cell>> = records.iter().map(row).collect();
+    let family = crate::ppo::arms::Arm::family;
     for (ds, arm) in expected {
-        if !records.iter().any(|r| &r.dataset == ds && &r.tag == arm) {
+        if !records
+            .iter()
+            .any(|r| &r.dataset == ds && (&r.tag == arm || family(&r.tag) == arm))
+        {
             let mut empty = vec![Cell::Num(None); COLUMNS.len()];
             empty[0] = Cell::Text(Some(ds.clone()));
             empty[1] = Cell::Text(Some(arm.clone()));

@@ -27,8 +27,13 @@ pub fn expected_arms() -> Vec<String> {
 pub struct Options {
     /// Project root: processed data (`data/proc/`) and models (`checkpoints/models/`).
     pub root: PathBuf,
-    /// Where the runs are (`logs/`) and the outputs go (`experiments/`, `figures/`).
-    pub out_root: PathBuf,
+    /// The run folders `<runs_dir>/<ds>/<tag>/` (the seed's `--runs_dir`).
+    pub runs_dir: PathBuf,
+    /// `aggregate_results.csv`; `main_results.tex` and `seeded_results.{csv,md}` go beside it
+    /// (the seed's `--out_csv`).
+    pub out_csv: PathBuf,
+    /// The figures (the seed's `--out_dir`).
+    pub figures_dir: PathBuf,
     /// Arms expected per dataset (see [`expected_arms`]).
     pub arms: Vec<String>,
     /// Also write SVG and PNG (kaleido), not only HTML.
@@ -38,17 +43,52 @@ pub struct Options {
 }
 
 impl Options {
-    /// Reads and writes under `root`, expects [`expected_arms`], writes static figures.
+    /// The live runs of the project at `root`: `logs/` → `results/` (git-ignored; the committed
+    /// `experiments/` and `figures/` are left alone). Expects [`expected_arms`], writes static
+    /// figures.
     pub fn new(root: &Path) -> Options {
+        Options::under(root, root)
+    }
+
+    /// The committed results: the run records in `experiments/records/` →
+    /// `experiments/aggregate_results.csv` (and beside it) and `figures/`. Made only from
+    /// files in the repository, so anyone regenerates the committed files byte for byte.
+    pub fn records(root: &Path) -> Options {
+        let layout = Layout::new(root);
+        Options {
+            runs_dir: layout.records(),
+            out_csv: layout.experiments().join(CSV),
+            figures_dir: layout.figures(),
+            ..Options::new(root)
+        }
+    }
+
+    /// Runs under `dir/logs/`, outputs under `dir/results/` (notebook smoke runs, tests), with
+    /// data and models from `root`.
+    pub fn under(root: &Path, dir: &Path) -> Options {
+        let layout = Layout::new(dir);
         Options {
             root: root.to_path_buf(),
-            out_root: root.to_path_buf(),
+            runs_dir: layout.logs(),
+            out_csv: layout.results().join(CSV),
+            figures_dir: layout.results().join("figures"),
             arms: expected_arms(),
             statics: true,
             rescore: false,
         }
     }
+
+    /// The folder of the tables ([`Options::out_csv`]'s).
+    fn tables_dir(&self) -> PathBuf {
+        self.out_csv
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
 }
+
+/// File name of the results table.
+const CSV: &str = "aggregate_results.csv";
 
 /// What [`run`] produced.
 pub struct Outputs {
@@ -56,11 +96,11 @@ pub struct Outputs {
     pub records: Vec<RunRecord>,
     /// The results table.
     pub frame: DataFrame,
-    /// `experiments/aggregate_results.csv`.
+    /// The results table ([`Options::out_csv`]).
     pub csv: PathBuf,
-    /// `experiments/main_results.tex`.
+    /// `main_results.tex` beside it.
     pub tex: PathBuf,
-    /// The seeds of each dataset × arm pooled (`experiments/seeded_results.csv` and `.md`).
+    /// The seeds of each dataset × arm pooled (`seeded_results.csv` and `.md` beside it).
     pub seeded: Vec<seeds::SeededRow>,
     /// The figure files.
     pub figures: Vec<PathBuf>,
@@ -77,12 +117,10 @@ fn stale(explanations: &Path, metrics: &Path) -> bool {
 /// Scores the explanations of every run that has `explanations.jsonl` (from its audit) and no
 /// up-to-date `text_metrics.json`. Without the MiniLM model the embedding columns stay missing.
 pub fn score_runs(opts: &Options, device: Device, progress: &mut impl FnMut(&str)) -> Result<()> {
-    let out = Layout::new(&opts.out_root);
-    let logs = out.logs();
     let mut encoder: Option<Option<MiniLm>> = None;
     let mut datasets: BTreeMap<String, Dataset> = BTreeMap::new();
-    for r in aggregate::discover(&logs)? {
-        let dir = out.run_logs(&r.dataset, &r.tag);
+    for r in aggregate::discover(&opts.runs_dir)? {
+        let dir = opts.runs_dir.join(&r.dataset).join(&r.tag);
         let (ex, tm) = (
             dir.join(crate::paths::files::EXPLANATIONS),
             dir.join(crate::paths::files::TEXT_METRICS),
@@ -109,13 +147,12 @@ pub fn score_runs(opts: &Options, device: Device, progress: &mut impl FnMut(&str
     Ok(())
 }
 
-/// Scores explanations ([`score_runs`]), gathers every run under `out_root/logs`, and writes
-/// `experiments/aggregate_results.csv`, `experiments/main_results.tex` and the figures in
-/// `figures/`.
+/// Scores explanations ([`score_runs`]), gathers every run under `opts.runs_dir`, and writes
+/// `opts.out_csv`, `main_results.tex` and `seeded_results.{csv,md}` beside it, and the figures
+/// in `opts.figures_dir`.
 pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Result<Outputs> {
     score_runs(opts, device, &mut progress)?;
-    let out = Layout::new(&opts.out_root);
-    let records = aggregate::discover(&out.logs())?;
+    let records = aggregate::discover(&opts.runs_dir)?;
     let mut datasets: Vec<&String> = records.iter().map(|r| &r.dataset).collect();
     datasets.dedup();
     let expected: Vec<(String, String)> = datasets
@@ -123,9 +160,9 @@ pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Re
         .flat_map(|d| opts.arms.iter().map(|a| ((*d).clone(), a.clone())))
         .collect();
     let mut frame = aggregate::frame(&records, &expected)?;
-    let experiments = out.experiments();
+    let experiments = opts.tables_dir();
     std::fs::create_dir_all(&experiments)?;
-    let csv = experiments.join("aggregate_results.csv");
+    let csv = opts.out_csv.clone();
     aggregate::write_csv(&mut frame, &csv)?;
     let tex = experiments.join("main_results.tex");
     crate::io::write_atomic(&tex, aggregate::latex(&records).as_bytes())?;
@@ -144,11 +181,11 @@ pub fn run(opts: &Options, device: Device, mut progress: impl FnMut(&str)) -> Re
         seeded_csv.display(),
         seeded.len()
     ));
-    let figures = results::save_all(&records, &out.figures(), opts.statics)?;
+    let figures = results::save_all(&records, &opts.figures_dir, opts.statics)?;
     progress(&format!(
         "{} figure files in {}",
         figures.len(),
-        out.figures().display()
+        opts.figures_dir.display()
     ));
     Ok(Outputs {
         records,
