@@ -127,7 +127,7 @@ fn a_data_write_stopped_anywhere_leaves_the_old_dataset_or_the_new() {
             );
         }
         assert!(leftovers(&proc_parent).is_empty(), "stop {stop}");
-        assert!(leftovers(&layout.checksum_file("ml-100k").parent().unwrap()).is_empty());
+        assert!(leftovers(layout.checksum_file("ml-100k").parent().unwrap()).is_empty());
     }
 }
 
