@@ -472,7 +472,8 @@ mod resume {
         };
         ranker::train_and_save(root.path(), &ds, &topts, |_| {}).unwrap();
         let ck = root.path().join("checkpoints");
-        let arm = |name: &str, steps: usize, resume: bool, seed: i64| {
+        // A new process each time: the ranker reloaded, LoRA drawn from `seed`.
+        let run = |name: &str, opts: &RunOptions, seed: i64| {
             let rk = Ranker::load(&ck, &ds, Device::Cpu).unwrap();
             let mut ex = explainer(&rk, seed);
             let setup = Setup {
@@ -481,11 +482,14 @@ mod resume {
                 shield: None,
                 grader: grader(&mut ex),
                 start: "test".into(),
-                opts: &options(steps, resume),
+                opts,
                 log_dir: root.path().join("logs").join(name),
                 ckpt_dir: root.path().join("ckpt").join(name),
             };
-            train(setup, &mut ex, |_, _| {}).unwrap()
+            train(setup, &mut ex, |_, _| {})
+        };
+        let arm = |name: &str, steps: usize, resume: bool, seed: i64| {
+            run(name, &options(steps, resume), seed).unwrap()
         };
         let whole = arm("whole", 4, false, 7);
         assert_eq!(whole.len(), 5, "step 0 and 4 PPO steps");
@@ -533,44 +537,18 @@ mod resume {
             "E moved (no projection), so the comparison covers it"
         );
         // A snapshot made with other options is refused, by name.
-        let rk = Ranker::load(&ck, &ds, Device::Cpu).unwrap();
-        let mut ex = explainer(&rk, 7);
         let other = RunOptions {
             lr: 1.0,
             ..options(6, true)
         };
-        let setup = Setup {
-            ds: &ds,
-            ranker: &rk,
-            shield: None,
-            grader: grader(&mut ex),
-            start: "test".into(),
-            opts: &other,
-            log_dir: root.path().join("logs/parts"),
-            ckpt_dir: root.path().join("ckpt/parts"),
-        };
-        let err = train(setup, &mut ex, |_, _| {}).unwrap_err().to_string();
+        let err = run("parts", &other, 7).unwrap_err().to_string();
         assert!(err.contains("other options"), "{err}");
 
         // Re-using a tag without --resume is refused and leaves the earlier run as it was;
         // --overwrite moves it aside (logs and checkpoint) and starts afresh.
         let metrics = root.path().join("logs/whole/metrics.jsonl");
         let before = std::fs::read(&metrics).unwrap();
-        let again = |opts: &RunOptions| {
-            let rk = Ranker::load(&ck, &ds, Device::Cpu).unwrap();
-            let mut ex = explainer(&rk, 7);
-            let setup = Setup {
-                ds: &ds,
-                ranker: &rk,
-                shield: None,
-                grader: grader(&mut ex),
-                start: "test".into(),
-                opts,
-                log_dir: root.path().join("logs/whole"),
-                ckpt_dir: root.path().join("ckpt/whole"),
-            };
-            train(setup, &mut ex, |_, _| {})
-        };
+        let again = |opts: &RunOptions| run("whole", opts, 7);
         let err = again(&options(1, false)).unwrap_err().to_string();
         assert!(
             err.contains("already exists") && err.contains("--overwrite"),
