@@ -85,10 +85,10 @@ enum Cmd {
 }
 
 /// Which configuration: dataset section, file, preset and `--set` overrides.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct ConfigArgs {
     /// Dataset (its section of the configuration file): ml-100k, ml-1m, ml-25m, books,
-    /// bookcrossing, steam.
+    /// bookcrossing, steam (`recrl data` also takes `all`).
     #[arg(long, default_value = "ml-100k")]
     dataset: String,
     /// Configuration file (default: experiments/recrl_default.yaml).
@@ -359,10 +359,12 @@ struct PpoArgs {
     /// `_s<seed>` (see ppo::arms::Arm::named).
     #[arg(long)]
     arm: Option<String>,
-    /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
+    /// Folder of the ranker checkpoint, or one of its files (the seed's `sasrec_<ds>.pt` reads
+    /// recrl's `sasrec_<ds>.safetensors` beside it) (default: checkpoints/).
     #[arg(long)]
     ranker_ckpt: Option<PathBuf>,
-    /// Folder (or file in it) of the shield basis (default: checkpoints/).
+    /// Folder of the shield basis, or one of its files (the seed's `basis_<ds>.pt` reads
+    /// recrl's `basis_<ds>.safetensors` beside it) (default: checkpoints/).
     #[arg(long)]
     projection_basis: Option<PathBuf>,
     /// Train E without the shield (the no_proj arm).
@@ -504,7 +506,13 @@ struct AuditArgs {
     /// Arm to audit: `base` (the step-4 checkpoint, before RL) or a PPO tag (shielded, no_proj, …).
     #[arg(long, default_value = "shielded")]
     tag: String,
-    /// Folder (or file in it) of the ranker checkpoint (default: checkpoints/).
+    /// The checkpoint to audit, instead of --tag: `checkpoints/ppo_<ds>_<tag>`,
+    /// `checkpoints/lora_init_<ds>`, or a path ending in `latest` (the seed's
+    /// `checkpoints/recrl/<ds>/latest`: the PPO checkpoint of the dataset saved last).
+    #[arg(long, conflicts_with = "tag")]
+    model_ckpt: Option<PathBuf>,
+    /// Folder of the ranker checkpoint, or one of its files (the seed's `sasrec_<ds>.pt` reads
+    /// recrl's `sasrec_<ds>.safetensors` beside it) (default: checkpoints/).
     #[arg(long)]
     ranker_ckpt: Option<PathBuf>,
     /// Policy thresholds (default: experiments/policy_thresholds.yaml).
@@ -579,19 +587,64 @@ fn run(cli: Cli) -> Result<()> {
             config,
             keys,
             force,
-        } => {
-            let name: data::DatasetName = config.dataset.parse()?;
-            let cfg = config.load(&[], &keys)?;
-            let settings = data::store::Settings {
-                k_core: cfg.data.k_core,
-                rating_threshold: cfg.data.rating_threshold,
-            };
-            let root = paths::project_root();
-            let (_, stats, _) = data::prepare(&root, name, settings, force, |l| eprintln!("{l}"))?;
-            print!("{}\n{}", stats.counts_table(), stats.summary_table());
-            Ok(())
+        } => match config.dataset.as_str() {
+            "all" => cmd_data_all(&config, &keys, force),
+            _ => cmd_data(&config, &keys, force),
+        },
+    }
+}
+
+fn cmd_data(config: &ConfigArgs, keys: &DataKeys, force: bool) -> Result<()> {
+    let name: data::DatasetName = config.dataset.parse()?;
+    let cfg = config.load(&[], keys)?;
+    let settings = data::store::Settings {
+        k_core: cfg.data.k_core,
+        rating_threshold: cfg.data.rating_threshold,
+    };
+    let root = paths::project_root();
+    let (_, stats, _) = data::prepare(&root, name, settings, force, |l| eprintln!("{l}"))?;
+    print!("{}\n{}", stats.counts_table(), stats.summary_table());
+    Ok(())
+}
+
+/// `recrl data --dataset all` (the seed's `run_preprocessing.sh`): every dataset whose raw
+/// folder has files, one after the other; then which were processed, which have no raw files
+/// (and where they go), and which failed (the command fails if any did).
+fn cmd_data_all(config: &ConfigArgs, keys: &DataKeys, force: bool) -> Result<()> {
+    let layout = paths::Layout::new(&paths::project_root());
+    let (mut done, mut missing, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for name in data::DatasetName::ALL {
+        let raw = layout.raw_dir(name.as_str());
+        if data::store::raw_files(&raw).map_or(true, |f| f.is_empty()) {
+            missing.push(format!("{name} ({})", raw.display()));
+            continue;
+        }
+        let one = ConfigArgs {
+            dataset: name.to_string(),
+            ..config.clone()
+        };
+        match cmd_data(&one, keys, force) {
+            Ok(()) => done.push(name.to_string()),
+            Err(e) => {
+                eprintln!("{name}: {e:#}");
+                failed.push(name.to_string());
+            }
         }
     }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    eprintln!("processed: {}", list(&done));
+    eprintln!(
+        "no raw files (put them in the folder named; README, section \"Data\"): {}",
+        list(&missing)
+    );
+    anyhow::ensure!(failed.is_empty(), "failed: {}", failed.join(", "));
+    Ok(())
 }
 
 fn cmd_env(json: bool, bench: bool) -> Result<()> {
@@ -771,11 +824,12 @@ fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
     Ok(())
 }
 
-fn dir_of(path: Option<&PathBuf>, default: PathBuf) -> PathBuf {
-    match path {
-        Some(p) if p.is_file() => p.parent().map(PathBuf::from).unwrap_or_default(),
-        Some(p) => p.clone(),
-        None => default,
+/// The folder of a `kind` checkpoint of `dataset` from its flag ([`paths::checkpoint_dir`]),
+/// else `default`.
+fn dir_of(flag: Option<&PathBuf>, kind: &str, dataset: &str, default: PathBuf) -> Result<PathBuf> {
+    match flag {
+        Some(p) => paths::checkpoint_dir(p, kind, dataset, &default),
+        None => Ok(default),
     }
 }
 
@@ -790,8 +844,18 @@ fn cmd_ppo(args: &PpoArgs) -> Result<()> {
     let device = pick_device(&args.device)?;
     let ds = data::store::load(&root, name)?;
     let layout = paths::Layout::new(&root);
-    let ranker_dir = dir_of(args.ranker_ckpt.as_ref(), layout.checkpoints());
-    let basis_dir = dir_of(args.projection_basis.as_ref(), layout.checkpoints());
+    let ranker_dir = dir_of(
+        args.ranker_ckpt.as_ref(),
+        "sasrec",
+        name.as_str(),
+        layout.checkpoints(),
+    )?;
+    let basis_dir = dir_of(
+        args.projection_basis.as_ref(),
+        "basis",
+        name.as_str(),
+        layout.checkpoints(),
+    )?;
     let (log_dir, ckpt_dir) = (
         layout.run_logs(name.as_str(), &arm.tag),
         layout.ppo_dir(name.as_str(), &arm.tag),
@@ -855,9 +919,13 @@ fn cmd_aggregate(
 fn cmd_audit(args: &AuditArgs) -> Result<()> {
     use recrl_lib::audit::{self, view, Thresholds};
     let name: data::DatasetName = args.config.dataset.parse()?;
-    paths::check_tag(&args.tag)?;
-    let cfg = args.config.load(&[], &args.keys)?;
     let root = paths::project_root();
+    let tag = match &args.model_ckpt {
+        Some(p) => paths::tag_of_checkpoint(&paths::Layout::new(&root), p, name.as_str())?,
+        None => args.tag.clone(),
+    };
+    paths::check_tag(&tag)?;
+    let cfg = args.config.load(&[], &args.keys)?;
     let thresholds = match &args.policy {
         Some(p) => Thresholds::load(p)?,
         None => Thresholds::for_project(&root)?,
@@ -865,25 +933,27 @@ fn cmd_audit(args: &AuditArgs) -> Result<()> {
     let ds = data::store::load(&root, name)?;
     let ranker_dir = dir_of(
         args.ranker_ckpt.as_ref(),
+        "sasrec",
+        name.as_str(),
         paths::Layout::new(&root).checkpoints(),
-    );
+    )?;
     let device = pick_device(&args.device)?;
     eprintln!(
         "{name}: auditing {} ({} users) on {device:?}",
-        args.tag, cfg.audit.users
+        tag, cfg.audit.users
     );
     let places = recrl_lib::ppo::arms::Places {
         ranker_dir,
         ..recrl_lib::ppo::arms::Places::project(&root, device)
     };
-    let report = audit::run(&places, &ds, &cfg, &args.tag, &thresholds, |line| {
+    let report = audit::run(&places, &ds, &cfg, &tag, &thresholds, |line| {
         eprintln!("  {line}")
     })?;
     println!("{}", view::metrics_table(&report));
     println!("{}", view::checks_table(&report));
     eprintln!(
         "wrote {}",
-        audit::dirs(&root, name.as_str(), &args.tag)?
+        audit::dirs(&root, name.as_str(), &tag)?
             .0
             .join(paths::files::AUDIT)
             .display()
@@ -1140,6 +1210,20 @@ mod tests {
             ("base", Some(12), true)
         );
         assert_eq!(a.policy, Some(PathBuf::from("p.yaml")));
+        let cli = parse_from([
+            "recrl",
+            "audit",
+            "--model_ckpt",
+            "checkpoints/recrl/books/latest",
+        ]);
+        let Cmd::Audit(a) = cli.unwrap().command else {
+            panic!("not audit")
+        };
+        assert_eq!(
+            a.model_ckpt,
+            Some(PathBuf::from("checkpoints/recrl/books/latest"))
+        );
+        assert!(parse_from(["recrl", "audit", "--tag", "x", "--model_ckpt", "y"]).is_err());
     }
 
     fn ppo(args: &[&str]) -> (Config, Arm) {

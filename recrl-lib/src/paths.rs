@@ -259,6 +259,104 @@ impl Layout {
     }
 }
 
+/// The folder to read a `kind` (`sasrec`, `basis`) checkpoint of `dataset` from, given a
+/// `--ranker_ckpt` / `--projection_basis` value: a folder as it is; one of the checkpoint's files
+/// (`<kind>_<ds>.safetensors` or `.json`) its folder; the seed's `<kind>_<ds>.pt` the folder of
+/// recrl's `<kind>_<ds>.safetensors` beside it. Anything else (another dataset's file, a `.pt`
+/// with no recrl checkpoint beside it, a missing path) is an error that names the files recrl
+/// reads and where step 2 or 3 puts them (`default`).
+pub fn checkpoint_dir(
+    flag: &Path,
+    kind: &str,
+    dataset: &str,
+    default: &Path,
+) -> anyhow::Result<PathBuf> {
+    if flag.is_dir() {
+        return Ok(flag.to_path_buf());
+    }
+    let stem = format!("{kind}_{dataset}");
+    let folder = flag
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let ours = folder.join(format!("{stem}.safetensors"));
+    let named = flag.file_stem().is_some_and(|s| s == stem.as_str());
+    let ext = flag.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if named && matches!(ext, "safetensors" | "json" | "pt") && ours.is_file() {
+        return Ok(folder.to_path_buf());
+    }
+    let why = if !named && !ext.is_empty() {
+        format!("it is not the {kind} checkpoint of {dataset}")
+    } else if ext == "pt" {
+        "recrl does not read PyTorch .pt files".to_string()
+    } else {
+        "it does not exist".to_string()
+    };
+    anyhow::bail!(
+        "{}: {why}; recrl reads {stem}.safetensors with {stem}.json from a folder (step {} writes them to {}): pass that folder or one of those files, or leave the flag out",
+        flag.display(),
+        if kind == "basis" { 3 } else { 2 },
+        default.display()
+    )
+}
+
+/// The run tag whose checkpoint `path` is (`recrl audit --model_ckpt`): the project's
+/// `checkpoints/ppo_<ds>_<tag>/` gives `<tag>`, `checkpoints/lora_init_<ds>/` gives
+/// [`BASE_TAG`], and a path ending in `latest` (the seed's `checkpoints/recrl/<ds>/latest`)
+/// the tag of the PPO checkpoint of `dataset` saved last. Anything else is an error naming the
+/// folders that work.
+pub fn tag_of_checkpoint(layout: &Layout, path: &Path, dataset: &str) -> anyhow::Result<String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let prefix = format!("ppo_{dataset}_");
+    if name == "latest" {
+        return latest_ppo_tag(layout, dataset);
+    }
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if name == format!("lora_init_{dataset}") && same(path, &layout.lora_init_dir(dataset)) {
+        return Ok(BASE_TAG.to_string());
+    }
+    if let Some(tag) = name.strip_prefix(&prefix) {
+        if same(path, &layout.ppo_dir(dataset, tag)) {
+            check_tag(tag)?;
+            return Ok(tag.to_string());
+        }
+    }
+    anyhow::bail!(
+        "{}: not a checkpoint of {dataset} in {}: use {}/{prefix}<tag> (a PPO run), {}/lora_init_{dataset} (before RL) or `latest`",
+        path.display(),
+        layout.checkpoints().display(),
+        layout.checkpoints().display(),
+        layout.checkpoints().display()
+    )
+}
+
+/// The tag of the PPO checkpoint of `dataset` whose `explainer.json` was written last.
+fn latest_ppo_tag(layout: &Layout, dataset: &str) -> anyhow::Result<String> {
+    let prefix = format!("ppo_{dataset}_");
+    let found = std::fs::read_dir(layout.checkpoints())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let tag = name.strip_prefix(&prefix)?.to_string();
+            let written = std::fs::metadata(e.path().join(files::EXPLAINER))
+                .and_then(|m| m.modified())
+                .ok()?;
+            Some((written, tag))
+        })
+        .max();
+    found.map(|(_, tag)| tag).ok_or_else(|| {
+        anyhow::anyhow!(
+            "latest: no PPO checkpoint of {dataset} in {} (run step 5 first)",
+            layout.checkpoints().display()
+        )
+    })
+}
+
 /// The ranker's `(weights, sidecar)` in a checkpoints folder `dir`:
 /// `<dir>/sasrec_<ds>.{safetensors,json}`.
 pub fn ranker_files_in(dir: &Path, dataset: &str) -> (PathBuf, PathBuf) {
@@ -323,6 +421,81 @@ mod tests {
         }
         let err = check_run_tag(BASE_TAG).unwrap_err().to_string();
         assert!(err.contains("reserved for the audit"), "{err}");
+    }
+
+    #[test]
+    fn seed_checkpoint_paths_resolve_to_ours_or_name_the_files_to_use() {
+        let root = tempfile::tempdir().unwrap();
+        let ck = root.path().join("checkpoints");
+        std::fs::create_dir_all(&ck).unwrap();
+        for f in ["sasrec_books.safetensors", "sasrec_books.json"] {
+            std::fs::write(ck.join(f), b"x").unwrap();
+        }
+        let dir = |p: &Path| checkpoint_dir(p, "sasrec", "books", &ck);
+        for ok in [
+            "",
+            "sasrec_books.pt",
+            "sasrec_books.safetensors",
+            "sasrec_books.json",
+        ] {
+            assert_eq!(dir(&ck.join(ok)).unwrap(), ck, "{ok:?}");
+        }
+        for (bad, says) in [
+            (
+                "sasrec_ml-100k.safetensors",
+                "not the sasrec checkpoint of books",
+            ),
+            (
+                "../../checkpoints/sasrec_books.pt",
+                "recrl does not read PyTorch .pt",
+            ),
+            ("nowhere", "it does not exist"),
+        ] {
+            let err = dir(&ck.join(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains(says)
+                    && err.contains("sasrec_books.safetensors with sasrec_books.json"),
+                "{bad}: {err}"
+            );
+            assert!(err.contains("step 2 writes them to"), "{err}");
+        }
+        let err = checkpoint_dir(&ck.join("basis_books.pt"), "basis", "books", &ck).unwrap_err();
+        assert!(err.to_string().contains("step 3"), "{err}");
+    }
+
+    #[test]
+    fn model_checkpoint_folders_name_their_tag_and_latest_is_the_newest() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path());
+        for tag in ["shielded", "no_proj_s2"] {
+            let d = layout.ppo_dir("books", tag);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(files::EXPLAINER), b"{}").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::fs::create_dir_all(layout.lora_init_dir("books")).unwrap();
+        let tag = |p: &Path| tag_of_checkpoint(&layout, p, "books");
+        assert_eq!(
+            tag(&layout.ppo_dir("books", "shielded")).unwrap(),
+            "shielded"
+        );
+        assert_eq!(tag(&layout.lora_init_dir("books")).unwrap(), BASE_TAG);
+        assert_eq!(
+            tag(&layout.checkpoints().join("recrl/books/latest")).unwrap(),
+            "no_proj_s2"
+        );
+        let err = tag(Path::new("/elsewhere/ppo_books_x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not a checkpoint of books") && err.contains("`latest`"),
+            "{err}"
+        );
+        let err = tag_of_checkpoint(&layout, Path::new("latest"), "steam").unwrap_err();
+        assert!(
+            err.to_string().contains("no PPO checkpoint of steam"),
+            "{err}"
+        );
     }
 
     #[test]
