@@ -611,7 +611,7 @@ fn cmd_data(config: &ConfigArgs, keys: &DataKeys, force: bool) -> Result<()> {
 /// folder has files, one after the other; then which were processed, which have no raw files
 /// (and where they go), and which failed (the command fails if any did).
 fn cmd_data_all(config: &ConfigArgs, keys: &DataKeys, force: bool) -> Result<()> {
-    let layout = paths::Layout::new(&paths::project_root());
+    let layout = paths::Layout::new(paths::project_root());
     let (mut done, mut missing, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for name in data::DatasetName::ALL {
         let raw = layout.raw_dir(name.as_str());
