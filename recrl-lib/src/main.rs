@@ -73,14 +73,60 @@ enum Cmd {
     Ppo(Box<PpoArgs>),
     /// Step 6: safety audit of a checkpoint → `logs/<ds>/<tag>/audit.json`, explanations.jsonl.
     Audit(AuditArgs),
-    /// Step 7: text metrics of every run's explanations, `experiments/aggregate_results.csv`,
-    /// `experiments/main_results.tex` and the figures in `figures/`.
+    /// Step 7: text metrics of every run's explanations, `aggregate_results.csv`,
+    /// `main_results.tex` and the figures (live runs → `results/`; `--records` → the committed
+    /// `experiments/` and `figures/`).
     Aggregate(AggregateArgs),
     /// Verify the registry-fetched assets against their pinned sha256.
     Assets {
         /// Asset group.
         #[arg(long, default_value = "default")]
         group: String,
+    },
+    /// Human evaluation: blind pairwise rating sheets (export) and their win rate and
+    /// agreement (import).
+    #[command(subcommand)]
+    Humaneval(Humaneval),
+}
+
+/// `recrl humaneval export|import`.
+#[derive(Subcommand)]
+#[command(rename_all = "snake_case")]
+enum Humaneval {
+    /// Pair an arm's greedy audit explanations with another tag's (same user and item) into a
+    /// blind sheet: `sheet.csv` and `form.html` for raters, `key.csv` kept apart.
+    Export {
+        /// Dataset.
+        #[arg(long, default_value = "ml-100k")]
+        dataset: String,
+        /// The arm's tag (its audit's `logs/<ds>/<tag>/explanations.jsonl`).
+        #[arg(long)]
+        arm: String,
+        /// The tag it is compared with.
+        #[arg(long, default_value = "base")]
+        vs: String,
+        /// Pairs on the sheet (at most the requests the two share).
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Seed of the draw, the order and the sides.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Folder of the three files (default: results/humaneval/<ds>/<arm>_vs_<vs>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read filled sheets (one rater each) with their key: the arm's win rate (± 95 % CI over
+    /// pairs) and Krippendorff's α.
+    Import {
+        /// The export's key.csv.
+        #[arg(long)]
+        key: PathBuf,
+        /// The arm whose win rate is reported (default: the key's tag that is not base).
+        #[arg(long)]
+        arm: Option<String>,
+        /// Filled sheets.
+        #[arg(required = true)]
+        sheets: Vec<PathBuf>,
     },
 }
 
@@ -573,6 +619,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Assets { group } => cmd_assets(&group),
+        Cmd::Humaneval(h) => cmd_humaneval(h),
         Cmd::TrainRanker(args) => cmd_train_ranker(&args),
         Cmd::LoraInit(args) => cmd_lora_init(&args),
         Cmd::Ppo(args) => cmd_ppo(&args),
@@ -645,6 +692,55 @@ fn cmd_data_all(config: &ConfigArgs, keys: &DataKeys, force: bool) -> Result<()>
     );
     anyhow::ensure!(failed.is_empty(), "failed: {}", failed.join(", "));
     Ok(())
+}
+
+fn cmd_humaneval(h: Humaneval) -> Result<()> {
+    use recrl_lib::report::humaneval;
+    match h {
+        Humaneval::Export {
+            dataset,
+            arm,
+            vs,
+            pairs,
+            seed,
+            out,
+        } => {
+            let name: data::DatasetName = dataset.parse()?;
+            paths::check_tag(&arm)?;
+            paths::check_tag(&vs)?;
+            let root = paths::project_root();
+            let layout = paths::Layout::new(&root);
+            let out = out.unwrap_or_else(|| {
+                layout
+                    .results()
+                    .join("humaneval")
+                    .join(name.as_str())
+                    .join(format!("{arm}_vs_{vs}"))
+            });
+            let ds = data::store::load(&root, name)?;
+            let (made, files) =
+                humaneval::export(&layout.logs(), &ds, (&arm, &vs), pairs, seed, &out)?;
+            eprintln!(
+                "{} pairs of {arm} and {vs}: give raters {} (or {}); keep {} apart",
+                made.len(),
+                files.sheet.display(),
+                files.form.display(),
+                files.key.display()
+            );
+            Ok(())
+        }
+        Humaneval::Import { key, arm, sheets } => {
+            let s = humaneval::import(&key, &sheets, arm.as_deref())?;
+            let ci = s.ci95.map_or(String::new(), |h| format!(" ± {h:.3}"));
+            let alpha = s.alpha.map_or("n/a".to_string(), |a| format!("{a:.3}"));
+            println!(
+                "{} vs {}: win rate {:.3}{ci} (95 % CI over {} pairs; tie = ½), {} wins, {} losses, {} ties from {} rater(s); Krippendorff's α (nominal) {alpha}",
+                s.arm, s.other, s.win_rate, s.pairs, s.wins, s.losses, s.ties, s.raters
+            );
+            println!("{}", serde_json::to_string_pretty(&s)?);
+            Ok(())
+        }
+    }
 }
 
 fn cmd_env(json: bool, bench: bool) -> Result<()> {

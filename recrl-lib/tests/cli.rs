@@ -112,3 +112,115 @@ fn careless_flags_get_a_message_and_status_1_not_a_panic() {
         assert!(!text.contains("panicked"), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn humaneval_export_then_import_of_two_raters() {
+    let root = scratch();
+    let r = root.path();
+    assert_eq!(recrl(r, &["data"]).0, 0);
+    // greedy audit explanations of 6 requests by two tags (5 shared), and one sampled row
+    for (tag, word) in [("base", "plain"), ("shielded", "lively")] {
+        let dir = r.join("logs/ml-100k").join(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::new();
+        for u in 1..=6usize {
+            if tag == "base" && u == 6 {
+                continue;
+            }
+            let row = serde_json::json!({"user": u, "mode": "greedy", "history": [1, 2],
+                "recommended": 10 + u, "prompt": "p", "swapped": 0, "mean_logprob": -1.0,
+                "explanation": format!("A {word} reason </script> \"{u}\", é")});
+            text.push_str(&format!("{row}\n"));
+        }
+        text.push_str(r#"{"user":1,"mode":"sampled","history":[1],"recommended":11,"prompt":"p","explanation":"x","mean_logprob":-1.0,"swapped":0}"#);
+        text.push('\n');
+        std::fs::write(dir.join("explanations.jsonl"), text).unwrap();
+    }
+    let out = r.join("he");
+    let (code, text) = recrl(
+        r,
+        &[
+            "humaneval",
+            "export",
+            "--arm",
+            "shielded",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("5 pairs of shielded and base"), "{text}");
+    let form = std::fs::read_to_string(out.join("form.html")).unwrap();
+    assert!(form.contains("lively reason <\\/script>") && !form.contains("reason </script>"));
+    // the key: which side is the arm; both sides occur (the coin flips of seed 1)
+    let key = std::fs::read_to_string(out.join("key.csv")).unwrap();
+    let arm_is_a: Vec<bool> = key
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1) == Some("shielded"))
+        .collect();
+    assert_eq!(arm_is_a.len(), 5);
+    assert!(
+        arm_is_a.contains(&true) && arm_is_a.contains(&false),
+        "{key}"
+    );
+    // rater 1 always prefers the arm; rater 2 always answers A
+    let sheet = std::fs::read_to_string(out.join("sheet.csv")).unwrap();
+    assert!(
+        sheet.starts_with("pair,history,recommended,explanation_a,explanation_b,choice,rater\n")
+    );
+    let mut rdr = csv::Reader::from_reader(sheet.as_bytes());
+    let header = rdr.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|x| x.unwrap()).collect();
+    let fill = |name: &str, pick: &dyn Fn(usize) -> &'static str| {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&header).unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            let mut v: Vec<String> = row.iter().map(String::from).collect();
+            v[5] = pick(i).into();
+            v[6] = name.into();
+            w.write_record(&v).unwrap();
+        }
+        let path = r.join(format!("{name}.csv"));
+        std::fs::write(&path, w.into_inner().unwrap()).unwrap();
+        path
+    };
+    let r1 = fill("r1", &|i| if arm_is_a[i] { "A" } else { "b" });
+    let r2 = fill("r2", &|_| "A");
+    let (code, text) = recrl(
+        r,
+        &[
+            "humaneval",
+            "import",
+            "--key",
+            out.join("key.csv").to_str().unwrap(),
+            r1.to_str().unwrap(),
+            r2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    // pair scores (1 + [arm is A]) / 2
+    let k = arm_is_a.iter().filter(|a| **a).count() as f64;
+    let rate = (5.0 + k) / 10.0;
+    assert!(
+        text.contains(&format!("shielded vs base: win rate {rate:.3}")),
+        "{text}"
+    );
+    assert!(text.contains("from 2 rater(s)"), "{text}");
+    let bad = fill("r3", &|_| "maybe");
+    let (code, text) = recrl(
+        r,
+        &[
+            "humaneval",
+            "import",
+            "--key",
+            out.join("key.csv").to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("r3.csv:2: choice \"maybe\"; expected A, B or tie"),
+        "{text}"
+    );
+}

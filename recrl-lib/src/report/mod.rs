@@ -4,6 +4,7 @@
 //! 07 call [`run()`].
 
 pub mod aggregate;
+pub mod humaneval;
 pub mod results;
 pub mod run;
 pub mod scores;
