@@ -111,7 +111,7 @@ enum Humaneval {
         /// Seed of the draw, the order and the sides.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Folder of the three files (default: results/humaneval/<ds>/<arm>_vs_<vs>/).
+        /// Folder of the three files (default: `results/humaneval/<ds>/<arm>_vs_<vs>/`).
         #[arg(long)]
         out: Option<PathBuf>,
     },
