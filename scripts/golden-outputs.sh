@@ -61,7 +61,9 @@ def normalised(path):
     return raw
 skip = ("./data/raw", "./data/lexicons", "./checkpoints/models", "./experiments/recrl_default.yaml",
         "./experiments/policy_thresholds.yaml", "./steps.log")
-files = sorted(os.path.join(d, f) for d, _, fs in os.walk(".") for f in fs)
+# TensorBoard event files hold wall times in their names and records: not compared
+files = sorted(os.path.join(d, f) for d, _, fs in os.walk(".") for f in fs
+               if not f.startswith("events.out.tfevents."))
 with open(sys.argv[1], "w") as out:
     for f in files:
         if not f.startswith(skip):

@@ -21,7 +21,7 @@
 //! `experiments/recrl_default.yaml`), [`assets`] (registry-fetched data and models, verified by
 //! sha256), [`rng`] (seeded sampling), [`paths`] (the project root and [`paths::Layout`], every
 //! path a step reads or writes), [`display`] (tables, charts, figure files and rich display in
-//! the evcxr Jupyter kernel) and [`io`] (atomic writes). Modules import only the layers below
+//! the evcxr Jupyter kernel), [`io`] (atomic writes) and [`tensorboard`] (event files). Modules import only the layers below
 //! them: `ARCHITECTURE.md` draws the layers and `tests/architecture.rs` checks the rule.
 //!
 //! ```no_run
@@ -48,6 +48,7 @@ pub mod rng;
 pub mod shield;
 pub mod sim;
 pub mod stats;
+pub mod tensorboard;
 
 /// Re-exported so notebooks and dependents build plots and tensors with the same versions.
 pub use plotly;

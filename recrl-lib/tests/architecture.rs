@@ -18,6 +18,7 @@ const RANKS: &[(&str, u32)] = &[
     ("io", 0),
     ("paths", 1),
     ("stats", 1),
+    ("tensorboard", 1),
     ("env", 2),
     ("rng", 3),
     ("config", 4),

@@ -556,8 +556,8 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
         .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
         .count();
     assert_eq!(
-        plots, 6,
-        "stability, CTR, KL, trade-off, ablation, audit table"
+        plots, 7,
+        "stability, CTR, KL, trade-off, ablation, audit table, explanation metrics"
     );
     // the committed records' seeded table is shown next to the live runs, read-only
     assert!(
@@ -571,6 +571,7 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
         "tau_tradeoff",
         "ablation_bars",
         "audit_table",
+        "text_metrics",
     ] {
         assert!(
             runs.path()

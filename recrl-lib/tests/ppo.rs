@@ -493,6 +493,23 @@ mod resume {
         };
         let whole = arm("whole", 4, false, 7);
         assert_eq!(whole.len(), 5, "step 0 and 4 PPO steps");
+        let events: Vec<Vec<u8>> = std::fs::read_dir(root.path().join("logs/whole"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("events.out.tfevents."))
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        assert_eq!(events.len(), 1, "one TensorBoard file");
+        let has = |tag: &[u8]| events[0].windows(tag.len()).any(|w| w == tag);
+        for tag in [
+            "reward/ctr",
+            "quality/fluency",
+            "ppo/kl",
+            "ppo/clip_frac",
+            "drift/d_ndcg10",
+        ] {
+            assert!(has(tag.as_bytes()), "{tag} in the TensorBoard file");
+        }
         arm("parts", 2, false, 7);
         // A new process: other LoRA initial weights, which the snapshot must overwrite.
         let parts = arm("parts", 4, true, 8);

@@ -217,6 +217,16 @@ fn checkpoint_round_trip_and_refusals() {
         .path()
         .join("logs/ml-100k/ranker/train.jsonl")
         .is_file());
+    // and TensorBoard scalars beside it
+    let events: Vec<Vec<u8>> = std::fs::read_dir(root.path().join("logs/ml-100k/ranker"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("events.out.tfevents."))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    let has = |tag: &[u8]| events[0].windows(tag.len()).any(|w| w == tag);
+    assert!(has(b"brain.Event:2") && has(b"valid/ndcg10") && has(b"train/loss"));
     let json = std::fs::read_to_string(ckpt.join("sasrec_ml-100k.json")).unwrap();
     assert!(json.contains("\"protocol\": \"sampled-100\""), "{json}");
 

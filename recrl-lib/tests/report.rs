@@ -455,7 +455,7 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
 
     let figs = tmp.path().join("figures");
     let files = results::save_all(&records, &figs, false).unwrap();
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 7);
     for f in &files {
         let html = std::fs::read_to_string(f).unwrap();
         assert!(

@@ -1,10 +1,12 @@
 //! The logs of a PPO run: one [`StepLog`] line per step in `metrics.jsonl`, two sample
-//! explanations per step in `samples.jsonl`; a resumed run cuts both back to its snapshot's
-//! step and appends.
+//! explanations per step in `samples.jsonl`, and the same numbers as TensorBoard scalars in an
+//! `events.out.tfevents.*` file; a resumed run cuts the JSON logs back to its snapshot's step,
+//! appends, and starts a new event file.
 
 use super::drift::Drift;
 use super::update::UpdateStats;
 use crate::sim::quality::QualityParts;
+use crate::tensorboard::EventWriter;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -67,10 +69,67 @@ fn step_numbers(line: &StepLog) -> String {
     )
 }
 
-/// `metrics.jsonl` and `samples.jsonl` of a run, open for appending.
+/// `metrics.jsonl` and `samples.jsonl` of a run, open for appending, and a TensorBoard event
+/// file beside them (a new one each session; [`tensorboard_scalars`] says what it holds).
 pub struct Logs {
     metrics: File,
     samples: File,
+    events: EventWriter,
+}
+
+/// The scalars of a step line that go to TensorBoard: the reward (simulated CTR), `q(x)` and
+/// its parts, KL, the PPO statistics, the share of the update the shield removed, the step's
+/// seconds, and the ranking drift when measured.
+pub fn tensorboard_scalars(line: &StepLog) -> Vec<(String, f64)> {
+    let (s, q) = (&line.stats, &line.quality_parts);
+    let mut v: Vec<(String, f64)> = [
+        ("reward/ctr", line.ctr),
+        ("reward/with_kl", s.reward),
+        ("quality/q", line.quality),
+        ("quality/fluency", q.fluency),
+        ("quality/repetition", q.repetition),
+        ("quality/clean", q.clean),
+        ("quality/item", q.item),
+        ("quality/history", q.history),
+        ("quality/relevance", q.relevance),
+        ("quality/length", q.length),
+        ("ppo/kl", s.kl),
+        ("ppo/clip_frac", s.clip_frac),
+        ("ppo/policy_loss", s.policy_loss),
+        ("ppo/value_loss", s.value_loss),
+        ("ppo/approx_kl", s.approx_kl),
+        ("ppo/entropy", s.entropy),
+        ("ppo/response_len", s.response_len),
+        ("ppo/zero_std_groups", s.zero_std_groups),
+        ("shield/removed", line.shield_removed),
+        ("time/seconds", line.seconds),
+    ]
+    .into_iter()
+    .map(|(k, x)| (k.to_string(), x))
+    .collect();
+    if let Some(d) = &line.drift {
+        v.extend([
+            ("drift/d_ndcg10".to_string(), d.d_ndcg10),
+            ("drift/top10_overlap".to_string(), d.top10_overlap),
+            ("drift/max_abs_ds".to_string(), d.max_abs_ds),
+        ]);
+    }
+    v
+}
+
+impl Logs {
+    /// Writes `line` to the TensorBoard file (of step 0, before any update, only the drift).
+    fn events_of(&mut self, line: &StepLog) -> Result<()> {
+        let scalars = tensorboard_scalars(line);
+        let kept: Vec<(&str, f64)> = scalars
+            .iter()
+            .filter(|(k, _)| line.step > 0 || k.starts_with("drift/"))
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        self.events
+            .scalars(line.step as i64, &kept)
+            .context("writing the TensorBoard events")
+    }
 }
 
 impl Logs {
@@ -86,7 +145,14 @@ impl Logs {
         writeln!(metrics, "{}", serde_json::to_string(&zero)?)?;
         on_step(&zero);
         let samples = File::create(log_dir.join(crate::paths::files::SAMPLES))?;
-        Ok((Logs { metrics, samples }, zero))
+        let events = EventWriter::create(log_dir)?;
+        let mut logs = Logs {
+            metrics,
+            samples,
+            events,
+        };
+        logs.events_of(&zero)?;
+        Ok((logs, zero))
     }
 
     /// Cuts both logs in `log_dir` back to step `last` and reopens them; returns the kept
@@ -103,7 +169,15 @@ impl Logs {
         }
         let metrics = reopen(&metrics_path, &kept)?;
         let samples = reopen(&samples_path, &lines_upto(&samples_path, last)?)?;
-        Ok((Logs { metrics, samples }, out))
+        let events = EventWriter::create(log_dir)?;
+        Ok((
+            Logs {
+                metrics,
+                samples,
+                events,
+            },
+            out,
+        ))
     }
 
     /// Appends a step's line to `metrics.jsonl` and its sample explanations (item title,
@@ -111,6 +185,7 @@ impl Logs {
     pub fn write(&mut self, line: &StepLog, shown: &[(String, String)]) -> Result<()> {
         writeln!(self.metrics, "{}", serde_json::to_string(line)?)?;
         self.metrics.flush()?;
+        self.events_of(line)?;
         for (title, text) in shown {
             writeln!(
                 self.samples,

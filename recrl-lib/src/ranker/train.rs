@@ -127,6 +127,11 @@ pub fn train(
         }
         None => None,
     };
+    // TensorBoard scalars beside the JSON-lines log (a new event file each training)
+    let mut events = match opts.log_path.as_ref().and_then(|p| p.parent()) {
+        Some(dir) => Some(crate::tensorboard::EventWriter::create(dir)?),
+        None => None,
+    };
     let autocast = opts.bf16 && opts.device.is_cuda();
     let batches = windows.len().div_ceil(cfg.batch_size.max(1));
     let (mut epochs, mut best, mut best_ndcg) = (Vec::new(), Vec::new(), f64::NEG_INFINITY);
@@ -188,6 +193,18 @@ pub fn train(
         if let Some(f) = log.as_mut() {
             writeln!(f, "{}", serde_json::to_string(&entry)?)?;
             f.flush()?;
+        }
+        if let Some(ev) = events.as_mut() {
+            ev.scalars(
+                epoch as i64,
+                &[
+                    ("train/loss", entry.loss),
+                    ("train/positions_per_s", entry.positions_per_s),
+                    ("valid/ndcg10", entry.valid.ndcg10),
+                    ("valid/hr10", entry.valid.hr10),
+                    ("valid/mrr", entry.valid.mrr),
+                ],
+            )?;
         }
         on_event(TrainEvent::Epoch(&entry));
         epochs.push(entry);

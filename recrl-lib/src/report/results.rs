@@ -1,5 +1,5 @@
 //! The paper's figures from the gathered runs (docs/design.md §8): ranking stability, CTR and KL
-//! curves, the τ trade-off, ablation bars and the audit table. Each is a plotly [`Plot`] for
+//! curves, the τ trade-off, ablation bars, the audit table and the explanation metrics. Each is a plotly [`Plot`] for
 //! notebook 07 and, through [`save_all`], standalone HTML plus SVG and PNG in `figures/`.
 
 use super::aggregate::{mean_of, RunRecord};
@@ -23,10 +23,15 @@ fn arms(records: &[RunRecord]) -> Vec<(String, Vec<crate::ppo::StepLog>)> {
 
 /// The arm's name, with the dataset when `all` spans several datasets.
 fn label(r: &RunRecord, all: &[RunRecord]) -> String {
-    if all.iter().any(|o| o.dataset != r.dataset) {
-        format!("{}/{}", r.dataset, r.tag)
+    name_in(&r.dataset, &r.tag, all)
+}
+
+/// `tag`, or `dataset/tag` when `all` spans several datasets.
+fn name_in(dataset: &str, tag: &str, all: &[RunRecord]) -> String {
+    if all.iter().any(|o| o.dataset != dataset) {
+        format!("{dataset}/{tag}")
     } else {
-        r.tag.clone()
+        tag.to_string()
     }
 }
 
@@ -231,6 +236,70 @@ pub fn audit_table_plot(records: &[RunRecord]) -> Plot {
     p
 }
 
+/// The explanation metrics of each arm (its seeds pooled: `<arm>_s<S>` together), as grouped
+/// bars with the 95 % Student-t interval across seeds as error bars (none for one seed):
+/// BLEU-4 and ROUGE-L F1 (÷ 100), distinct-2, USR, FMR and the MiniLM sentence cosine, of the
+/// greedy audit explanations against their references (`text_metrics.json`).
+pub fn text_metrics_plot(records: &[RunRecord]) -> Plot {
+    type Metric = (&'static str, fn(&super::scores::TextReport) -> Option<f64>);
+    const SHOWN: [Metric; 6] = [
+        ("BLEU-4 / 100", |t| Some(t.bleu4 / 100.0)),
+        ("ROUGE-L F1 / 100", |t| Some(t.rouge_l.f / 100.0)),
+        ("distinct-2", |t| Some(t.distinct2)),
+        ("USR", |t| Some(t.usr)),
+        ("FMR", |t| Some(t.fmr)),
+        ("MiniLM cosine", |t| t.embedding_cosine),
+    ];
+    let mut arms: Vec<(String, Vec<&super::scores::TextReport>)> = Vec::new();
+    for r in records {
+        let Some(t) = &r.text else { continue };
+        let name = name_in(
+            &r.dataset,
+            crate::ppo::arms::Arm::base_name(&r.tag),
+            records,
+        );
+        match arms.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(t),
+            None => arms.push((name, vec![t])),
+        }
+    }
+    let labels: Vec<String> = arms
+        .iter()
+        .map(|(n, v)| {
+            format!(
+                "{n} ({} seed{})",
+                v.len(),
+                if v.len() == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    let mut p = Plot::new();
+    for (metric, get) in SHOWN {
+        let (mut mean, mut half) = (Vec::new(), Vec::new());
+        for (_, reports) in &arms {
+            let values: Vec<f64> = reports.iter().filter_map(|t| get(t)).collect();
+            let (m, h) = super::seeds::interval(&values).unwrap_or((f64::NAN, None));
+            mean.push(m);
+            half.push(h.unwrap_or(0.0));
+        }
+        p.add_trace(
+            Bar::new(labels.clone(), mean)
+                .name(metric)
+                .error_y(ErrorData::new(ErrorType::Data).array(half)),
+        );
+    }
+    p.set_layout(
+        Layout::new()
+            .title(Title::with_text(
+                "Explanation metrics per arm (greedy audit explanations; mean ± 95 % CI over seeds)",
+            ))
+            .bar_mode(BarMode::Group)
+            .x_axis(Axis::new().title(Title::with_text("arm")))
+            .y_axis(Axis::new().title(Title::with_text("score (0–1)"))),
+    );
+    p
+}
+
 /// Every figure as `(file name, plot)`.
 pub fn all_figures(records: &[RunRecord]) -> Vec<(&'static str, Plot)> {
     vec![
@@ -240,6 +309,7 @@ pub fn all_figures(records: &[RunRecord]) -> Vec<(&'static str, Plot)> {
         ("tau_tradeoff", tradeoff_plot(records)),
         ("ablation_bars", ablation_plot(records)),
         ("audit_table", audit_table_plot(records)),
+        ("text_metrics", text_metrics_plot(records)),
     ]
 }
 
