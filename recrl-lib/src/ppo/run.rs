@@ -88,6 +88,10 @@ impl<'a> Trainer<'a> {
         );
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating {}", log_dir.display()))?;
+        // temporaries a killed run of this tag left in its checkpoint folders
+        for dir in [ckpt_dir.clone(), Layout::resume_dir(&ckpt_dir)] {
+            crate::io::recover(&dir)?;
+        }
         let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
         let shield = (opts.coupled == Coupled::Shielded)
             .then_some(shield)
