@@ -36,6 +36,20 @@ pub struct AssetFile {
     pub dest: String,
     /// Pinned sha256 (lowercase hex).
     pub sha256: String,
+    /// The Hugging Face id of the model this file holds, where it is one (adapters saved on it
+    /// name it as their base model).
+    #[serde(default)]
+    pub hf_id: Option<String>,
+}
+
+/// The Hugging Face id of the fetched model file at `path` (a path ending in an asset's `dest`),
+/// if the registry names one.
+pub fn hf_id_for(path: &Path) -> Option<String> {
+    manifest()
+        .into_iter()
+        .flat_map(|p| p.files)
+        .find(|f| f.hf_id.is_some() && path.ends_with(&f.dest))
+        .and_then(|f| f.hf_id)
 }
 
 /// Presence and integrity of one asset file.

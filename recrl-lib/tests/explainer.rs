@@ -387,6 +387,21 @@ fn smollm2_path() -> PathBuf {
 #[test]
 fn smollm2_gguf_matches_transformers() {
     let ex = Explainer::load(&smollm2_path(), Device::Cpu, LoadOptions::default()).unwrap();
+    // an adapter saved on it names the model by its Hugging Face id (from the asset registry)
+    {
+        let mut ex = Explainer::load(&smollm2_path(), Device::Cpu, LoadOptions::default()).unwrap();
+        ex.init_lora(&LoraConfig::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        ex.save(dir.path()).unwrap();
+        let cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("adapter_config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg["base_model_name_or_path"],
+            "HuggingFaceTB/SmolLM2-135M-Instruct"
+        );
+    }
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("smollm2_reference.json")).unwrap(),
     )
@@ -594,4 +609,77 @@ fn prompt_batch_rows_keep_their_soft_vectors() {
         3..4,
         "rows 2..4 hold the last soft slot"
     );
+}
+
+/// The LoRA settings of the PEFT interop fixtures (`scripts/fixtures/peft_reference.py`).
+fn interop_lora() -> LoraConfig {
+    LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        target_modules: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    }
+}
+
+/// Writes `tests/fixtures/explainer/recrl-adapter/`, the adapter recrl saves (seeded random A
+/// and B), which the PEFT fixture script loads. Run once, before the script:
+/// `cargo test -p recrl-lib --test explainer write_recrl_adapter_fixture -- --ignored`.
+#[test]
+#[ignore]
+fn write_recrl_adapter_fixture() {
+    let _g = torch_rng();
+    let (mut model, _) = tiny();
+    let vs = nn::VarStore::new(Device::Cpu);
+    lora::add_lora(&mut model, &vs.root(), &interop_lora()).unwrap();
+    tch::manual_seed(2026);
+    tch::no_grad(|| {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, mut v) in vars {
+            v.copy_(&(v.randn_like() * 0.2));
+        }
+    });
+    lora::save_adapter(
+        &mut model,
+        &interop_lora(),
+        "tiny-llama",
+        &fixtures().join("recrl-adapter"),
+    )
+    .unwrap();
+}
+
+/// PEFT interop both ways, on the tiny random Llama: the adapter recrl saved
+/// (`recrl-adapter/`) loaded by PEFT 0.21.2 into transformers gives the logits recrl computes
+/// with it (adapters on, and merged into the weights); an adapter PEFT made and saved
+/// (`peft-adapter/`, random A and B) loads into recrl with PEFT's logits.
+#[test]
+fn peft_adapters_load_both_ways_with_equal_logits() {
+    let r = read(&fixtures().join("tiny_reference.safetensors"));
+    let reference = read(&fixtures().join("peft_reference.safetensors"));
+    let (ids, mask) = (&r["ids"], r["mask"].to_kind(Kind::Bool));
+    let real = mask.unsqueeze(-1);
+    for (dir, key) in [
+        ("recrl-adapter", "recrl_adapter_logits"),
+        ("peft-adapter", "peft_adapter_logits"),
+    ] {
+        let (mut model, _) = tiny();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = lora::load_adapter(&mut model, &vs.root(), &fixtures().join(dir)).unwrap();
+        assert_eq!((cfg.rank, cfg.alpha), (4, 8.0), "{dir}");
+        let logits = tch::no_grad(|| model.forward_ids(ids, &mask));
+        let diff = max_diff(&(&logits * &real), &(&reference[key] * &real));
+        assert!(
+            diff < 1e-4,
+            "{dir}: max |logit difference| with PEFT {diff}"
+        );
+        let base = tch::no_grad(|| tiny().0.forward_ids(ids, &mask));
+        assert!(
+            max_diff(&(&base * &real), &(&reference[key] * &real)) > 1e-2,
+            "{dir}: the adapter matters"
+        );
+        lora::merge(&mut model);
+        let merged = tch::no_grad(|| model.forward_ids(ids, &mask));
+        let diff = max_diff(&(&merged * &real), &(&reference[key] * &real));
+        assert!(diff < 1e-4, "{dir}: merged adapter vs PEFT {diff}");
+    }
 }

@@ -29,6 +29,11 @@ pub struct LlamaConfig {
     pub max_position_embeddings: usize,
     /// lm_head shares the token embedding.
     pub tie_word_embeddings: bool,
+    /// The model's Hugging Face id when its `config.json` says it (`_name_or_path`), which
+    /// saved adapters name as their `base_model_name_or_path` (GGUF files do not carry it
+    /// reliably: the registry's `hf_id` names the fetched ones, see [`crate::assets::hf_id_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
 }
 
 impl LlamaConfig {
@@ -76,7 +81,12 @@ impl LlamaConfig {
         fn default_ctx() -> usize {
             2048
         }
-        let hf: Hf = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let raw_id = raw
+            .get("_name_or_path")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let raw_id = raw_id.as_deref();
+        let hf: Hf = serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
             anyhow::anyhow!("{}: field {}: {}", path.display(), e.path(), e.inner())
         })?;
         Ok(LlamaConfig {
@@ -90,6 +100,9 @@ impl LlamaConfig {
             rms_norm_eps: hf.rms_norm_eps,
             max_position_embeddings: hf.max_position_embeddings,
             tie_word_embeddings: hf.tie_word_embeddings,
+            model_id: raw_id
+                .filter(|id| !id.is_empty() && !id.starts_with(['/', '.']))
+                .map(str::to_string),
         })
     }
 
@@ -130,6 +143,7 @@ impl LlamaConfig {
             rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
             max_position_embeddings: int("context_length").unwrap_or(2048),
             tie_word_embeddings: !g.tensors.contains_key("output.weight"),
+            model_id: None,
         })
     }
 }

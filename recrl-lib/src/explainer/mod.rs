@@ -385,12 +385,11 @@ impl Explainer {
             .lora
             .clone()
             .context("no LoRA adapters to save: call init_lora first")?;
-        lora::save_adapter(
-            &mut self.model,
-            &cfg,
-            &self.source.display().to_string(),
-            dir,
-        )?;
+        // the base model by its Hugging Face id when known, else by path
+        let base = (self.model.config.model_id.clone())
+            .or_else(|| crate::assets::hf_id_for(&self.source))
+            .unwrap_or_else(|| self.source.display().to_string());
+        lora::save_adapter(&mut self.model, &cfg, &base, dir)?;
         if let Some(p) = &self.projector {
             io::save_tensors(
                 &dir.join("w_p.safetensors"),
