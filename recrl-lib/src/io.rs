@@ -110,6 +110,54 @@ impl Commit {
     }
 }
 
+/// Replaces the folder `dir` by one that `write` fills, in one commit, so that a kill leaves
+/// the old folder or the new one, never a mix. `write` gets a temporary folder beside `dir`
+/// that already holds the old folder's subfolders (as hard links, so a run's `resume/`
+/// snapshots carry over at no cost); the old folder's files are not carried over. Readers
+/// call [`recover`] on `dir`'s parent first, which finishes or discards an interrupted swap.
+pub fn replace_dir(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    recover(parent)?;
+    let tmp = temp_dir_in(parent, "")?;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            if entry.file_type()?.is_dir() {
+                link_tree(&entry.path(), &tmp.path().join(entry.file_name()))?;
+            }
+        }
+    }
+    write(tmp.path())?;
+    std::fs::set_permissions(
+        tmp.path(),
+        std::fs::Permissions::from_mode(0o777 & !current_umask()),
+    )?;
+    let mut commit = Commit::new(parent);
+    commit.dir(tmp, dir);
+    commit.apply()
+}
+
+/// Recreates the tree `from` at `to` with hard links to its files (copies where the file
+/// system refuses links).
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("listing {}", from.display()))? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            link_tree(&src, &dst)?;
+        } else if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
 static COMMITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Makes the renames of a journal; idempotent (a move whose temporary is gone was made).

@@ -429,7 +429,8 @@ struct PpoArgs {
     #[arg(long, default_value_t = 10)]
     checkpoint_every: usize,
     /// Continue the arm from its last snapshot (a killed run picks up where it stopped;
-    /// a larger --max_steps extends a finished one).
+    /// a larger --max_steps extends a finished one). With --overwrite as well, a snapshot made
+    /// with other options is moved aside and the run starts afresh.
     #[arg(long)]
     resume: bool,
     /// Start afresh even if the tag already has a run: the earlier run's logs and checkpoint

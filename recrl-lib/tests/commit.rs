@@ -168,3 +168,71 @@ fn recover_removes_temporaries_of_gone_processes_and_keeps_live_ones() {
         ]
     );
 }
+
+#[test]
+fn an_explainer_checkpoint_save_stopped_anywhere_leaves_the_old_folder_or_the_new() {
+    use recrl_lib::explainer::{lora::LoraConfig, Explainer, LoadOptions};
+    let _rng = torch_rng();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
+    let root = tempfile::tempdir().unwrap();
+    let ckpt = root.path().join("checkpoints");
+    let dir = ckpt.join("ppo_x_arm");
+    let table = tch::Tensor::randn([12, 8], (tch::Kind::Float, Device::Cpu));
+    // a checkpoint with LoRA B drawn from `seed` and an `e_delta` of `seed`; `resume/` beside
+    let save = |seed: i64| {
+        let mut ex = Explainer::load(&fixture, Device::Cpu, LoadOptions::default()).unwrap();
+        tch::manual_seed(seed);
+        ex.init_lora(&LoraConfig {
+            rank: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        ex.init_projector(&table);
+        let delta = tch::Tensor::full([12, 8], seed as f64, (tch::Kind::Float, Device::Cpu));
+        ex.save_with(&dir, |d| {
+            recrl_lib::io::save_tensors(&d.join("e_delta.safetensors"), &[("e_delta", delta)])
+        })
+    };
+    // what a reader finds: the e_delta that explainer.json's sha256s vouch for
+    let found = || {
+        let mut ex = Explainer::load(&fixture, Device::Cpu, LoadOptions::default()).unwrap();
+        let delta = ex
+            .load_checkpoint(&dir, &table)
+            .expect("a consistent checkpoint loads")
+            .unwrap();
+        f64::try_from(delta.mean(tch::Kind::Float)).unwrap()
+    };
+    save(1).unwrap();
+    std::fs::create_dir_all(dir.join("resume")).unwrap();
+    std::fs::write(dir.join("resume/state.json"), "{}").unwrap();
+    let mut old = found();
+    assert_eq!(old, 1.0);
+    for (k, stop) in [0usize, 1].into_iter().enumerate() {
+        let seed = 10 + k as i64;
+        crash_at(Some(stop));
+        let err = save(seed);
+        crash_at(None);
+        assert!(format!("{:#}", err.unwrap_err()).contains("crash point"));
+        assert!(
+            !leftovers(&ckpt).is_empty(),
+            "stop {stop}: the kill left its files"
+        );
+        let now = found();
+        let want = if stop == 0 { old } else { seed as f64 };
+        assert_eq!(
+            now, want,
+            "stop {stop}: the old checkpoint before the journal, else the new"
+        );
+        assert!(
+            leftovers(&ckpt).is_empty(),
+            "stop {stop}: {:?}",
+            leftovers(&ckpt)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("resume/state.json")).unwrap(),
+            "{}",
+            "stop {stop}: the snapshots stayed"
+        );
+        old = now;
+    }
+}

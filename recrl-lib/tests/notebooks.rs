@@ -413,7 +413,15 @@ fn notebook_05_runs_two_arms_and_plots_their_curves() {
     prepare_ml100k();
     let outs = smoke_outputs("05_ppo");
     let text = streams(&outs);
-    for want in ["== arm shielded", "== arm no_proj", "step    2", "ΔNDCG@10"] {
+    for want in [
+        "== arm shielded",
+        "== arm no_proj",
+        "step    2",
+        "ΔNDCG@10",
+        "committed run(s) of ml-100k: ",
+        "shielded_grpo_g4_s1",
+        "no_proj_grpo_g4_s1",
+    ] {
         assert!(text.contains(want), "{want} missing in {text}");
     }
     let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
@@ -425,7 +433,10 @@ fn notebook_05_runs_two_arms_and_plots_their_curves() {
         .iter()
         .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
         .count();
-    assert_eq!(plots, 4, "CTR, KL, q(x) parts and ΔNDCG@10 curves");
+    assert_eq!(
+        plots, 7,
+        "CTR, KL, q(x) parts, ΔNDCG@10 and max |δs| curves; the committed runs' max |δs| and ΔNDCG@10"
+    );
     assert!(
         text.contains("LoRA (B = 0) and W_p") || text.contains("LoRA and W_p from the step-4"),
         "the step-0 line says where LoRA started: {text}"

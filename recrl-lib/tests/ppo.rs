@@ -603,5 +603,41 @@ mod resume {
         );
         assert!(moved("ckpt").join("adapter_model.safetensors").is_file());
         assert_eq!(lines(&metrics).len(), 2, "the new run's own log");
+
+        // --resume --overwrite (a notebook's `Schedule::reuse`): a finished run of the same
+        // options is read back, not re-run; the final checkpoint keeps its snapshots.
+        let reuse = |steps: usize, lr: f64| RunOptions {
+            lr,
+            overwrite: true,
+            ..options(steps, true)
+        };
+        let parts_log = root.path().join("logs/parts/metrics.jsonl");
+        let before = std::fs::read(&parts_log).unwrap();
+        let again = run("parts", &reuse(4, 1e-3), 9).unwrap();
+        assert_eq!(again.len(), 5, "the whole log, read back");
+        assert_eq!(std::fs::read(&parts_log).unwrap(), before, "nothing re-run");
+        let snapshot = root.path().join("ckpt/parts/resume/state.json");
+        assert!(
+            snapshot.is_file(),
+            "resume/ carried over into the new checkpoint"
+        );
+        assert!(!root
+            .path()
+            .join("logs/.replaced")
+            .read_dir()
+            .unwrap()
+            .any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("parts-")));
+        // ... and one with other options is moved aside and started afresh.
+        let other = run("parts", &reuse(1, 1.0), 9).unwrap();
+        assert_eq!(other.len(), 2, "a fresh run of 1 step");
+        let note = other[0].note.clone().unwrap_or_default();
+        assert!(
+            note.contains("other options") && note.contains("moved aside"),
+            "{note}"
+        );
     }
 }

@@ -42,6 +42,9 @@ pub fn start_for_ppo(
 ) -> Result<(Explainer, String)> {
     let mut ex = load_configured(models_root, cfg, device)?;
     let want = lora_config(cfg);
+    if let Some(parent) = step4_dir.parent() {
+        crate::io::recover(parent)?; // finishes a step-4 save that a kill interrupted
+    }
     let meta_path = step4_dir.join(crate::paths::files::EXPLAINER);
     let fresh = |ex: &mut Explainer, why: String| -> Result<String> {
         ex.init_lora(&want)?;

@@ -320,6 +320,9 @@ impl Explainer {
     /// values are read. Returns the change of `E` (`e_delta.safetensors`, written by a PPO
     /// run) when the folder has one.
     pub fn load_checkpoint(&mut self, dir: &Path, table: &Tensor) -> Result<Option<Tensor>> {
+        if let Some(parent) = dir.parent() {
+            io::recover(parent)?; // finishes a save that a kill interrupted
+        }
         let meta_path = dir.join(crate::paths::files::EXPLAINER);
         let meta: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(&meta_path)
@@ -381,6 +384,15 @@ impl Explainer {
 
     /// Writes the adapter (PEFT layout), `w_p.safetensors` and `explainer.json` into `dir`.
     pub fn save(&mut self, dir: &Path) -> Result<()> {
+        self.save_with(dir, |_| Ok(()))
+    }
+
+    /// Replaces the checkpoint folder `dir` by a new one in one commit ([`io::replace_dir`]:
+    /// a kill leaves the old checkpoint or the new, and subfolders such as `resume/` carry
+    /// over): `extra` first writes further files into it (e.g. `e_delta.safetensors`), then
+    /// the adapter (PEFT layout), `w_p.safetensors`, and last `explainer.json` with the sha256
+    /// of each.
+    pub fn save_with(&mut self, dir: &Path, extra: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         let cfg = self
             .lora
             .clone()
@@ -389,22 +401,25 @@ impl Explainer {
         let base = (self.model.config.model_id.clone())
             .or_else(|| crate::assets::hf_id_for(&self.source))
             .unwrap_or_else(|| self.source.display().to_string());
-        lora::save_adapter(&mut self.model, &cfg, &base, dir)?;
-        if let Some(p) = &self.projector {
-            io::save_tensors(
-                &dir.join("w_p.safetensors"),
-                &[("w_p", p.weight.to_kind(Kind::Float))],
-            )?;
-        }
-        let meta = serde_json::json!({
-            "format": "recrl-explainer/1", "base_model": self.source, "lora": cfg,
-            "projector": self.projector.as_ref().map(|p| p.weight.size()),
-            "files": sha256s(dir, &["adapter_model.safetensors", "w_p.safetensors", "e_delta.safetensors"])?,
-        });
-        io::write_atomic(
-            &dir.join(crate::paths::files::EXPLAINER),
-            serde_json::to_string_pretty(&meta)?.as_bytes(),
-        )
+        io::replace_dir(dir, |dir| {
+            extra(dir)?;
+            lora::save_adapter(&mut self.model, &cfg, &base, dir)?;
+            if let Some(p) = &self.projector {
+                io::save_tensors(
+                    &dir.join("w_p.safetensors"),
+                    &[("w_p", p.weight.to_kind(Kind::Float))],
+                )?;
+            }
+            let meta = serde_json::json!({
+                "format": "recrl-explainer/1", "base_model": self.source, "lora": cfg,
+                "projector": self.projector.as_ref().map(|p| p.weight.size()),
+                "files": sha256s(dir, &["adapter_model.safetensors", "w_p.safetensors", "e_delta.safetensors"])?,
+            });
+            io::write_atomic(
+                &dir.join(crate::paths::files::EXPLAINER),
+                serde_json::to_string_pretty(&meta)?.as_bytes(),
+            )
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Step 5 as one call per arm (shared by `recrl ppo` and notebook 05), and the per-arm curves.
 
+use super::log::Sample;
 use super::run::{train, Coupled, RunOptions, Setup, StepLog};
 use super::update::PpoConfig;
 use crate::config::Config;
@@ -235,6 +236,19 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// Like [`Schedule::every`], but a run of the tag with the same options is continued from
+    /// its last snapshot (a finished one is read back, not re-run; a larger `max_steps`
+    /// extends it), and one with other options is moved aside: what a notebook run a second
+    /// time wants.
+    pub fn reuse(eval_every: usize) -> Schedule {
+        Schedule {
+            resume: true,
+            ..Schedule::every(eval_every)
+        }
+    }
+}
+
 /// The run settings of the configuration (`epochs`, `ppo_batch`, `lr`, `kl_beta`, …).
 pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
     RunOptions {
@@ -353,6 +367,39 @@ pub fn run_arm(
         ckpt_dir: places.out.ppo_dir(ds.name.as_str(), &arm.tag),
     };
     train(setup, &mut ex, on_step)
+}
+
+/// For notebooks: [`run_arm`], with every step's line given to `print` (the steps of a run
+/// read back by [`Schedule::reuse`] too, after a line that says so); returns the log and the
+/// first sample explanation of each step (from `samples.jsonl`).
+pub fn run_arm_shown(
+    places: &Places,
+    ds: &Dataset,
+    cfg: &Config,
+    arm: &Arm,
+    schedule: &Schedule,
+    mut print: impl FnMut(&str),
+) -> Result<(Vec<StepLog>, Vec<Sample>)> {
+    let mut live = Vec::new();
+    let logs = run_arm(places, ds, cfg, arm, schedule, |line, _| {
+        live.push(super::log::step_line(line));
+        print(live.last().expect("just pushed"));
+    })?;
+    let earlier = logs.len().saturating_sub(live.len());
+    if earlier > 0 {
+        let dir = places.out.run_logs(ds.name.as_str(), &arm.tag);
+        print(&format!(
+            "steps 0–{} read back from {} (a run with these settings)",
+            logs[earlier - 1].step,
+            dir.display()
+        ));
+        for line in &logs[..earlier] {
+            print(&super::log::step_line(line));
+        }
+    }
+    let mut shown = super::log::read_samples(&places.out.run_logs(ds.name.as_str(), &arm.tag))?;
+    shown.dedup_by_key(|s| s.0);
+    Ok((logs, shown))
 }
 
 /// For notebooks: the [`Places`] later steps use, with outputs under `out_root` and models
@@ -491,7 +538,7 @@ pub fn summary_table(arms: &[(String, Vec<StepLog>)]) -> crate::display::Table {
 }
 
 /// An arm's sample explanations: `(arm, [(step, item title, explanation)])`.
-pub type ArmSamples = (String, Vec<(usize, String, String)>);
+pub type ArmSamples = (String, Vec<Sample>);
 
 /// The first and last sample explanation of each arm.
 pub fn samples_table(samples: &[ArmSamples]) -> crate::display::Table {

@@ -197,6 +197,24 @@ impl Logs {
     }
 }
 
+/// A sample explanation of a step: `(step, item title, explanation)`.
+pub type Sample = (usize, String, String);
+
+/// The sample explanations of the run logged in `log_dir` (`samples.jsonl`), as
+/// `(step, item title, explanation)`; none when the file is absent.
+pub fn read_samples(log_dir: &Path) -> Result<Vec<Sample>> {
+    let path = log_dir.join(crate::paths::files::SAMPLES);
+    let mut out = Vec::new();
+    for (n, line) in lines_upto(&path, usize::MAX)?.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}: line {} is not JSON", path.display(), n + 1))?;
+        let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let step = v["step"].as_u64().unwrap_or_default() as usize;
+        out.push((step, text("item"), text("explanation")));
+    }
+    Ok(out)
+}
+
 /// Log lines of `path` (JSON with a `step`) up to step `last`; none when the file is absent.
 /// A last line without its newline that does not parse (a write a kill cut short) is dropped;
 /// any other bad line is an error naming it.

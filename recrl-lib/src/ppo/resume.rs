@@ -63,6 +63,27 @@ pub fn save(dir: &Path, mut snap: Snapshot, vs: &nn::VarStore, opt: &AdamW) -> R
     Ok(())
 }
 
+/// The options a resumed run must share with its snapshot: all but `max_steps` and
+/// `checkpoint_every`.
+fn comparable(o: &RunOptions) -> Option<serde_json::Value> {
+    serde_json::to_value(RunOptions {
+        max_steps: 0,
+        checkpoint_every: 0,
+        ..o.clone()
+    })
+    .ok()
+}
+
+/// Whether `dir` holds a snapshot made with other options than `opts` (one [`load`] refuses).
+pub fn made_with_other_options(dir: &Path, opts: &RunOptions) -> Result<bool> {
+    let state = dir.join("state.json");
+    if !state.is_file() {
+        return Ok(false);
+    }
+    let snap: Snapshot = crate::io::read_json(&state)?;
+    Ok(comparable(&snap.options) != comparable(opts))
+}
+
 /// Reads the snapshot in `dir` (`None` when there is none), checks it belongs to a run with
 /// `opts` (all options but `max_steps` and `checkpoint_every` equal) and that its files match their sha256, and
 /// restores the variables of `vs` and the optimiser's state.
@@ -77,15 +98,7 @@ pub fn load(
         return Ok(None);
     }
     let snap: Snapshot = crate::io::read_json(&state)?;
-    let same = |o: &RunOptions| {
-        serde_json::to_value(RunOptions {
-            max_steps: 0,
-            checkpoint_every: 0,
-            ..o.clone()
-        })
-        .ok()
-    };
-    if same(&snap.options) != same(opts) {
+    if comparable(&snap.options) != comparable(opts) {
         bail!(
             "{}: the snapshot was made with other options ({}); remove {} to start afresh",
             state.display(),

@@ -24,7 +24,7 @@ use crate::shield::Shield;
 use crate::sim::quality::{Grader, QualityParts};
 pub use crate::sim::simulator::SimParams;
 use anyhow::{Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What a run trains on and where its outputs go.
@@ -89,7 +89,11 @@ impl<'a> Trainer<'a> {
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating {}", log_dir.display()))?;
         // temporaries a killed run of this tag left in its checkpoint folders
-        for dir in [ckpt_dir.clone(), Layout::resume_dir(&ckpt_dir)] {
+        let parent = ckpt_dir.parent().map(Path::to_path_buf);
+        for dir in [ckpt_dir.clone(), Layout::resume_dir(&ckpt_dir)]
+            .into_iter()
+            .chain(parent)
+        {
             crate::io::recover(&dir)?;
         }
         let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
@@ -123,12 +127,19 @@ impl<'a> Trainer<'a> {
     }
 
     /// With `opts.resume`, restores the snapshot in `<ckpt_dir>/resume/` when there is one:
-    /// trainable variables, optimiser, user sampler, members and canaries.
+    /// trainable variables, optimiser, user sampler, members and canaries. With
+    /// `opts.overwrite` as well, a snapshot made with other options is not an error: the run
+    /// starts afresh and [`Trainer::make_room`] moves the earlier one aside.
     pub fn resume(&mut self) -> Result<Option<Snapshot>> {
         if !self.opts.resume {
             return Ok(None);
         }
         let dir = Layout::resume_dir(&self.ckpt_dir);
+        if self.opts.overwrite && resume::made_with_other_options(&dir, self.opts)? {
+            // --resume --overwrite: continue a run of these options, else start afresh
+            self.start = format!("{}; the snapshot was made with other options", self.start);
+            return Ok(None);
+        }
         let snap = resume::load(&dir, self.opts, &self.ex.trainable, &mut self.learner.opt)?;
         if let Some(snap) = &snap {
             self.env.rng = crate::rng::Rng::new(snap.rng);
@@ -275,14 +286,12 @@ impl<'a> Trainer<'a> {
     /// session's steps began) into `log_dir`.
     pub fn finish(self, started: Instant, resumed_from_step: Option<usize>) -> Result<()> {
         let (log_dir, ckpt_dir) = (&self.log_dir, &self.ckpt_dir);
-        std::fs::create_dir_all(ckpt_dir)
-            .with_context(|| format!("creating {}", ckpt_dir.display()))?;
-        crate::io::save_tensors(
-            &ckpt_dir.join("e_delta.safetensors"),
-            &[("e_delta", &self.coupling.e - &self.coupling.e0)],
-        )?;
-        // After e_delta, so that explainer.json records its sha256 too.
-        self.ex.save(ckpt_dir)?;
+        // one commit: the change of `E`, the adapter, `W_p`, then explainer.json with their
+        // sha256s; `resume/` carries over
+        let e_delta = &self.coupling.e - &self.coupling.e0;
+        self.ex.save_with(ckpt_dir, |dir| {
+            crate::io::save_tensors(&dir.join("e_delta.safetensors"), &[("e_delta", e_delta)])
+        })?;
         if !self.env.canaries.is_empty() {
             crate::io::write_atomic(
                 &log_dir.join(crate::paths::files::CANARIES),

@@ -45,6 +45,17 @@ pub fn stability_plot(records: &[RunRecord]) -> Plot {
     )
 }
 
+/// The largest change of any validation user's ranker score (max |δs| from step 0) against
+/// the PPO step, one line per arm: the shield's effect shows here first.
+pub fn score_shift_plot(records: &[RunRecord]) -> Plot {
+    curves(
+        "Ranking stability: largest score change max |δs| per arm",
+        "max |δs| from step 0",
+        &arms(records),
+        |l| l.drift.as_ref().map(|d| d.max_abs_ds),
+    )
+}
+
 /// Simulated CTR per step, one line per arm (a moving mean over `window` steps).
 pub fn ctr_plot(records: &[RunRecord], window: usize) -> Plot {
     smoothed(records, window, "Simulated CTR", "CTR", |l| l.ctr)
@@ -327,4 +338,50 @@ pub fn save_all(records: &[RunRecord], dir: &Path, statics: bool) -> Result<Vec<
         out.extend(save_figure(&plot, dir, name, formats)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ppo::StepLog;
+
+    fn record(tag: &str, shifts: &[(usize, f64)]) -> RunRecord {
+        let steps = shifts
+            .iter()
+            .map(|&(step, ds)| StepLog {
+                step,
+                drift: Some(
+                    serde_json::from_value(serde_json::json!({
+                        "protocol": "full", "ndcg10": 0.1, "hr10": 0.2, "d_ndcg10": 0.0,
+                        "d_hr10": 0.0, "top10_overlap": 1.0, "max_abs_ds": ds,
+                    }))
+                    .unwrap(),
+                ),
+                ..Default::default()
+            })
+            .collect();
+        RunRecord {
+            dataset: "ml-100k".into(),
+            tag: tag.into(),
+            steps,
+            run: None,
+            audit: None,
+            text: None,
+        }
+    }
+
+    #[test]
+    fn the_score_shift_plot_draws_each_arms_max_abs_ds_against_the_step() {
+        let records = [
+            record("shielded", &[(0, 0.0), (10, 0.002)]),
+            record("no_proj", &[(0, 0.0), (10, 0.05), (20, 0.12)]),
+        ];
+        let v: serde_json::Value =
+            serde_json::from_str(&score_shift_plot(&records).to_json()).unwrap();
+        let traces = v["data"].as_array().unwrap();
+        assert_eq!(traces.len(), 2);
+        assert_eq!(traces[0]["name"], "shielded");
+        assert_eq!(traces[1]["x"], serde_json::json!([0.0, 10.0, 20.0]));
+        assert_eq!(traces[1]["y"], serde_json::json!([0.0, 0.05, 0.12]));
+    }
 }
