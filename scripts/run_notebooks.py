@@ -17,8 +17,10 @@
   the error to stderr), so each code cell gets a marker `println!` after its last statement
   (before a trailing displayed expression); a cell whose marker never prints stopped early.
   The executed copy shows the original source, without markers;
-* prints one line per notebook with its time and, on failure, the failing cell and error,
-  then `notebooks: N passed, M failed`; exits 1 when any failed.
+* prints `run  NAME (k/n) ...` as each notebook starts, then its cells' printed output as it
+  arrives (`  NAME | line`: epochs, PPO steps, audit stages; --quiet leaves it out), then one
+  line per notebook with its time and, on failure, the failing cell and error, then
+  `notebooks: N passed, M failed`; exits 1 when any failed.
 """
 import argparse
 import glob
@@ -403,8 +405,26 @@ def with_markers(path, tmp):
     return marked
 
 
-def run_one(path, out_dir, params, timeout, html):
-    """Runs one notebook with the -p values (`params`, name -> text) it declares."""
+class Echo:
+    """The cells' printed output as it arrives, one `  NAME | line` per line: the progress of
+    a long notebook (epochs, PPO steps, audit stages) on the runner's console."""
+
+    def __init__(self, name):
+        self.name, self.pending = name, ""
+
+    def write(self, text):
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if not MARKER_LINE_RE.match(line + "\n"):
+                print(f"  {self.name} | {line}", flush=True)
+
+    def flush(self):
+        pass
+
+
+def run_one(path, out_dir, params, timeout, html, echo=True):
+    """Runs one notebook with the -p values (`params`, name -> text) it declares; with `echo`,
+    the cells' printed output goes to the console as it arrives."""
     name = os.path.splitext(os.path.basename(path))[0]
     out = os.path.join(out_dir, name + ".ipynb")
     nb = nbformat.read(path, 4)
@@ -417,7 +437,8 @@ def run_one(path, out_dir, params, timeout, html):
             papermill.execute_notebook(
                 with_markers(path, tmp), out, parameters=typed,
                 kernel_name=KERNEL, cwd=os.path.dirname(os.path.abspath(path)),
-                execution_timeout=timeout, progress_bar=False, log_output=False)
+                execution_timeout=timeout, progress_bar=False, log_output=False,
+                stdout_file=Echo(name) if echo else None, stderr_file=Echo(name) if echo else None)
     except PapermillExecutionError as e:
         err = f"In [{e.exec_count}]: {e.ename}: {first_line(e.evalue)}"
     except Exception as e:  # a cell timeout, a dead kernel, ...: the message says which
@@ -467,6 +488,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
     ap.add_argument("--out", default=os.path.join(ROOT, "notebooks", "executed"), help="executed copies")
     ap.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
+    ap.add_argument("--quiet", action="store_true", help="no cell output on the console, only a line per notebook")
     ap.add_argument("--timings", help="append {notebook, seconds, ok} JSON lines to this file")
     a = ap.parse_args()
 
@@ -482,8 +504,9 @@ def main():
     check_parameters(paths, params)
     os.makedirs(a.out, exist_ok=True)
     passed, failed = 0, 0
-    for path in paths:
-        name, secs, err, unknown = run_one(path, a.out, params, a.timeout, not a.no_html)
+    for k, path in enumerate(paths):
+        print(f"run  {os.path.basename(path)} ({k + 1}/{len(paths)}) ...", flush=True)
+        name, secs, err, unknown = run_one(path, a.out, params, a.timeout, not a.no_html, not a.quiet)
         if unknown:
             print(f"note: {name} does not declare {', '.join(unknown)}; not given to it")
         print(f"{'FAIL' if err else 'ok  '} {name} ({secs:.1f}s){' - ' + err if err else ''}", flush=True)

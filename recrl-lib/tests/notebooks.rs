@@ -185,6 +185,12 @@ fn runner_injects_parameters_and_names_failing_cells() {
         "{early_line}"
     );
 
+    // progress: a line as each notebook starts, its printed output as it arrives (markers left out)
+    assert!(stdout.contains("run  params.ipynb (1/4) ..."), "{stdout}");
+    assert!(
+        stdout.contains("  params | RESULT [zed]") && !stdout.contains("RECRL_CELL_DONE"),
+        "{stdout}"
+    );
     // typed injection: usize 7, the String as given, f64 from an integer literal, bool
     let text = streams(&outputs(&out.path().join("params.ipynb")));
     assert!(
