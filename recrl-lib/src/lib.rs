@@ -48,6 +48,7 @@ pub mod rng;
 pub mod shield;
 pub mod sim;
 pub mod stats;
+pub mod sweep;
 pub mod tensorboard;
 
 /// Re-exported so notebooks and dependents build plots and tensors with the same versions.

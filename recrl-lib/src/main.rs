@@ -5,13 +5,13 @@
 //! (`None` = not given). Multi-word flags are snake_case like the seed's (`--kl_beta`), with
 //! kebab-case aliases (`--kl-beta`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use recrl_lib::config::{Config, Overrides};
 use recrl_lib::ppo::{arms, Arm, Coupled};
 use recrl_lib::{assets, data, display::Table, env, paths};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -87,6 +87,34 @@ enum Cmd {
     /// agreement (import).
     #[command(subcommand)]
     Humaneval(Humaneval),
+    /// The full experiment from a sweep file (datasets × arms × seeds, the model): every step
+    /// in order, skipping what is done and resuming what was interrupted, then the audits and
+    /// the aggregate (the seed's `run_runpod_full.sh`); or Slurm batch scripts for it.
+    Sweep(SweepArgs),
+}
+
+/// Flags of `recrl sweep`.
+#[derive(clap::Args)]
+#[command(rename_all = "snake_case")]
+struct SweepArgs {
+    /// The sweep file (YAML: datasets, arms, seeds, model, preset, set, ppo, audit_users,
+    /// slurm), e.g. experiments/sweeps/cpu.yaml.
+    #[arg(long)]
+    file: PathBuf,
+    /// Print the plan (each step done or to do, and its command) and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only this stage: prepare (per dataset: data, ranker, basis, LoRA init, base audit) or
+    /// aggregate.
+    #[arg(long, value_parser = ["prepare", "aggregate"], conflicts_with = "run")]
+    stage: Option<String>,
+    /// Only run K of the sweep (0-based, datasets × arms × seeds in file order): its PPO and audit.
+    #[arg(long)]
+    run: Option<usize>,
+    /// Write Slurm batch scripts into DIR instead (prepare, a job array of the runs, the
+    /// aggregate; DIR/submit.sh submits them with dependencies).
+    #[arg(long, value_name = "DIR")]
+    slurm: Option<PathBuf>,
 }
 
 /// `recrl humaneval export|import`.
@@ -625,6 +653,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::LoraInit(args) => cmd_lora_init(&args),
         Cmd::Ppo(args) => cmd_ppo(&args),
         Cmd::Audit(args) => cmd_audit(&args),
+        Cmd::Sweep(a) => cmd_sweep(&a),
         Cmd::Aggregate(a) => cmd_aggregate(&a.options(&paths::project_root()), &a.device, a.readme),
         Cmd::Basis {
             config,
@@ -640,6 +669,87 @@ fn run(cli: Cli) -> Result<()> {
             _ => cmd_data(&config, &keys, force),
         },
     }
+}
+
+fn cmd_sweep(a: &SweepArgs) -> Result<()> {
+    use recrl_lib::sweep::{self, Stage};
+    let root = paths::project_root();
+    let sweep = sweep::Sweep::load(&a.file)?;
+    let plan = sweep::plan(&root, &sweep);
+    if a.dry_run {
+        if let Err(e) = sweep.check_model(&root) {
+            println!("note: {e:#}");
+        }
+        print!("{}", sweep::describe(&plan));
+        return Ok(());
+    }
+    sweep.check_model(&root)?;
+    if let Some(dir) = &a.slurm {
+        let abs = |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
+        let (file, dir) = (abs(&a.file)?, abs(dir)?);
+        let exe = std::env::current_exe().context("locating the recrl binary")?;
+        for (name, text) in sweep::slurm_scripts(&sweep, &file, &root, &exe, &dir) {
+            recrl_lib::io::write_atomic(&dir.join(&name), text.as_bytes())?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("submit.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )?;
+        println!(
+            "Slurm scripts for {} run(s) in {}; submit with: bash {}",
+            sweep.runs().len(),
+            dir.display(),
+            dir.join("submit.sh").display()
+        );
+        return Ok(());
+    }
+    if let Some(k) = a.run {
+        ensure!(
+            k < sweep.runs().len(),
+            "--run {k}: the sweep has {} runs (0 to {})",
+            sweep.runs().len(),
+            sweep.runs().len().saturating_sub(1)
+        );
+    }
+    let chosen: Vec<&sweep::Step> = plan
+        .iter()
+        .filter(|s| match (a.stage.as_deref(), a.run) {
+            (Some("prepare"), _) => s.stage == Stage::Prepare,
+            (Some(_), _) => s.stage == Stage::Aggregate,
+            (None, Some(k)) => s.stage == Stage::Run(k),
+            (None, None) => true,
+        })
+        .collect();
+    let exe = std::env::current_exe().context("locating the recrl binary")?;
+    let n = chosen.len();
+    for (k, step) in chosen.into_iter().enumerate() {
+        if step.is_done() {
+            println!("[{}/{n}] {}: done, skipped", k + 1, step.name);
+            continue;
+        }
+        println!("[{}/{n}] {} ...", k + 1, step.name);
+        let t0 = std::time::Instant::now();
+        let status = std::process::Command::new(&exe)
+            .args(&step.args)
+            .current_dir(&root)
+            .env("RECRL_ROOT", &root)
+            .status()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        ensure!(
+            status.success(),
+            "{} failed ({status}): recrl {}\nrun the same `recrl sweep` again once fixed: finished steps are skipped and the PPO run resumes from its last snapshot",
+            step.name,
+            step.args.join(" ")
+        );
+        println!(
+            "[{}/{n}] {} done in {:.0} s",
+            k + 1,
+            step.name,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 fn cmd_data(config: &ConfigArgs, keys: &DataKeys, force: bool) -> Result<()> {

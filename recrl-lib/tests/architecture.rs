@@ -34,6 +34,7 @@ const RANKS: &[(&str, u32)] = &[
     ("ppo", 50),
     ("audit", 60),
     ("report", 70),
+    ("sweep", 80),
 ];
 
 /// Items of the crate root (`lib.rs`) that are not modules: `crate::VERSION` and the

@@ -224,3 +224,84 @@ fn humaneval_export_then_import_of_two_raters() {
         "{text}"
     );
 }
+
+#[test]
+fn a_sweep_runs_every_step_in_order_then_skips_what_is_done() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = scratch();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("checkpoints")).unwrap();
+    std::os::unix::fs::symlink(
+        repo.join("checkpoints/models"),
+        r.join("checkpoints/models"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(repo.join("data/lexicons"), r.join("data/lexicons")).unwrap();
+    // the aggregate's static figures: kaleido from the project's notebook venv
+    std::os::unix::fs::symlink(repo.join(".venv-nb"), r.join(".venv-nb")).unwrap();
+    let file = r.join("tiny.yaml");
+    std::fs::write(
+        &file,
+        "datasets: [ml-100k]\narms: [shielded, no_proj]\nseeds: [1]\npreset: smoke\naudit_users: 4\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (code, text) = recrl(r, &["sweep", "--file", f, "--dry-run"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("  8  to do  ppo ml-100k no_proj_s1    recrl ppo --dataset ml-100k --preset smoke --arm no_proj_s1 --resume"), "{text}");
+    let (code, text) = recrl(r, &["sweep", "--file", f]);
+    assert_eq!(code, 0, "{text}");
+    for tag in ["base", "shielded_s1", "no_proj_s1"] {
+        assert!(
+            r.join(format!("logs/ml-100k/{tag}/audit.json")).is_file(),
+            "{tag}: {text}"
+        );
+    }
+    assert!(r.join("results/aggregate_results.csv").is_file(), "{text}");
+    // again: every step with an output is skipped
+    let (code, text) = recrl(r, &["sweep", "--file", f]);
+    assert_eq!(code, 0, "{text}");
+    for name in [
+        "train-ranker ml-100k",
+        "audit ml-100k base",
+        "ppo ml-100k shielded_s1",
+        "audit ml-100k no_proj_s1",
+    ] {
+        assert!(
+            text.contains(&format!("] {name}: done, skipped")),
+            "{name}: {text}"
+        );
+    }
+    // one run alone, as a Slurm array task runs it; and the scripts
+    let (code, text) = recrl(r, &["sweep", "--file", f, "--run", "2"]);
+    assert_eq!(
+        (code, text.contains("the sweep has 2 runs (0 to 1)")),
+        (1, true),
+        "{text}"
+    );
+    let (code, text) = recrl(
+        r,
+        &[
+            "sweep",
+            "--file",
+            f,
+            "--slurm",
+            r.join("slurm").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    let runs = std::fs::read_to_string(r.join("slurm/runs.sbatch")).unwrap();
+    assert!(
+        runs.contains("#SBATCH --array=0-1") && runs.contains("--run \"$SLURM_ARRAY_TASK_ID\""),
+        "{runs}"
+    );
+    // a model that is not there stops the sweep before anything runs, saying where to put it
+    std::fs::write(&file, "datasets: [ml-100k]\narms: [shielded]\nseeds: [1]\nmodel: checkpoints/models/TinyLlama-1.1B-Chat\n").unwrap();
+    let (code, text) = recrl(r, &["sweep", "--file", f]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("TinyLlama-1.1B-Chat is missing")
+            && text.contains("huggingface-cli download"),
+        "{text}"
+    );
+}
