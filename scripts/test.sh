@@ -17,3 +17,5 @@ python3 scripts/longest_fns.py --top 3 --max 100 recrl-lib/src/ppo recrl-lib/src
 echo "== explainer without the fast-decode feature"
 cargo test -q -p recrl-lib --no-default-features --test explainer
 echo "== cargo test"; cargo test --workspace
+echo "== Slurm: a tiny sweep through a single-node Slurm (scripts/test_slurm.sh)"
+bash scripts/test_slurm.sh
