@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests: installs what is missing (scripts/setup.sh, idempotent), then checks formatting,
 # lints, docs, an outside crate that depends on recrl-lib, and runs every test (unit,
-# integration, the headless notebook tests). The last lines are cargo test's summary.
+# integration, the headless notebook tests), then a tiny sweep through a single-node Slurm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

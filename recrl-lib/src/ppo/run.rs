@@ -129,7 +129,7 @@ impl<'a> Trainer<'a> {
     /// With `opts.resume`, restores the snapshot in `<ckpt_dir>/resume/` when there is one:
     /// trainable variables, optimiser, user sampler, members and canaries. With
     /// `opts.overwrite` as well, a snapshot made with other options is not an error: the run
-    /// starts afresh and [`Trainer::make_room`] moves the earlier one aside.
+    /// starts afresh and `make_room` moves the earlier one aside.
     pub fn resume(&mut self) -> Result<Option<Snapshot>> {
         if !self.opts.resume {
             return Ok(None);
