@@ -151,7 +151,14 @@ pub fn train(
                 .collect();
             let x = left_pad(&inputs, cfg.max_len, opts.device);
             let y = left_pad(&targets, cfg.max_len, opts.device);
-            let loss = tch::autocast(autocast, || loss_of(&ranker.net, cfg, &x, &y));
+            // tch::autocast calls libtorch's deprecated CUDA autocast switches, which warn on
+            // every call on a GPU even to disable it: enter it only when it is on
+            let forward = || loss_of(&ranker.net, cfg, &x, &y);
+            let loss = if autocast {
+                tch::autocast(true, forward)
+            } else {
+                forward()
+            };
             opt.backward_step(&loss);
             let loss = loss.double_value(&[]);
             if !loss.is_finite() {
