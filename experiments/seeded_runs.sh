@@ -59,7 +59,9 @@ for arm in "${todo[@]}"; do
 done
 wait
 for tag in base "${todo[@]}"; do
-  [ -f "logs/$DS/$tag/audit.json" ] && [ "$tag" = base ] && continue
+  # base's record holds no explanations: on a new machine its audit runs again (it is
+  # deterministic: the same 33 metrics), so that the arms' panel CTR pairs with them
+  [ "$tag" = base ] && [ -f "logs/$DS/base/audit.json" ] && [ -f "logs/$DS/base/explanations.jsonl" ] && continue
   [ "$tag" = base ] || [ -f "logs/$DS/$tag/run.json" ] || continue  # its PPO run did not finish
   "$R" audit --dataset "$DS" --tag "$tag" --users "$AUDIT_USERS" > "logs/$DS/audit_$tag.log" 2>&1 \
     && { echo "audit $tag done"; keep_record "$tag"; } || echo "audit $tag FAILED (logs/$DS/audit_$tag.log)"
