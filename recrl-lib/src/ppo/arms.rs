@@ -380,14 +380,14 @@ pub fn run_arm_shown(
     schedule: &Schedule,
     mut print: impl FnMut(&str),
 ) -> Result<(Vec<StepLog>, Vec<Sample>)> {
-    let mut live = Vec::new();
+    let mut live = 0;
     let logs = run_arm(places, ds, cfg, arm, schedule, |line, _| {
-        live.push(super::log::step_line(line));
-        print(live.last().expect("just pushed"));
+        live += 1;
+        print(&super::log::step_line(line));
     })?;
-    let earlier = logs.len().saturating_sub(live.len());
+    let dir = places.out.run_logs(ds.name.as_str(), &arm.tag);
+    let earlier = logs.len().saturating_sub(live);
     if earlier > 0 {
-        let dir = places.out.run_logs(ds.name.as_str(), &arm.tag);
         print(&format!(
             "steps 0–{} read back from {} (a run with these settings)",
             logs[earlier - 1].step,
@@ -397,7 +397,7 @@ pub fn run_arm_shown(
             print(&super::log::step_line(line));
         }
     }
-    let mut shown = super::log::read_samples(&places.out.run_logs(ds.name.as_str(), &arm.tag))?;
+    let mut shown = super::log::read_samples(&dir)?;
     shown.dedup_by_key(|s| s.0);
     Ok((logs, shown))
 }
