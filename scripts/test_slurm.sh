@@ -49,10 +49,14 @@ EOF
 export SLURM_CONF=$W/slurm.conf
 
 # munge (the authentication Slurm uses), as the munge user
+# (Debian's postinst may have started munged as root once, leaving root-owned log, socket and
+# pid files that munged refuses as "insecure" when it starts as munge: hand them back first.)
 if ! pgrep -x munged >/dev/null; then
-  as_root mkdir -p /run/munge /var/log/munge
-  as_root chown munge:munge /run/munge /var/log/munge
-  as_root su -s /bin/sh munge -c munged
+  as_root mkdir -p /run/munge /var/log/munge /var/lib/munge
+  as_root rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock /run/munge/munged.pid
+  as_root chown -R munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge
+  as_root su -s /bin/sh munge -c munged || {
+    echo "munged did not start:"; as_root tail -n 5 /var/log/munge/munged.log; exit 1; }
 fi
 stop() { as_root pkill -F "$W/slurmd.pid" 2>/dev/null || true; pkill -F "$W/slurmctld.pid" 2>/dev/null || true; }
 trap stop EXIT
