@@ -47,6 +47,11 @@ pub struct Config {
     pub micro_batch_size: usize,
     /// Gradient accumulation steps (`--grad_accum`).
     pub grad_accum: usize,
+    /// Rollouts run per forward/backward pass of an update (`--exec_batch`) when memory
+    /// allows more than `micro_batch_size`: whole micro-batches of one optimiser step go
+    /// through together, so the update is the same (0: `micro_batch_size`, the seed's).
+    #[serde(default)]
+    pub exec_batch: usize,
     /// Rollouts per user prompt (`--group_size`): above 1, each rollout's advantage is its
     /// reward minus its group's mean instead of the value head's estimate.
     #[serde(default = "one")]

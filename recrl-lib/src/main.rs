@@ -91,6 +91,44 @@ enum Cmd {
     /// in order, skipping what is done and resuming what was interrupted, then the audits and
     /// the aggregate (the seed's `run_runpod_full.sh`); or Slurm batch scripts for it.
     Sweep(SweepArgs),
+    /// A model's logits on given token ids and its greedy decode speed (the GPU check,
+    /// scripts/gpu_check.sh) → a JSON report and a safetensors file of logits.
+    Probe(ProbeArgs),
+}
+
+/// Flags of `recrl probe`.
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// The model: a GGUF file or a Hugging Face folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompts: a JSON file of token-id lists.
+    #[arg(long)]
+    prompts: PathBuf,
+    /// Write each prompt's logits [T, vocab] (f32, run alone) here as `logits.<i>`.
+    #[arg(long)]
+    logits: Option<PathBuf>,
+    /// Batch sizes to time greedy decoding at (comma-separated; none: no timing).
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    batches: Vec<usize>,
+    /// New tokens per prompt (end-of-sequence tokens ignored).
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Timed runs per batch size (after a warm-up).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// bf16 weights and activations (CUDA only).
+    #[arg(long)]
+    bf16: bool,
+    /// Int8 weight-only base weights.
+    #[arg(long)]
+    int8: bool,
+    /// Device: cpu, cuda, cuda:N (default: CUDA when available, else CPU; or $RECRL_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+    /// Write the JSON report here (else standard output).
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Flags of `recrl sweep`.
@@ -328,12 +366,16 @@ struct RunKeys {
     /// Per-token KL penalty β.
     #[arg(long)]
     kl_beta: Option<f64>,
-    /// Rollouts per forward/backward pass.
+    /// Rollouts per micro-batch (the forward/backward pass unless --exec_batch is larger).
     #[arg(long)]
     micro_batch_size: Option<usize>,
     /// Micro-batches per optimiser step.
     #[arg(long)]
     grad_accum: Option<usize>,
+    /// Rollouts per forward/backward pass when memory allows more than micro_batch_size
+    /// (whole micro-batches of one optimiser step together: the same update; 0: micro_batch_size).
+    #[arg(long)]
+    exec_batch: Option<usize>,
     /// Rollouts per user prompt; above 1, a group baseline replaces the value head.
     #[arg(long)]
     group_size: Option<usize>,
@@ -654,6 +696,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Ppo(args) => cmd_ppo(&args),
         Cmd::Audit(args) => cmd_audit(&args),
         Cmd::Sweep(a) => cmd_sweep(&a),
+        Cmd::Probe(a) => cmd_probe(&a),
         Cmd::Aggregate(a) => cmd_aggregate(&a.options(&paths::project_root()), &a.device, a.readme),
         Cmd::Basis {
             config,
@@ -878,6 +921,64 @@ fn cmd_env(json: bool, bench: bool) -> Result<()> {
                 t.gflops
             );
         }
+    }
+    Ok(())
+}
+
+fn cmd_probe(a: &ProbeArgs) -> Result<()> {
+    use recrl_lib::explainer::{probe, Explainer, LoadOptions};
+    let text = std::fs::read_to_string(&a.prompts)
+        .with_context(|| format!("reading {}", a.prompts.display()))?;
+    let prompts: Vec<Vec<u32>> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected a JSON list of token-id lists",
+            a.prompts.display()
+        )
+    })?;
+    anyhow::ensure!(!prompts.is_empty(), "{}: no prompts", a.prompts.display());
+    let device = pick_device(&a.device)?;
+    let opts = LoadOptions {
+        int8: a.int8,
+        bf16: a.bf16,
+    };
+    let mut ex = Explainer::load(&a.model, device, opts)?;
+    ex.tokenizer.eos.clear();
+    eprintln!(
+        "probe: {} on {device:?} ({:?})",
+        a.model.display(),
+        opts.kind(device)
+    );
+    if let Some(out) = &a.logits {
+        let logits = probe::logits(&ex, &prompts)?;
+        let named: Vec<(String, tch::Tensor)> = logits
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (format!("logits.{i}"), t))
+            .collect();
+        recrl_lib::io::save_tensors(out, &named)?;
+        eprintln!(
+            "probe: logits of {} prompts → {}",
+            prompts.len(),
+            out.display()
+        );
+    }
+    let mut timings = Vec::new();
+    for &b in &a.batches {
+        let t = probe::decode(&ex, &prompts, b, a.new_tokens, a.repeats)?;
+        eprintln!("probe: greedy batch {b}: {:.1} tokens/s", t.tokens_per_s);
+        timings.push(t);
+    }
+    let report = serde_json::json!({
+        "model": a.model,
+        "device": format!("{device:?}"),
+        "kind": format!("{:?}", opts.kind(device)),
+        "int8": a.int8,
+        "decode": timings,
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    match &a.json {
+        Some(path) => recrl_lib::io::write_atomic(path, text.as_bytes())?,
+        None => println!("{text}"),
     }
     Ok(())
 }
@@ -1235,6 +1336,7 @@ mod tests {
         (&["--kl_beta", "0"], "kl_beta=0"),
         (&["--micro_batch_size", "2"], "micro_batch_size=2"),
         (&["--grad_accum", "3"], "grad_accum=3"),
+        (&["--exec_batch", "8"], "exec_batch=8"),
         (&["--group_size", "2"], "group_size=2"),
         (&["--algorithm", "ppo"], "algorithm=ppo"),
         (

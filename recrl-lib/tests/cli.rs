@@ -113,6 +113,68 @@ fn careless_flags_get_a_message_and_status_1_not_a_panic() {
     }
 }
 
+/// `recrl probe` (the GPU check's Rust side) on the tiny fixture model: a logits file with one
+/// `[T, vocab]` tensor per prompt, a JSON report with a timing and the tokens of each batch
+/// size, and a clear error for a token outside the vocabulary.
+#[test]
+fn probe_writes_logits_and_decode_timings() {
+    let root = scratch();
+    let r = root.path();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
+    let model = model.to_str().unwrap();
+    std::fs::write(r.join("p.json"), "[[1, 45, 49, 17], [1, 30, 7, 27, 26]]").unwrap();
+    std::fs::write(r.join("bad.json"), "[[1, 64]]").unwrap();
+    let at = |f: &str| r.join(f).to_str().unwrap().to_string();
+    let (prompts, logits_file, json, bad) = (
+        at("p.json"),
+        at("l.safetensors"),
+        at("probe.json"),
+        at("bad.json"),
+    );
+    let (code, text) = recrl(
+        r,
+        &[
+            "probe",
+            "--model",
+            model,
+            "--prompts",
+            &prompts,
+            "--logits",
+            &logits_file,
+            "--batches",
+            "1,3",
+            "--new-tokens",
+            "5",
+            "--repeats",
+            "2",
+            "--json",
+            &json,
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    let logits = tch::Tensor::read_safetensors(r.join("l.safetensors")).unwrap();
+    let shapes: Vec<(String, Vec<i64>)> =
+        logits.iter().map(|(k, t)| (k.clone(), t.size())).collect();
+    assert!(
+        shapes.contains(&("logits.1".into(), vec![5, 64])),
+        "{shapes:?}"
+    );
+    assert_eq!(shapes.len(), 2);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("probe.json")).unwrap()).unwrap();
+    let decode = report["decode"].as_array().unwrap();
+    assert_eq!(decode.len(), 2);
+    assert_eq!(decode[1]["batch"], 3);
+    assert_eq!(decode[1]["seconds"].as_array().unwrap().len(), 2);
+    assert_eq!(decode[1]["tokens"][2].as_array().unwrap().len(), 5);
+    let (code, text) = recrl(r, &["probe", "--model", model, "--prompts", &bad]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("prompt 0: token id 64 is outside the model's vocabulary of 64"),
+        "{text}"
+    );
+}
+
 #[test]
 fn humaneval_export_then_import_of_two_raters() {
     let root = scratch();

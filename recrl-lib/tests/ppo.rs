@@ -67,6 +67,7 @@ fn tensor_policy_loss_equals_the_scalar_closed_forms() {
     let t = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, 4]);
     let mask = Tensor::ones([1, 4], (Kind::Float, Device::Cpu));
     let (loss, clip, kl) = policy_loss(&t(&lp), &t(&old), &t(&adv), &mask, 0.2);
+    let (clip, kl) = (f64::try_from(clip).unwrap(), f64::try_from(kl).unwrap());
     let want: f64 = (0..4)
         .map(|i| clipped_surrogate(lp[i], old[i], adv[i], 0.2).0)
         .sum::<f64>()
@@ -305,33 +306,56 @@ mod shield_in_ppo {
     }
 }
 
+/// One update (SGD, lr 0.1, no gradient clip) of the tiny model from fixed weights on 16
+/// sampled replies to 4 × 4 prompts with rewards i/16 under `cfg`: the trainable variables
+/// after it (flattened, by name), its statistics and its optimiser steps.
+fn one_update(cfg: &PpoConfig) -> (Tensor, recrl_lib::ppo::UpdateStats, usize) {
+    tch::manual_seed(9);
+    let mut ex = tiny();
+    ex.init_lora(&LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        ..Default::default()
+    })
+    .unwrap();
+    tch::no_grad(|| {
+        for (_, mut v) in ex.trainable.variables() {
+            v.copy_(&(v.ones_like() * 0.05));
+        }
+    });
+    let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
+    let mut opt = nn::Sgd::default().build(&ex.trainable, 0.1).unwrap();
+    let many: Vec<Vec<u32>> = prompts().into_iter().flat_map(|p| vec![p; 4]).collect();
+    let batch = PromptBatch::new(&many, &[], ex.tokenizer.pad, Device::Cpu);
+    let gens = generate(&ex.model, &ex.tokenizer, &batch, None, &sampling(5, 1.0, 1)).unwrap();
+    let seq: Vec<f64> = (0..16).map(|i| i as f64 / 16.0).collect();
+    let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
+    let batch = Rollouts {
+        resp: &resp,
+        soft: &|| None,
+        soft_ref: None,
+        rewards: &seq,
+    };
+    let mut steps = 0;
+    let stats = update(&mut ex.model, &value, &mut opt, &batch, cfg, &mut || {
+        steps += 1
+    });
+    let mut vars: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let flat: Vec<Tensor> = vars.iter().map(|(_, t)| t.flatten(0, -1)).collect();
+    (Tensor::cat(&flat, 0), stats, steps)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    f64::try_from((a - b).abs().max()).unwrap()
+}
+
 #[test]
 fn micro_batches_with_accumulation_give_the_full_batch_update() {
     let _g = torch_rng();
-    let many: Vec<Vec<u32>> = (0..4).flat_map(|_| prompts()).collect();
     let mut after = Vec::new();
     for (micro, accum) in [(16, 1), (4, 4), (5, 4)] {
-        tch::manual_seed(9);
-        let mut ex = tiny();
-        ex.init_lora(&LoraConfig {
-            rank: 2,
-            alpha: 4.0,
-            dropout: 0.0,
-            ..Default::default()
-        })
-        .unwrap();
-        tch::no_grad(|| {
-            for (_, mut v) in ex.trainable.variables() {
-                v.copy_(&(v.ones_like() * 0.05));
-            }
-        });
-        let value = ValueHead::new(&ex.trainable.root(), ex.model.config.hidden_size as i64);
-        let mut opt = nn::Sgd::default().build(&ex.trainable, 0.1).unwrap();
-        let batch = PromptBatch::new(&many, &[], ex.tokenizer.pad, Device::Cpu);
-        let gen = sampling(5, 1.0, 1);
-        let gens = generate(&ex.model, &ex.tokenizer, &batch, None, &gen).unwrap();
-        let seq: Vec<f64> = (0..16).map(|i| i as f64 / 16.0).collect();
-        let resp = Responses::new(&batch, &gens, ex.tokenizer.pad);
         let cfg = PpoConfig {
             epochs: 1,
             temperature: 1.0,
@@ -340,36 +364,61 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
             max_grad_norm: 1e9,
             ..Default::default()
         };
-        let mut steps = 0;
-        let batch = Rollouts {
-            resp: &resp,
-            soft: &|| None,
-            soft_ref: None,
-            rewards: &seq,
-        };
-        update(&mut ex.model, &value, &mut opt, &batch, &cfg, &mut || {
-            steps += 1
-        });
+        let (vars, _, steps) = one_update(&cfg);
         assert_eq!(
             steps, 1,
             "one optimiser step per epoch with micro {micro} × accum {accum}"
         );
-        let mut vars: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        after.push(Tensor::cat(
-            &vars
-                .iter()
-                .map(|(_, t)| t.flatten(0, -1))
-                .collect::<Vec<_>>(),
-            0,
-        ));
+        after.push(vars);
     }
     for (k, t) in after.iter().enumerate().skip(1) {
-        let d = f64::try_from((t - &after[0]).abs().max()).unwrap();
+        let d = max_abs_diff(t, &after[0]);
         assert!(
             d < 1e-6,
             "configuration {k}: parameters differ from the full batch by {d}"
         );
+    }
+}
+
+/// `exec_batch` runs whole micro-batches of an optimiser step in one forward/backward pass (the
+/// GPU throughput lever of issue 19): with the seed's flags (micro 4, accum 2: two optimiser
+/// steps an epoch over 16 replies, 2 epochs) and micro 5 (steps of 10 and 6 replies), every
+/// exec_batch gives the same optimiser steps, parameters and statistics as the seed's one
+/// micro-batch a pass — for PPO and for GRPO.
+#[test]
+fn exec_batch_runs_the_same_update_in_fewer_passes() {
+    let _g = torch_rng();
+    for (algorithm, group_size) in [(Algorithm::Ppo, 1), (Algorithm::Grpo, 4)] {
+        for micro in [4, 5] {
+            let cfg = |exec_batch| PpoConfig {
+                epochs: 2,
+                temperature: 1.0,
+                micro_batch_size: micro,
+                grad_accum: 2,
+                exec_batch,
+                group_size,
+                algorithm,
+                max_grad_norm: 1e9,
+                ..Default::default()
+            };
+            let (seed_vars, seed_stats, seed_steps) = one_update(&cfg(0));
+            assert_eq!(seed_steps, 4, "2 optimiser steps an epoch, 2 epochs");
+            for exec in [micro * 2, 16, micro + 1] {
+                let (vars, stats, steps) = one_update(&cfg(exec));
+                let what = format!("{algorithm:?}, micro {micro}, exec_batch {exec}");
+                assert_eq!(steps, seed_steps, "{what}: optimiser steps");
+                let d = max_abs_diff(&vars, &seed_vars);
+                assert!(d < 1e-6, "{what}: parameters differ by {d}");
+                for (name, a, b) in [
+                    ("policy_loss", stats.policy_loss, seed_stats.policy_loss),
+                    ("value_loss", stats.value_loss, seed_stats.value_loss),
+                    ("clip_frac", stats.clip_frac, seed_stats.clip_frac),
+                    ("approx_kl", stats.approx_kl, seed_stats.approx_kl),
+                ] {
+                    assert!((a - b).abs() < 1e-5, "{what}: {name} {a} vs {b}");
+                }
+            }
+        }
     }
 }
 

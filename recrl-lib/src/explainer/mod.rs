@@ -30,6 +30,7 @@ pub mod linear;
 pub mod load;
 pub mod lora;
 pub mod model;
+pub mod probe;
 pub mod prompt;
 pub mod tokenizer;
 

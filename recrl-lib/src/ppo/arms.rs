@@ -264,6 +264,7 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
             kl_beta: cfg.kl_beta,
             micro_batch_size: cfg.micro_batch_size,
             grad_accum: cfg.grad_accum,
+            exec_batch: cfg.exec_batch,
             group_size: cfg.group_size,
             algorithm: cfg.algorithm,
             sim_batch: cfg.sim_batch,

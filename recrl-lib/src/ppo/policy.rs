@@ -140,30 +140,23 @@ pub fn masked_mean(x: &Tensor, mask: &Tensor) -> Tensor {
 }
 
 /// PPO's per-token clipped policy loss (masked mean), with the clipped share and the approx KL
-/// `E[(ρ − 1) − log ρ]` — the tensor form of [`super::clipped_surrogate`] and [`super::approx_kl`].
+/// `E[(ρ − 1) − log ρ]` (scalar tensors, no gradient: read them when needed, not per pass) —
+/// the tensor form of [`super::clipped_surrogate`] and [`super::approx_kl`].
 pub fn policy_loss(
     logp: &Tensor,
     logp_old: &Tensor,
     adv: &Tensor,
     mask: &Tensor,
     eps: f64,
-) -> (Tensor, f64, f64) {
+) -> (Tensor, Tensor, Tensor) {
     let log_ratio = logp - logp_old;
     let ratio = log_ratio.exp();
     let unclipped = &ratio * adv;
     let clipped = ratio.clamp(1.0 - eps, 1.0 + eps) * adv;
     let loss = masked_mean(&unclipped.minimum(&clipped).neg(), mask);
-    let clip_frac = f64::try_from(masked_mean(
-        &clipped.lt_tensor(&unclipped).to_kind(Kind::Float),
-        mask,
-    ))
-    .unwrap_or(0.0);
-    let kl = f64::try_from(masked_mean(
-        &(ratio.detach() - 1.0 - log_ratio.detach()),
-        mask,
-    ))
-    .unwrap_or(0.0);
-    (loss, clip_frac, kl)
+    let clip_frac = masked_mean(&clipped.lt_tensor(&unclipped).to_kind(Kind::Float), mask);
+    let kl = masked_mean(&(ratio.detach() - 1.0 - log_ratio.detach()), mask);
+    (loss, clip_frac.detach(), kl)
 }
 
 /// A `[B, R]` tensor from per-row vectors (zero-padded), on `device`.

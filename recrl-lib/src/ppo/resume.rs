@@ -63,12 +63,17 @@ pub fn save(dir: &Path, mut snap: Snapshot, vs: &nn::VarStore, opt: &AdamW) -> R
     Ok(())
 }
 
-/// The options a resumed run must share with its snapshot: all but `max_steps` and
-/// `checkpoint_every`.
+/// The options a resumed run must share with its snapshot: all but `max_steps`,
+/// `checkpoint_every` and `ppo.exec_batch` (which leaves the update as it is).
 fn comparable(o: &RunOptions) -> Option<serde_json::Value> {
+    let ppo = super::update::PpoConfig {
+        exec_batch: 0,
+        ..o.ppo.clone()
+    };
     serde_json::to_value(RunOptions {
         max_steps: 0,
         checkpoint_every: 0,
+        ppo,
         ..o.clone()
     })
     .ok()

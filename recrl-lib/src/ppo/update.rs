@@ -34,6 +34,11 @@ pub struct PpoConfig {
     pub micro_batch_size: usize,
     /// Micro-batches whose gradients add up before one optimiser step (`--grad_accum`).
     pub grad_accum: usize,
+    /// Rollouts per forward/backward pass (`--exec_batch`; 0: `micro_batch_size`): whole
+    /// micro-batches of one optimiser step run together when memory allows. The update does
+    /// not change ([`PpoConfig::pass_rows`]).
+    #[serde(default)]
+    pub exec_batch: usize,
     /// Consecutive rollouts that share a prompt (`--group_size`). Above 1, the baseline is
     /// the group's mean reward: advantages are the reward-to-go (λ = 1) of the token rewards
     /// with the sequence reward centred in its group, and the value head is not used for them.
@@ -60,10 +65,27 @@ impl Default for PpoConfig {
             kl_beta: 0.05,
             micro_batch_size: 8,
             grad_accum: 1,
+            exec_batch: 0,
             group_size: 1,
             algorithm: Algorithm::Ppo,
             sim_batch: 0,
         }
+    }
+}
+
+impl PpoConfig {
+    /// Rollouts per optimiser step: `micro_batch_size × grad_accum`.
+    pub fn step_rows(&self) -> usize {
+        self.micro_batch_size.max(1) * self.grad_accum.max(1)
+    }
+
+    /// Rollouts per forward/backward pass: `exec_batch` rounded down to whole micro-batches,
+    /// at least one micro-batch and at most one optimiser step's. Every token's loss is
+    /// weighted by its share of the batch's tokens, so an optimiser step's gradient is the
+    /// same sum whichever way its rows are split into passes.
+    pub fn pass_rows(&self) -> usize {
+        let mb = self.micro_batch_size.max(1);
+        (self.exec_batch / mb * mb).clamp(mb, self.step_rows())
     }
 }
 
@@ -262,10 +284,11 @@ fn zero_std_share(rewards: &[f64], size: usize) -> f64 {
     flat as f64 / groups.len() as f64
 }
 
-/// One pass over the batch: micro-batches of `micro_batch_size` rollouts; an optimiser step
-/// after every `grad_accum` of them (and after the last). Losses are weighted by their share
-/// of tokens, so accumulated gradients equal the full batch's. Returns the pass's policy loss,
-/// value loss, clipped share and approximate KL.
+/// One pass over the batch: an optimiser step after every `micro_batch_size × grad_accum`
+/// rollouts (and after the last), their gradients added up over forward/backward passes of
+/// [`PpoConfig::pass_rows`] rollouts. Losses are weighted by their share of tokens, so the
+/// accumulated gradients equal the full batch's. Returns the pass's policy loss, value loss,
+/// clipped share and approximate KL, read back once at the end (no host sync per pass).
 fn epoch(
     model: &mut Llama,
     value: &ValueHead,
@@ -275,50 +298,64 @@ fn epoch(
     cfg: &PpoConfig,
     after_step: &mut dyn FnMut(),
 ) -> (f64, f64, f64, f64) {
-    let (resp, mask) = (batch.resp, &batch.resp.token_mask);
     let rows = t.lens.len();
-    let mb = cfg.micro_batch_size.max(1);
-    let (mut pl_sum, mut vl_sum, mut clip_sum, mut kl_sum) = (0.0, 0.0, 0.0, 0.0);
+    let (per_step, per_pass) = (cfg.step_rows(), cfg.pass_rows());
+    let mut sums = Tensor::zeros([4], (Kind::Float, batch.resp.token_mask.device()));
     opt.zero_grad();
-    let chunks: Vec<usize> = (0..rows).step_by(mb).collect();
-    for (c, &lo) in chunks.iter().enumerate() {
-        let hi = (lo + mb).min(rows);
-        let (part, range) = resp.rows(lo, hi);
-        let vectors = (batch.soft)().map(|v| v.narrow(0, range.start as i64, range.len() as i64));
-        let (l, n) = (lo as i64, (hi - lo) as i64);
-        let m = mask.narrow(0, l, n);
-        let share = f64::try_from(m.sum(Kind::Double)).unwrap_or(0.0) / t.total_tokens;
-        let (lp, h) = part.score(model, vectors.as_ref(), cfg.temperature, true);
-        let (pl, clip_frac, approx_kl) = policy_loss(
-            &lp,
-            &t.logp_old.narrow(0, l, n),
-            &t.adv.narrow(0, l, n),
-            &m,
-            cfg.clip,
-        );
-        let (pl, vl) = match cfg.algorithm {
-            Algorithm::Ppo => {
-                let err = value.forward(&h) - t.ret.narrow(0, l, n);
-                (pl, masked_mean(&err.pow_tensor_scalar(2), &m) * 0.5)
-            }
-            Algorithm::Grpo => {
-                let k3 = reference_kl(&lp, &t.logp_ref.narrow(0, l, n));
-                (pl + masked_mean(&k3, &m) * cfg.kl_beta, Tensor::from(0.0))
-            }
-        };
-        ((&pl + &vl * cfg.vf_coef) * share).backward();
-        pl_sum += f64::try_from(&pl).unwrap_or(f64::NAN) * share;
-        vl_sum += f64::try_from(&vl).unwrap_or(f64::NAN) * share;
-        clip_sum += clip_frac * share;
-        kl_sum += approx_kl * share;
-        if (c + 1) % cfg.grad_accum.max(1) == 0 || c + 1 == chunks.len() {
-            opt.clip_grad_norm(cfg.max_grad_norm);
-            opt.step();
-            opt.zero_grad();
-            after_step();
+    for first in (0..rows).step_by(per_step) {
+        let last = (first + per_step).min(rows);
+        for lo in (first..last).step_by(per_pass) {
+            let hi = (lo + per_pass).min(last);
+            sums += pass(model, value, batch, t, cfg, lo..hi);
         }
+        opt.clip_grad_norm(cfg.max_grad_norm);
+        opt.step();
+        opt.zero_grad();
+        after_step();
     }
-    (pl_sum, vl_sum, clip_sum, kl_sum)
+    let s = Vec::<f64>::try_from(sums.to_kind(Kind::Double)).unwrap_or_default();
+    let at = |i: usize| s.get(i).copied().unwrap_or(f64::NAN);
+    (at(0), at(1), at(2), at(3))
+}
+
+/// The forward and backward pass of rollouts `range`: back-propagates their share of the
+/// batch's loss and returns `[policy loss, value loss, clipped share, approx KL]`, each
+/// weighted by the rollouts' share of the batch's tokens (detached).
+fn pass(
+    model: &mut Llama,
+    value: &ValueHead,
+    batch: &Rollouts,
+    t: &Targets,
+    cfg: &PpoConfig,
+    range: std::ops::Range<usize>,
+) -> Tensor {
+    let (l, n) = (range.start as i64, range.len() as i64);
+    let (part, slots) = batch.resp.rows(range.start, range.end);
+    let vectors = (batch.soft)().map(|v| v.narrow(0, slots.start as i64, slots.len() as i64));
+    let m = batch.resp.token_mask.narrow(0, l, n);
+    let share = t.lens[range].iter().sum::<usize>() as f64 / t.total_tokens;
+    let (lp, h) = part.score(model, vectors.as_ref(), cfg.temperature, true);
+    let (pl, clip_frac, approx_kl) = policy_loss(
+        &lp,
+        &t.logp_old.narrow(0, l, n),
+        &t.adv.narrow(0, l, n),
+        &m,
+        cfg.clip,
+    );
+    let (pl, vl) = match cfg.algorithm {
+        Algorithm::Ppo => {
+            let err = value.forward(&h) - t.ret.narrow(0, l, n);
+            (pl, masked_mean(&err.pow_tensor_scalar(2), &m) * 0.5)
+        }
+        Algorithm::Grpo => {
+            let k3 = reference_kl(&lp, &t.logp_ref.narrow(0, l, n));
+            let zero = Tensor::zeros([], (Kind::Float, m.device()));
+            (pl + masked_mean(&k3, &m) * cfg.kl_beta, zero)
+        }
+    };
+    ((&pl + &vl * cfg.vf_coef) * share).backward();
+    let parts = [pl.detach(), vl.detach(), clip_frac, approx_kl];
+    Tensor::stack(&parts.map(|x| x.to_kind(Kind::Float)), 0) * share
 }
 
 /// Per-token `KL(π ‖ π_ref)` estimate from samples of π (k3): `e^(ref − logp) − (ref − logp) − 1`,
@@ -342,6 +379,34 @@ mod tests {
         assert_eq!(advs[0], vec![0.0, 0.0]);
         assert!((advs[2][2] + a).abs() < 1e-12 && (advs[3][0] - a).abs() < 1e-12);
         assert_eq!((advs[1].len(), rets[2].len()), (1, 3));
+    }
+
+    #[test]
+    fn pass_rows_are_whole_micro_batches_of_one_optimiser_step() {
+        let cfg = |micro_batch_size, grad_accum, exec_batch| PpoConfig {
+            micro_batch_size,
+            grad_accum,
+            exec_batch,
+            ..PpoConfig::default()
+        };
+        // (micro, accum, exec) → rows per pass: 0 and anything below a micro-batch keep the
+        // seed's one micro-batch; more is cut to whole micro-batches and to one step's rows
+        for ((m, a, e), want) in [
+            ((4, 2, 0), 4),
+            ((4, 2, 3), 4),
+            ((4, 2, 7), 4),
+            ((4, 2, 8), 8),
+            ((4, 2, 64), 8),
+            ((4, 8, 13), 12),
+            ((5, 1, 10), 5),
+        ] {
+            assert_eq!(
+                cfg(m, a, e).pass_rows(),
+                want,
+                "micro {m} accum {a} exec {e}"
+            );
+        }
+        assert_eq!(cfg(4, 8, 0).step_rows(), 32);
     }
 
     #[test]
