@@ -97,7 +97,7 @@ fn adamw_on_table(shield: Option<&Shield>, steps: usize) -> (Tensor, Tensor, f64
         let before = e.detach().copy();
         opt.step();
         if let Some(s) = shield {
-            removed += s.project_update(&mut e, &before);
+            removed += f64::try_from(s.project_update(&mut e, &before)).unwrap();
         }
     }
     (start, e.detach().copy(), removed / steps as f64)

@@ -130,12 +130,13 @@ impl Optimiser for AdamW {
             .iter()
             .map(|g| g.norm().to_kind(Kind::Double))
             .collect();
-        let total = f64::try_from(Tensor::stack(&norms, 0).norm()).unwrap_or(0.0);
-        let coef = max / (total + 1e-6);
-        if coef < 1.0 {
-            for mut g in grads {
-                let _ = g.g_mul_scalar_(coef);
-            }
+        // max / (norm + 1e-6), at most 1, kept on the device (no host sync per step); a
+        // factor of exactly 1 leaves the gradients as they are
+        let total = Tensor::stack(&norms, 0).norm();
+        let coef =
+            (Tensor::full([], max, (Kind::Double, total.device())) / (total + 1e-6)).clamp_max(1.0);
+        for mut g in grads {
+            let _ = g.g_mul_(&coef.to_kind(g.kind()));
         }
     }
 
@@ -218,5 +219,9 @@ mod tests {
         opt.clip_grad_norm(1.0);
         let ga = f64::try_from(a.grad()).unwrap();
         assert!((ga - 3.0 / (5.0 + 1e-6)).abs() < 1e-6, "{ga}"); // f32 variables
+                                                                 // below the limit the gradients stay exactly as they are
+        let before = b.grad().copy();
+        opt.clip_grad_norm(10.0);
+        assert!(b.grad().equal(&before));
     }
 }

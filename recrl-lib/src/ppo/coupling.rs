@@ -16,8 +16,8 @@ pub struct Coupling {
     pub e0: Tensor,
     /// The projection of each update (`None` = `--no_projection` or frozen).
     pub shield: Option<Shield>,
-    /// Share of the last update's norm the shield removed.
-    pub removed: f64,
+    /// Share of the last update's norm the shield removed (a scalar f64 tensor on `E`'s device).
+    pub removed: Tensor,
     before: Tensor,
 }
 
@@ -37,7 +37,7 @@ impl Coupling {
             e,
             e0,
             shield,
-            removed: 0.0,
+            removed: Tensor::from(0.0f64),
         }
     }
 

@@ -26,6 +26,7 @@ pub use crate::sim::simulator::SimParams;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tch::Tensor;
 
 /// What a run trains on and where its outputs go.
 pub struct Setup<'a> {
@@ -182,7 +183,7 @@ impl<'a> Trainer<'a> {
             },
             &mut || {
                 coupling.after_step();
-                removed.push(coupling.removed);
+                removed.push(coupling.removed.shallow_clone());
             },
         )?;
         self.coupling.sync_into(self.ranker);
@@ -192,7 +193,7 @@ impl<'a> Trainer<'a> {
             ctr: out.rewards.iter().sum::<f64>() / n,
             quality: qs.iter().map(QualityParts::q).sum::<f64>() / n,
             quality_parts: QualityParts::mean(&qs),
-            shield_removed: removed.iter().sum::<f64>() / removed.len().max(1) as f64,
+            shield_removed: mean_of(&removed),
             stats: out.stats,
             phases: out.phases,
             seconds: 0.0,
@@ -318,6 +319,14 @@ impl<'a> Trainer<'a> {
 
 /// The sampling settings of `step`: its own seed, and replies cut to fit `max_seq_len` after
 /// the prompts of `batch`.
+/// The mean of scalar tensors (0 for none), read back once.
+fn mean_of(values: &[Tensor]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    f64::try_from(Tensor::stack(values, 0).mean(tch::Kind::Double)).unwrap_or(f64::NAN)
+}
+
 fn generation(opts: &RunOptions, step: usize, batch: &PromptBatch) -> Result<GenerationConfig> {
     let prompt_len = batch.ids.size()[1] as usize;
     anyhow::ensure!(

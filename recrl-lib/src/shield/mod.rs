@@ -70,20 +70,17 @@ pub struct Shield {
 
 impl Shield {
     /// Replaces `table`'s update since `before` by its projection, `E ← E₀ + (E − E₀) P`, in
-    /// place and without gradient; returns the fraction of the update's norm removed.
-    pub fn project_update(&self, table: &mut Tensor, before: &Tensor) -> f64 {
+    /// place and without gradient; returns the fraction of the update's norm removed (0 for no
+    /// update) as a scalar f64 tensor on the table's device, so that a step does not wait for
+    /// the device: read it when it is logged.
+    pub fn project_update(&self, table: &mut Tensor, before: &Tensor) -> Tensor {
         tch::no_grad(|| {
             let delta = &*table - before;
             let kept = self.basis.project(&delta);
-            let total = f64::try_from(delta.norm().to_kind(Kind::Double)).unwrap_or(0.0);
-            let removed =
-                f64::try_from((&delta - &kept).norm().to_kind(Kind::Double)).unwrap_or(0.0);
+            let total = delta.norm().to_kind(Kind::Double);
+            let removed = (&delta - &kept).norm().to_kind(Kind::Double);
             table.copy_(&(before + kept));
-            if total > 0.0 {
-                removed / total
-            } else {
-                0.0
-            }
+            removed / total.clamp_min(f64::MIN_POSITIVE)
         })
     }
 }
