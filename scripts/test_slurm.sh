@@ -51,7 +51,7 @@ export SLURM_CONF=$W/slurm.conf
 # munge (the authentication Slurm uses), as the munge user
 # (Debian's postinst may have started munged as root once, leaving root-owned log, socket and
 # pid files that munged refuses as "insecure" when it starts as munge: hand them back first.)
-if ! pgrep -x munged >/dev/null; then
+if ! munge -n >/dev/null 2>&1; then   # no munged answering (a stopped one may linger as a zombie)
   as_root mkdir -p /run/munge /var/log/munge /var/lib/munge
   as_root rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock /run/munge/munged.pid
   as_root chown -R munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge
