@@ -42,7 +42,7 @@ def model(out, tiny):
     torch.manual_seed(0)
     cfg = LlamaConfig(**(TINY if tiny else TINYLLAMA))
     m = LlamaForCausalLM(cfg).to(torch.bfloat16)
-    m.save_pretrained(out, safe_serialization=True)
+    m.save_pretrained(out)
     for f in ["tokenizer.json", "tokenizer_config.json"]:
         shutil.copy(os.path.join(TOKENIZER, f), out)
     n = sum(p.numel() for p in m.parameters())
@@ -60,7 +60,7 @@ def minilm(out):
            BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                       intermediate_size=1536, max_position_embeddings=512, layer_norm_eps=1e-12))
     m = BertModel(cfg, add_pooling_layer=False)
-    m.save_pretrained(out, safe_serialization=True)
+    m.save_pretrained(out)
     shutil.copy(os.path.join(src, "tokenizer.json"), out)
 
 
@@ -69,14 +69,17 @@ def prompts(model_dir, out):
     tok = AutoTokenizer.from_pretrained(model_dir)
     rows = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True)
             for q in QUESTIONS]
-    rows = [list(r["input_ids"]) if isinstance(r, dict) else list(r) for r in rows]
+    # transformers 5 returns a BatchEncoding (a mapping), 4.x a list of ids
+    rows = [list(r["input_ids"]) if hasattr(r, "keys") else list(r) for r in rows]
     json.dump(rows, open(out, "w"))
 
 
 def load(model_dir, device, dtype):
     import torch
     from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval(), torch
+    m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    assert m.dtype == dtype, f"loaded as {m.dtype}, asked for {dtype}: transformers >= 4.56 needed"
+    return m, torch
 
 
 def logits(model_dir, prompts_file, theirs, device):
@@ -149,7 +152,11 @@ def table(d):
     for f in sorted(os.listdir(d)):
         if f.startswith("ppo_") and f.endswith(".json"):
             p = j(f)
-            lines.append(f"| PPO {p['name']} ({p['steps']} steps after the first) |"
+            if "failed" in p:
+                lines.append(f"| PPO {p['name']} | failed: {p['failed']} |")
+                continue
+            which = "the only step" if p.get("first_step_timed") else f"{p['steps']} steps after the first"
+            lines.append(f"| PPO {p['name']} ({which}) |"
                          f" {p['seconds_per_step']:.1f} s a step ({60 / p['seconds_per_step']:.1f} steps/min),"
                          f" GPU utilisation {p['util']}, peak {p['peak_mem']} |")
     print("\n".join(lines))

@@ -98,6 +98,7 @@ enum Cmd {
 
 /// Flags of `recrl probe`.
 #[derive(clap::Args)]
+#[command(rename_all = "snake_case")]
 struct ProbeArgs {
     /// The model: a GGUF file or a Hugging Face folder.
     #[arg(long)]
@@ -108,7 +109,7 @@ struct ProbeArgs {
     /// Write each prompt's logits [T, vocab] (f32, run alone) here as `logits.<i>`.
     #[arg(long)]
     logits: Option<PathBuf>,
-    /// Batch sizes to time greedy decoding at (comma-separated; none: no timing).
+    /// Batch sizes to time greedy decoding at (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     batches: Vec<usize>,
     /// New tokens per prompt (end-of-sequence tokens ignored).

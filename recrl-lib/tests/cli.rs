@@ -143,7 +143,7 @@ fn probe_writes_logits_and_decode_timings() {
             &logits_file,
             "--batches",
             "1,3",
-            "--new-tokens",
+            "--new_tokens",
             "5",
             "--repeats",
             "2",

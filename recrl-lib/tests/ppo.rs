@@ -381,20 +381,27 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
 }
 
 /// `exec_batch` runs whole micro-batches of an optimiser step in one forward/backward pass (the
-/// GPU throughput lever of issue 19): with the seed's flags (micro 4, accum 2: two optimiser
-/// steps an epoch over 16 replies, 2 epochs) and micro 5 (steps of 10 and 6 replies), every
-/// exec_batch gives the same optimiser steps, parameters and statistics as the seed's one
-/// micro-batch a pass — for PPO and for GRPO.
+/// GPU throughput lever of issue 19). Over 16 replies and 2 epochs, with the seed's flags (micro
+/// 4, accum 2: steps of 8), micro 5 (steps of 10 and 6) and micro 2 × accum 4 (exec 6: passes
+/// of 6 and 2 in each step of 8), every exec_batch runs the passes it should and gives the same
+/// optimiser steps, parameters and statistics as one micro-batch a pass, for PPO and GRPO.
 #[test]
 fn exec_batch_runs_the_same_update_in_fewer_passes() {
     let _g = torch_rng();
+    // (micro, accum, seed's passes an epoch, [(exec_batch, its passes an epoch)])
+    type Case = (usize, usize, usize, &'static [(usize, usize)]);
+    let cases: [Case; 3] = [
+        (4, 2, 4, &[(8, 2), (16, 2), (5, 4)]),
+        (5, 2, 4, &[(10, 2), (16, 2)]),
+        (2, 4, 8, &[(6, 4), (4, 4), (3, 8)]),
+    ];
     for (algorithm, group_size) in [(Algorithm::Ppo, 1), (Algorithm::Grpo, 4)] {
-        for micro in [4, 5] {
+        for (micro, accum, seed_passes, execs) in cases {
             let cfg = |exec_batch| PpoConfig {
                 epochs: 2,
                 temperature: 1.0,
                 micro_batch_size: micro,
-                grad_accum: 2,
+                grad_accum: accum,
                 exec_batch,
                 group_size,
                 algorithm,
@@ -403,10 +410,12 @@ fn exec_batch_runs_the_same_update_in_fewer_passes() {
             };
             let (seed_vars, seed_stats, seed_steps) = one_update(&cfg(0));
             assert_eq!(seed_steps, 4, "2 optimiser steps an epoch, 2 epochs");
-            for exec in [micro * 2, 16, micro + 1] {
+            assert_eq!(seed_stats.passes, 2 * seed_passes, "micro {micro}: passes");
+            for &(exec, passes) in execs {
                 let (vars, stats, steps) = one_update(&cfg(exec));
-                let what = format!("{algorithm:?}, micro {micro}, exec_batch {exec}");
+                let what = format!("{algorithm:?}, micro {micro} × {accum}, exec_batch {exec}");
                 assert_eq!(steps, seed_steps, "{what}: optimiser steps");
+                assert_eq!(stats.passes, 2 * passes, "{what}: passes");
                 let d = max_abs_diff(&vars, &seed_vars);
                 assert!(d < 1e-6, "{what}: parameters differ by {d}");
                 for (name, a, b) in [

@@ -131,10 +131,12 @@ impl Optimiser for AdamW {
             .map(|g| g.norm().to_kind(Kind::Double))
             .collect();
         // max / (norm + 1e-6), at most 1, kept on the device (no host sync per step); a
-        // factor of exactly 1 leaves the gradients as they are
+        // factor of exactly 1 leaves the gradients as they are, and so does a NaN norm (as
+        // before: one bad gradient does not spread to every variable)
         let total = Tensor::stack(&norms, 0).norm();
-        let coef =
-            (Tensor::full([], max, (Kind::Double, total.device())) / (total + 1e-6)).clamp_max(1.0);
+        let coef = (Tensor::full([], max, (Kind::Double, total.device())) / (total + 1e-6))
+            .clamp_max(1.0)
+            .nan_to_num(1.0, None, None);
         for mut g in grads {
             let _ = g.g_mul_(&coef.to_kind(g.kind()));
         }
@@ -222,6 +224,11 @@ mod tests {
                                                                  // below the limit the gradients stay exactly as they are
         let before = b.grad().copy();
         opt.clip_grad_norm(10.0);
+        assert!(b.grad().equal(&before));
+        // a NaN gradient leaves the others unscaled
+        let mut ga = a.grad();
+        let _ = ga.fill_(f64::NAN);
+        opt.clip_grad_norm(1e-3);
         assert!(b.grad().equal(&before));
     }
 }

@@ -16,7 +16,8 @@ pub struct Coupling {
     pub e0: Tensor,
     /// The projection of each update (`None` = `--no_projection` or frozen).
     pub shield: Option<Shield>,
-    /// Share of the last update's norm the shield removed (a scalar f64 tensor on `E`'s device).
+    /// Share of the last update's norm the shield removed (a scalar f64 tensor: on `E`'s device
+    /// once the shield has run, 0 on the CPU before or without it).
     pub removed: Tensor,
     before: Tensor,
 }

@@ -317,8 +317,6 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// The sampling settings of `step`: its own seed, and replies cut to fit `max_seq_len` after
-/// the prompts of `batch`.
 /// The mean of scalar tensors (0 for none), read back once.
 fn mean_of(values: &[Tensor]) -> f64 {
     if values.is_empty() {
@@ -327,6 +325,8 @@ fn mean_of(values: &[Tensor]) -> f64 {
     f64::try_from(Tensor::stack(values, 0).mean(tch::Kind::Double)).unwrap_or(f64::NAN)
 }
 
+/// The sampling settings of `step`: its own seed, and replies cut to fit `max_seq_len` after
+/// the prompts of `batch`.
 fn generation(opts: &RunOptions, step: usize, batch: &PromptBatch) -> Result<GenerationConfig> {
     let prompt_len = batch.ids.size()[1] as usize;
     anyhow::ensure!(

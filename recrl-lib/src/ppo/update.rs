@@ -30,7 +30,9 @@ pub struct PpoConfig {
     pub lambda: f64,
     /// Per-token KL penalty β (`--kl_beta`).
     pub kl_beta: f64,
-    /// Rollouts per forward/backward pass (`--micro_batch_size`).
+    /// Rollouts per micro-batch (`--micro_batch_size`): `micro_batch_size × grad_accum`
+    /// rollouts make one optimiser step; one micro-batch a forward/backward pass unless
+    /// `exec_batch` is larger.
     pub micro_batch_size: usize,
     /// Micro-batches whose gradients add up before one optimiser step (`--grad_accum`).
     pub grad_accum: usize,
@@ -96,13 +98,13 @@ pub struct UpdateStats {
     pub reward: f64,
     /// Mean over responses of `Σ_t (log π − log π_ref)`.
     pub kl: f64,
-    /// Policy loss of the last pass.
+    /// Policy loss of the last epoch.
     pub policy_loss: f64,
-    /// Value loss of the last pass.
+    /// Value loss of the last epoch.
     pub value_loss: f64,
-    /// Share of tokens whose ratio was clipped (last pass).
+    /// Share of tokens whose ratio was clipped (last epoch).
     pub clip_frac: f64,
-    /// Approximate KL between the rollout and updated policy (last pass).
+    /// Approximate KL between the rollout and updated policy (last epoch).
     pub approx_kl: f64,
     /// Mean of `−log π_old` per token (an entropy estimate).
     pub entropy: f64,
@@ -111,6 +113,9 @@ pub struct UpdateStats {
     /// Share of groups whose rewards were all equal (GRPO: they teach nothing).
     #[serde(default)]
     pub zero_std_groups: f64,
+    /// Forward/backward passes the update ran, over all epochs (not logged).
+    #[serde(skip)]
+    pub passes: usize,
 }
 
 /// The batch one update learns from.
@@ -148,12 +153,14 @@ pub fn update(
 ) -> UpdateStats {
     let (targets, mut stats) = targets(model, value, batch, cfg);
     for _ in 0..cfg.epochs {
-        (
+        let (losses, passes) = epoch(model, value, opt, batch, &targets, cfg, after_step);
+        [
             stats.policy_loss,
             stats.value_loss,
             stats.clip_frac,
             stats.approx_kl,
-        ) = epoch(model, value, opt, batch, &targets, cfg, after_step);
+        ] = losses;
+        stats.passes += passes;
     }
     stats
 }
@@ -287,8 +294,9 @@ fn zero_std_share(rewards: &[f64], size: usize) -> f64 {
 /// One pass over the batch: an optimiser step after every `micro_batch_size × grad_accum`
 /// rollouts (and after the last), their gradients added up over forward/backward passes of
 /// [`PpoConfig::pass_rows`] rollouts. Losses are weighted by their share of tokens, so the
-/// accumulated gradients equal the full batch's. Returns the pass's policy loss, value loss,
-/// clipped share and approximate KL, read back once at the end (no host sync per pass).
+/// accumulated gradients equal the full batch's. Returns the epoch's policy loss, value loss,
+/// clipped share and approximate KL, read back once at the end (no host sync per pass), and
+/// the number of passes.
 fn epoch(
     model: &mut Llama,
     value: &ValueHead,
@@ -297,16 +305,18 @@ fn epoch(
     t: &Targets,
     cfg: &PpoConfig,
     after_step: &mut dyn FnMut(),
-) -> (f64, f64, f64, f64) {
+) -> ([f64; 4], usize) {
     let rows = t.lens.len();
     let (per_step, per_pass) = (cfg.step_rows(), cfg.pass_rows());
     let mut sums = Tensor::zeros([4], (Kind::Float, batch.resp.token_mask.device()));
+    let mut passes = 0;
     opt.zero_grad();
     for first in (0..rows).step_by(per_step) {
         let last = (first + per_step).min(rows);
         for lo in (first..last).step_by(per_pass) {
             let hi = (lo + per_pass).min(last);
             sums += pass(model, value, batch, t, cfg, lo..hi);
+            passes += 1;
         }
         opt.clip_grad_norm(cfg.max_grad_norm);
         opt.step();
@@ -315,7 +325,7 @@ fn epoch(
     }
     let s = Vec::<f64>::try_from(sums.to_kind(Kind::Double)).unwrap_or_default();
     let at = |i: usize| s.get(i).copied().unwrap_or(f64::NAN);
-    (at(0), at(1), at(2), at(3))
+    ([at(0), at(1), at(2), at(3)], passes)
 }
 
 /// The forward and backward pass of rollouts `range`: back-propagates their share of the
