@@ -6,7 +6,8 @@
 #        a snapshot every 5 steps (rerun the same command to resume a killed run).
 #   audit: 100 users.
 # Everything else is experiments/recrl_default.yaml (ml-100k: SmolLM2-135M, kl_beta 0.05, the
-# simulator's α 1, β_q 3, σ_b 0.3 fixed in its sim section).
+# simulator's α 1, β_q 3, σ_b 0.3 fixed in its sim section; bookcrossing: its section's ranker
+# budget of 8 epochs, set before its runs).
 #   experiments/seeded_runs.sh DATASET ARM [ARM ...]   e.g. ml-100k shielded_s1 no_proj_s1
 # Arms run two at a time, one thread each; then their audits (and base's), then the aggregate
 # (`recrl aggregate --records --readme`: experiments/*.csv, .tex, figures/ and the README table).
