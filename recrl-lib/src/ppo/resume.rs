@@ -91,8 +91,7 @@ pub fn made_with_other_options(dir: &Path, opts: &RunOptions) -> Result<bool> {
 
 /// Reads the snapshot in `dir` (`None` when there is none), checks it belongs to a run with
 /// `opts` (all options but `max_steps`, `checkpoint_every` and `ppo.exec_batch` equal) and that
-/// its files match their sha256, and
-/// restores the variables of `vs` and the optimiser's state.
+/// its files match their sha256, and restores the variables of `vs` and the optimiser's state.
 pub fn load(
     dir: &Path,
     opts: &RunOptions,
