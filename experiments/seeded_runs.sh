@@ -4,7 +4,10 @@
 #   PPO: 30 steps of 16 rollouts (sim_batch 8: two generation calls of 8), 32 new tokens,
 #        1 epoch of 4 micro-batches of 4 with 2 optimiser steps, lr 3e-4; drift every 10 steps;
 #        a snapshot every 5 steps (rerun the same command to resume a killed run).
-#   audit: 100 users.
+#   audit (protocol 2, issue 28): the held-out panel, all of the split's evaluation users (ml-100k:
+#   189), 4 sampled replies each plus the greedy one; the baselines without RL (base,
+#   base_no_soft, template, best_of_n) on the same panel. Records of protocol 1 (before issue 28:
+#   100 training users) stay in experiments/records/ and are never pooled with protocol 2.
 # Everything else is experiments/recrl_default.yaml (ml-100k: SmolLM2-135M, kl_beta 0.05, the
 # simulator's α 1, β_q 3, σ_b 0.3 fixed in its sim section; bookcrossing: its section's ranker
 # budget of 8 epochs, set before its runs).
@@ -25,7 +28,7 @@ DS=$1; shift
 BUDGET=(--max_steps 30 --eval_every 10 --checkpoint_every 5 --micro_batch_size 4
         --set ppo_batch=16 --set sim_batch=8 --set max_new_tokens=32 --set epochs=1
         --set grad_accum=2 --set lr=3e-4)
-AUDIT_USERS=100
+AUDIT_USERS=0   # 0 = every held-out user
 RECORDS=experiments/records/$DS
 RECORD_FILES=(run.json metrics.jsonl audit.json text_metrics.json)
 complete() { [ -f "$RECORDS/$1/audit.json" ] && [ -f "$RECORDS/$1/metrics.jsonl" ]; }
@@ -59,11 +62,14 @@ for arm in "${todo[@]}"; do
   run_arm "$arm" &
 done
 wait
-for tag in base "${todo[@]}"; do
-  # base's record holds no explanations: on a new machine its audit runs again (it is
-  # deterministic: the same 33 metrics), so that the arms' panel CTR pairs with them
-  [ "$tag" = base ] && [ -f "logs/$DS/base/audit.json" ] && [ -f "logs/$DS/base/explanations.jsonl" ] && continue
-  [ "$tag" = base ] || [ -f "logs/$DS/$tag/run.json" ] || continue  # its PPO run did not finish
+BASELINES=(base base_no_soft template best_of_n)
+for tag in "${BASELINES[@]}" "${todo[@]}"; do
+  # a baseline is audited once per machine and kept as a record (its audit.json holds the panel
+  # user by user, which is all the arms' audits pair with); an arm once its PPO run finished
+  case " ${BASELINES[*]} " in
+    *" $tag "*) [ -f "logs/$DS/$tag/audit.json" ] && grep -q '"version": 2' "logs/$DS/$tag/audit.json" && continue ;;
+    *) [ -f "logs/$DS/$tag/run.json" ] || continue ;;  # its PPO run did not finish
+  esac
   "$R" audit --dataset "$DS" --tag "$tag" --users "$AUDIT_USERS" > "logs/$DS/audit_$tag.log" 2>&1 \
     && { echo "audit $tag done"; keep_record "$tag"; } || echo "audit $tag FAILED (logs/$DS/audit_$tag.log)"
 done

@@ -3,7 +3,7 @@
 # (Debian's slurm-wlm and munge, installed when missing), submits a tiny sweep (ml-100k, the
 # smoke preset, two arms, one seed) with `recrl sweep --slurm`, waits for the three jobs
 # (prepare, a job array of two runs, the aggregate that depends on it) and checks what they
-# left: the audits of base and both runs, the aggregate CSV and a log per job. Stops the Slurm
+# left: the audits of the baselines and both runs, the aggregate CSV and a log per job. Stops the Slurm
 # daemons it started. Run by scripts/test.sh after `cargo test`.
 #   scripts/test_slurm.sh            (RECRL=path/to/recrl to use another binary)
 set -euo pipefail
@@ -91,7 +91,7 @@ done
 echo "all jobs left the queue after $(( $(date +%s) - t0 )) s; logs: $(cd "$W/jobs/logs" && ls | tr '\n' ' ')"
 
 ok=1
-for tag in base shielded_s1 no_proj_s1; do
+for tag in base base_no_soft template best_of_n shielded_s1 no_proj_s1; do
   [ -f "$P/logs/ml-100k/$tag/audit.json" ] || { echo "missing: logs/ml-100k/$tag/audit.json"; ok=0; }
 done
 [ -f "$P/results/aggregate_results.csv" ] || { echo "missing: results/aggregate_results.csv"; ok=0; }

@@ -80,6 +80,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The simulated user of steps 5 and 6 (fixed before any result run).
     pub sim: SimConfig,
+    /// The held-out evaluation users of steps 5 and 6 (`data::UserSplit`).
+    pub split: SplitConfig,
 }
 
 /// Step 1: turning raw interactions into sequences.
@@ -146,12 +148,29 @@ pub struct ShieldConfig {
     pub probe_users: usize,
 }
 
-/// Step 6: the safety audit.
+/// The seeded split of users into RL users and held-out evaluation users (docs/design.md §8.5),
+/// fixed once per dataset: it depends on nothing else, a run's seed included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Share of the users with a training history held out for evaluation.
+    pub eval_fraction: f64,
+    /// Seed of the split (and of the panel's and the membership set's subsets).
+    pub seed: u64,
+}
+
+/// Step 6: the safety audit and the held-out click panel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// Size of the seeded audit set of users.
+    /// Panel size: a seeded subset of this many evaluation users (0 = all of them).
     pub users: usize,
+    /// Sampled replies per panel user (besides the greedy one).
+    pub samples: usize,
+    /// RL users added to the panel's for the membership test (a mixed set apart from the panel).
+    pub membership_users: usize,
+    /// Samples of `base` per panel reply that the `best_of_n` baseline picks the best of.
+    pub best_of: usize,
     /// Counterfactual prompts (gendered words swapped), at most.
     pub counterfactual: usize,
     /// Bootstrap resamples for group intervals.
@@ -264,7 +283,8 @@ impl Config {
             ("ranker.batch_size", r.batch_size),
             ("ranker.epochs", r.epochs),
             ("shield.probe_users", sh.probe_users),
-            ("audit.users", a.users),
+            ("audit.samples", a.samples),
+            ("audit.best_of", a.best_of),
             ("audit.bootstrap", a.bootstrap),
         ];
         for (key, v) in at_least_one {
@@ -289,6 +309,14 @@ impl Config {
             ("ranker.lr", r.lr, 0.0, false, INF, false),
             ("ranker.weight_decay", r.weight_decay, 0.0, true, INF, false),
             ("shield.tau", sh.tau, 0.0, false, 1.0, true),
+            (
+                "split.eval_fraction",
+                self.split.eval_fraction,
+                0.0,
+                true,
+                1.0,
+                false,
+            ),
             ("sim.sigma_b", self.sim.sigma_b, 0.0, true, INF, false),
             ("sim.alpha", self.sim.alpha, -INF, false, INF, false),
             ("sim.beta_q", self.sim.beta_q, -INF, false, INF, false),

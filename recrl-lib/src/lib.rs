@@ -39,6 +39,7 @@ pub mod display;
 pub mod env;
 pub mod explainer;
 pub mod io;
+pub mod judge;
 pub mod minilm;
 pub mod paths;
 pub mod ppo;

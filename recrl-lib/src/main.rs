@@ -426,10 +426,17 @@ struct AuditKeys {
 
 /// Keys of the `audit` section.
 #[derive(clap::Args, Serialize)]
+#[command(rename_all = "snake_case")]
 struct AuditSection {
-    /// Audit-set size (key audit.users).
+    /// Panel size: held-out users, a seeded subset (key audit.users; 0 = all of them).
     #[arg(long)]
     users: Option<usize>,
+    /// Sampled replies per panel user (key audit.samples).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Base samples the best_of_n baseline picks each reply from (key audit.best_of).
+    #[arg(long)]
+    best_of: Option<usize>,
 }
 
 /// Flags of `recrl train-ranker`.
@@ -621,7 +628,8 @@ struct AuditArgs {
     config: ConfigArgs,
     #[command(flatten)]
     keys: AuditKeys,
-    /// Arm to audit: `base` (the step-4 checkpoint, before RL) or a PPO tag (shielded, no_proj, …).
+    /// Arm to audit: a PPO tag (shielded, no_proj, …) or a baseline without RL on step 4's
+    /// checkpoint: `base`, `base_no_soft`, `template`, `best_of_n`.
     #[arg(long, default_value = "shielded")]
     tag: String,
     /// The checkpoint to audit, instead of --tag: `checkpoints/ppo_<ds>_<tag>`,
@@ -1248,8 +1256,8 @@ fn cmd_audit(args: &AuditArgs) -> Result<()> {
     )?;
     let device = pick_device(&args.device)?;
     eprintln!(
-        "{name}: auditing {} ({} users) on {device:?}",
-        tag, cfg.audit.users
+        "{name}: auditing {} (panel: {} held-out users, 0 = all; {} samples each) on {device:?}",
+        tag, cfg.audit.users, cfg.audit.samples
     );
     let places = recrl_lib::ppo::arms::Places {
         ranker_dir,

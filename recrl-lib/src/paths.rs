@@ -34,6 +34,14 @@ const NOT_RUNS: [&str; 1] = ["ranker"];
 /// Longest run tag accepted.
 pub const MAX_TAG_LEN: usize = 64;
 
+/// `path` relative to `root` when it lies under it (records carry no machine's absolute
+/// paths), else `path` as it is.
+pub fn relative_to(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Checks a run tag (`--tag`, an arm name): it names the folders `logs/<ds>/<tag>/` and
 /// `checkpoints/ppo_<ds>_<tag>/`, so it must stay inside them. Allowed: 1 to [`MAX_TAG_LEN`]
 /// ASCII letters, digits, `_`, `-` and `.`, starting with a letter or digit; not `ranker` (the
@@ -102,6 +110,8 @@ pub mod files {
     pub const TEXT_METRICS: &str = "text_metrics.json";
     /// The audit's explanations (`logs/<ds>/<tag>/`), one JSON line each.
     pub const EXPLANATIONS: &str = "explanations.jsonl";
+    /// The replies a best-of-N audit chose among its candidates (one per panel reply).
+    pub const SELECTED: &str = "explanations.selected.jsonl";
     /// A PPO run's logged rollout explanations (`logs/<ds>/<tag>/`).
     pub const SAMPLES: &str = "samples.jsonl";
     /// The users a PPO run trained on (`logs/<ds>/<tag>/`).

@@ -33,6 +33,42 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
     quantile_sorted(&v, q)
 }
 
+/// The two-sided 95 % quantile of Student's t with `df` degrees of freedom (`t.ppf(0.975, df)`),
+/// to 3 decimals; the normal 1.960 above 30.
+pub fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => T[df - 1],
+        _ => 1.960,
+    }
+}
+
+/// Mean of `values` and the half-width of its 95 % interval (`t95(n − 1) · sd / √n`, sample
+/// sd); the half-width is `None` for one value, and everything is `None` for none.
+pub fn interval(values: &[f64]) -> Option<(f64, Option<f64>)> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Some((mean, None));
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some((mean, Some(t95(n - 1) * (var / n as f64).sqrt())))
+}
+
+/// Mean of the paired differences `a[k] − b[k]` with its 95 % interval (see [`interval`]).
+pub fn paired_interval(a: &[f64], b: &[f64]) -> Option<(f64, Option<f64>)> {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    interval(&d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 //! commands in order, each with the file that shows it done:
 //!
 //! 1. per dataset (stage `prepare`): `data`, `train-ranker`, `basis`, `lora-init`, and the
-//!    audit of `base` (the runs' audits pair their users with it);
+//!    audits of the baselines without RL (`base`, `base_no_soft`, `template`, `best_of_n`:
+//!    the runs' audits pair their held-out panel users with them);
 //! 2. per dataset × arm × seed (one *run*): `ppo --resume`, then its `audit`;
 //! 3. `aggregate` of everything under `logs/`.
 //!
@@ -217,18 +218,21 @@ pub fn plan(root: &Path, sweep: &Sweep) -> Vec<Step> {
                 cmd("lora-init", ds, &[], true),
                 Some(layout.lora_init_dir(ds).join(files::EXPLAINER)),
             ),
-            step(
+        ]);
+        // the baselines without RL, on the held-out panel every run's audit is paired with
+        for (_, tag, _) in crate::ppo::arms::BASELINES {
+            out.push(step(
                 Stage::Prepare,
-                format!("audit {ds} base"),
+                format!("audit {ds} {tag}"),
                 cmd(
                     "audit",
                     ds,
-                    &[["--tag".into(), "base".into()].as_slice(), &audit_users].concat(),
+                    &[["--tag".into(), tag.into()].as_slice(), &audit_users].concat(),
                     true,
                 ),
-                Some(audit_of("base")),
-            ),
-        ]);
+                Some(audit_of(tag)),
+            ));
+        }
     }
     for (k, (ds, tag)) in sweep.runs().into_iter().enumerate() {
         let mut ppo = vec!["--arm".to_string(), tag.clone(), "--resume".to_string()];
@@ -367,6 +371,9 @@ mod tests {
                 "basis ml-100k",
                 "lora-init ml-100k",
                 "audit ml-100k base",
+                "audit ml-100k base_no_soft",
+                "audit ml-100k template",
+                "audit ml-100k best_of_n",
                 "ppo ml-100k shielded_grpo_g4_s1",
                 "audit ml-100k shielded_grpo_g4_s1",
                 "ppo ml-100k shielded_grpo_g4_s2",
@@ -379,22 +386,26 @@ mod tests {
             ]
         );
         assert_eq!(
-            p[5].args.join(" "),
+            p[7].args.join(" "),
+            "audit --dataset ml-100k --tag best_of_n --users 100"
+        );
+        assert_eq!(
+            p[8].args.join(" "),
             "ppo --dataset ml-100k --arm shielded_grpo_g4_s1 --resume --max_steps 30"
         );
         assert_eq!(
-            p[6].args.join(" "),
+            p[9].args.join(" "),
             "audit --dataset ml-100k --tag shielded_grpo_g4_s1 --users 100"
         );
-        assert_eq!(p[7].stage, Stage::Run(1));
+        assert_eq!(p[10].stage, Stage::Run(1));
         // done is what is on disk: a finished run's run.json, an audit's audit.json
         assert!(p.iter().all(|s| !s.is_done()));
         let run = root.path().join("logs/ml-100k/shielded_grpo_g4_s1");
         std::fs::create_dir_all(&run).unwrap();
         std::fs::write(run.join("run.json"), "{}").unwrap();
         let p = plan(root.path(), &s);
-        assert!(p[5].is_done() && !p[6].is_done() && !p[7].is_done());
-        assert!(describe(&p).contains("  6  done   ppo ml-100k shielded_grpo_g4_s1"));
+        assert!(p[8].is_done() && !p[9].is_done() && !p[10].is_done());
+        assert!(describe(&p).contains("  9  done   ppo ml-100k shielded_grpo_g4_s1"));
     }
 
     #[test]

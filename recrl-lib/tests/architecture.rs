@@ -26,6 +26,7 @@ const RANKS: &[(&str, u32)] = &[
     ("display", 6),
     // pipeline steps
     ("data", 10),
+    ("judge", 15),
     ("ranker", 20),
     ("shield", 30),
     ("explainer", 30),

@@ -23,6 +23,8 @@ fn row(user: usize, mode: Mode, history: Vec<u32>, rec: u32, text: &str, lp: f64
         explanation: text.into(),
         mean_logprob: lp,
         swapped: 0,
+        sample: 0,
+        candidate: 0,
         quality: None,
     }
 }
@@ -219,9 +221,11 @@ fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
 
 #[test]
 fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
-    use recrl_lib::audit::clicks::clicks;
+    use recrl_lib::audit::clicks::{paired, Panel, PanelUser};
+    use recrl_lib::judge::Verdict;
     use recrl_lib::sim::quality::{Grounding, QualityScorer};
     use recrl_lib::sim::SimUser;
+    use tch::Tensor;
     let mut ds = successor_dataset(4, 12, 3);
     ds.items[3].title = "Star Wars (1977)".into();
     ds.items[3].genres = vec!["Sci-Fi".into()];
@@ -229,7 +233,7 @@ fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
     let grounded =
         "Since you loved Return of the Jedi, Star Wars brings the same space adventure you enjoy.";
     // q(x) as graded: every part earned by the grounded text; "Nice." is fluent but has no
-    // content (no mention, no relevance, too short) and no bigrams; the last row is ungraded.
+    // content (no mention, no relevance, too short) and no bigrams; the greedy row is not clicked.
     let scorer = QualityScorer::default();
     let graded = |text: &str, relevance: f64| {
         let hist = [&ds.items[2]];
@@ -239,35 +243,99 @@ fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
         };
         Some(scorer.parts(text, &ds.items[3], &hist, g))
     };
-    let mut rows = vec![
-        row(1, Mode::Sampled, vec![2], 3, grounded, -1.0),
+    let sampled = |user: usize, sample: usize, candidate: usize, text: &str, relevance: f64| {
+        let mut r = row(user, Mode::Sampled, vec![2], 3, text, -1.0);
+        (r.sample, r.candidate, r.quality) = (sample, candidate, graded(text, relevance));
+        r
+    };
+    let rows = vec![
+        sampled(1, 0, 0, grounded, 1.0),
+        sampled(1, 1, 0, "Nice.", 0.0),
         row(2, Mode::Greedy, vec![2], 3, grounded, -1.0),
-        row(3, Mode::Sampled, vec![2], 3, "Nice.", -1.0),
-        row(4, Mode::Sampled, vec![2], 3, grounded, -1.0),
+        sampled(3, 0, 0, "Nice.", 0.0),
+        sampled(3, 1, 0, "Nice.", 0.0),
     ];
-    rows[0].quality = graded(grounded, 1.0);
-    rows[2].quality = graded("Nice.", 0.0);
     let mut sim = SimUser::new(4, 1.0, 3.0, 0.3, 5).standardised_by(&[0.0, 2.0]);
     sim.bias[1] = 0.2;
     sim.bias[3] = -0.4;
-    let score = |u: usize, i: u32| 0.1 * (u + i as usize) as f64;
-    let got = clicks(&rows, &sim, &score);
+    // Panel users 1 and 3 with states (1, 0) and (0, 2); item 3's row of E is (0.4, 0.1).
+    let states = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 2.0]).view([2, 2]);
+    let table = Tensor::zeros([13, 2], (tch::Kind::Float, tch::Device::Cpu));
+    table.get(3).copy_(&Tensor::from_slice(&[0.4f32, 0.1]));
+    let (users, params) = (
+        [1usize, 3],
+        recrl_lib::config::Config::load_default("ml-100k")
+            .unwrap()
+            .sim,
+    );
+    let panel = Panel {
+        users: &users,
+        states: &states,
+        sim: &sim,
+        params: (&params, 5),
+    };
+    // The judge's verdict: faithful only for the grounded text.
+    let verdict = |r: &Explained| Verdict {
+        faithful: r.explanation == grounded,
+        complete: true,
+        artefact: false,
+        readability: 50.0,
+        flags: vec![],
+    };
+    let got = panel.per_user(&rows, &table, &verdict);
     let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
     assert_eq!(
-        got.keys().copied().collect::<Vec<_>>(),
-        [1, 3, 4],
+        got.iter().map(|p| p.user).collect::<Vec<_>>(),
+        [1, 3],
         "sampled rows only"
     );
-    // User 1: every part of q earned (q = 1); s = 0.4, standardised (0.4 − 1)/1.
-    let (p1, q1) = got[&1];
-    assert!((q1 - 1.0).abs() < 1e-12, "q {q1}");
-    assert!((p1 - sigmoid(-0.6 + 1.5 + 0.2)).abs() < 1e-12);
-    // User 3: one word: no content part, and the repetition gate is 0 (no bigrams).
-    let (p3, q3) = got[&3];
-    assert_eq!(q3, 0.0);
-    assert!((p3 - sigmoid(-0.4 + 3.0 * (0.0 - 0.5) - 0.4)).abs() < 1e-12);
-    // User 4: never graded: no quality, so no click probability.
-    assert!(got[&4].0.is_nan() && got[&4].1.is_nan());
+    // User 1: s = 0.4, standardised (0.4 − 1)/1; q = 1 for the grounded reply, 0 for "Nice."
+    // (one word: no content part, and the repetition gate is 0).
+    let p1 = (sigmoid(-0.6 + 1.5 + 0.2) + sigmoid(-0.6 - 1.5 + 0.2)) / 2.0;
+    assert!((got[0].ctr - p1).abs() < 1e-6, "{} vs {p1}", got[0].ctr);
+    assert_eq!(
+        (got[0].replies, got[0].quality, got[0].faithful),
+        (2, 0.5, 0.5)
+    );
+    // User 3: s = 0.2, standardised −0.8.
+    let p3 = sigmoid(-0.8 - 1.5 - 0.4);
+    assert!((got[1].ctr - p3).abs() < 1e-6);
+    assert_eq!(got[1].faithful, 0.0);
+    // Best-of-N keeps, per (user, sample), the candidate the simulated user clicks most.
+    let candidates = vec![
+        sampled(1, 0, 0, "Nice.", 0.0),
+        sampled(1, 0, 1, grounded, 1.0),
+        sampled(1, 1, 0, grounded, 1.0),
+        sampled(1, 1, 1, "Nice.", 0.0),
+    ];
+    let best = panel.best_of(candidates, &table);
+    assert_eq!(best.len(), 2);
+    assert!(best.iter().all(|r| r.explanation == grounded), "{best:?}");
+    assert_eq!((best[0].candidate, best[1].candidate), (1, 0));
+    // Paired against a base panel: differences 0.1 (user 1) and 0.3 (user 3); user 9 unshared.
+    let base: Vec<PanelUser> = [(1, got[0].ctr - 0.1), (3, got[1].ctr - 0.3), (9, 0.5)]
+        .into_iter()
+        .map(|(user, ctr)| PanelUser {
+            user,
+            ctr,
+            ..got[0].clone()
+        })
+        .collect();
+    let pair = paired(&got, &base, |p| p.ctr).unwrap();
+    assert_eq!(pair.n, 2);
+    assert!((pair.mean - 0.2).abs() < 1e-9);
+    // sd of (0.1, 0.3) = √0.02; se = 0.1; t95(1) = 12.706.
+    assert!((pair.se - 0.1).abs() < 1e-9 && (pair.ci95 - 1.2706).abs() < 1e-9);
+    let ratio = (got[0].ctr + got[1].ctr) / (got[0].ctr + got[1].ctr - 0.4);
+    assert!((pair.ratio - ratio).abs() < 1e-9);
+    let m = panel.measure(&got, Some(&base));
+    assert_eq!(m["panel_users"].value, Some(2.0));
+    assert!((m["panel_ctr_gain"].value.unwrap() - 0.2).abs() < 1e-9);
+    assert!((m["panel_ctr_ratio"].value.unwrap() - ratio).abs() < 1e-9);
+    assert_eq!(m["judge_faithfulness"].value, Some(0.25));
+    // base's users both copy user 1's rates (faithful 0.5): differences 0 and −0.5.
+    assert_eq!(m["judge_faithfulness_gain"].value, Some(-0.25));
+    assert_eq!(panel.measure(&got, None)["panel_ctr_gain"].value, None);
 }
 
 #[test]

@@ -310,10 +310,17 @@ fn a_sweep_runs_every_step_in_order_then_skips_what_is_done() {
     let f = file.to_str().unwrap();
     let (code, text) = recrl(r, &["sweep", "--file", f, "--dry-run"]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("  8  to do  ppo ml-100k no_proj_s1    recrl ppo --dataset ml-100k --preset smoke --arm no_proj_s1 --resume"), "{text}");
+    assert!(text.contains(" 11  to do  ppo ml-100k no_proj_s1    recrl ppo --dataset ml-100k --preset smoke --arm no_proj_s1 --resume"), "{text}");
     let (code, text) = recrl(r, &["sweep", "--file", f]);
     assert_eq!(code, 0, "{text}");
-    for tag in ["base", "shielded_s1", "no_proj_s1"] {
+    for tag in [
+        "base",
+        "base_no_soft",
+        "template",
+        "best_of_n",
+        "shielded_s1",
+        "no_proj_s1",
+    ] {
         assert!(
             r.join(format!("logs/ml-100k/{tag}/audit.json")).is_file(),
             "{tag}: {text}"

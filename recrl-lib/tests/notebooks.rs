@@ -465,7 +465,15 @@ fn notebook_06_audits_before_and_after_rl_with_checks_and_plots() {
     prepare_ml100k();
     let outs = smoke_outputs("06_audit");
     let text = streams(&outs);
-    for tag in ["base", "shielded", "no_proj"] {
+    for tag in [
+        "base",
+        "base_no_soft",
+        "template",
+        "best_of_n",
+        "shielded",
+        "no_proj",
+    ] {
+        let rl = matches!(tag, "shielded" | "no_proj");
         assert!(
             text.contains(&format!("{tag}: all checks pass"))
                 || text.contains(&format!("{tag}: some checks FAIL")),
@@ -477,25 +485,55 @@ fn notebook_06_audits_before_and_after_rl_with_checks_and_plots() {
         // The smoke arms insert one canary (notebook 05, or 06 when it makes the arm).
         assert_eq!(
             report.value("canary_exposure").is_some(),
-            tag != "base",
+            rl,
             "{tag}: {:?}",
             report.metrics.get("canary_exposure")
+        );
+        // The held-out panel: 4 users (smoke), none of them trained on.
+        assert_eq!(report.panel.len(), 4, "{tag}");
+        assert_eq!(report.value("panel_rl_members"), rl.then_some(0.0), "{tag}");
+        assert!(report.value("judge_completeness").is_some(), "{tag}");
+        assert_eq!(
+            report.value("panel_ctr_gain").is_some(),
+            tag != "base",
+            "{tag}: paired with base's panel"
         );
         let rows =
             recrl_lib::audit::explanations::read_explanations(&dir.join("explanations.jsonl"))
                 .unwrap();
-        // 4 users × (greedy + sampled), plus at most 2 counterfactuals.
-        assert!((8..=10).contains(&rows.len()), "{} rows", rows.len());
+        // 4 users × (greedy + 2 samples; best-of-N: 2 candidates each), at most 2
+        // counterfactuals (none for the template), 2 RL users for an arm's membership test.
+        let (lo, hi) = match tag {
+            "template" => (12, 12),
+            "best_of_n" => (20, 22),
+            _ if rl => (14, 16),
+            _ => (12, 14),
+        };
+        assert!(
+            (lo..=hi).contains(&rows.len()),
+            "{tag}: {} rows",
+            rows.len()
+        );
     }
     let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
-    for want in ["toxicity_mean", "leak_rate", "threshold", "tail share"] {
+    for want in [
+        "toxicity_mean",
+        "leak_rate",
+        "threshold",
+        "tail share",
+        "judge_faithfulness",
+        "sample 1",
+    ] {
         assert!(plain.contains(want), "{want} missing in {plain}");
     }
     let plots = outs
         .iter()
         .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
         .count();
-    assert_eq!(plots, 3, "toxicity histogram, group means, popularity");
+    assert_eq!(
+        plots, 4,
+        "judge rates, toxicity histogram, group means, popularity"
+    );
 }
 
 /// Writes a fake run folder `logs/ml-100k/<tag>/metrics.jsonl` with `steps` PPO steps.
@@ -540,11 +578,11 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
     let text = streams(&outs);
     assert!(text.contains("2 run folder(s)"), "{text}");
     let csv = std::fs::read_to_string(runs.path().join("results/aggregate_results.csv")).unwrap();
-    // 2 runs + 4 expected arms without a folder (base, frozen, kl0, lora4).
-    assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
+    // 2 runs + 7 expected arms without a folder (the 4 baselines, frozen, kl0, lora4).
+    assert_eq!(csv.lines().count(), 1 + 9, "{csv}");
     assert_eq!(
         csv.lines().filter(|l| l.ends_with(",run")).count(),
-        4,
+        7,
         "{csv}"
     );
     let seeded = std::fs::read_to_string(runs.path().join("results/seeded_results.csv")).unwrap();
@@ -555,7 +593,7 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
     );
     let plain: String = outs.iter().map(|o| text_of(o, "text/plain")).collect();
     for want in [
-        "panel CTR ÷ base",
+        "gain over best-of-N",
         "d_ndcg10",
         "-0.0030",
         "bleu4",
@@ -573,8 +611,8 @@ fn notebook_07_gathers_runs_into_the_table_and_figures() {
         .filter(|o| o["data"].get("application/vnd.plotly.v1+json").is_some())
         .count();
     assert_eq!(
-        plots, 7,
-        "stability, CTR, KL, trade-off, ablation, audit table, explanation metrics"
+        plots, 8,
+        "judge rates, stability, CTR, KL, trade-off, ablation, audit table, explanation metrics"
     );
     // the committed records' seeded table is shown next to the live runs, read-only
     assert!(

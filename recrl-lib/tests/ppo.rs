@@ -480,6 +480,10 @@ mod resume {
                 .unwrap()
                 .sim,
             seed: 5,
+            split: recrl_lib::config::SplitConfig {
+                eval_fraction: 0.3,
+                seed: 11,
+            },
             history_items: 2,
             max_seq_len: 512,
             explanation_max_len: 200,
@@ -558,6 +562,19 @@ mod resume {
             .map(|p| std::fs::read(p).unwrap())
             .collect();
         assert_eq!(events.len(), 1, "one TensorBoard file");
+        // Rollouts never draw a held-out user: the run's members are RL users only.
+        let members: Vec<usize> = serde_json::from_slice(
+            &std::fs::read(root.path().join("logs/whole/members.json")).unwrap(),
+        )
+        .unwrap();
+        let split = recrl_lib::data::UserSplit::new(&ds, &options(4, false).split);
+        assert_eq!(split.eval.len(), 3, "30 % of 10 users held out");
+        assert!(!members.is_empty());
+        assert!(
+            members.iter().all(|&u| !split.is_eval(u)),
+            "members {members:?} include a held-out user of {:?}",
+            split.eval
+        );
         let has = |tag: &[u8]| events[0].windows(tag.len()).any(|w| w == tag);
         for tag in [
             "reward/ctr",

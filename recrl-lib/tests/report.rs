@@ -164,6 +164,8 @@ fn explained(user: usize, rec: u32, text: &str) -> Explained {
         explanation: text.into(),
         mean_logprob: -1.0,
         swapped: 0,
+        sample: 0,
+        candidate: 0,
         quality: None,
     }
 }
@@ -336,6 +338,7 @@ fn write_panel_audit(dir: &Path, ctr: f64, gain: f64, se: f64) {
         groups: vec![],
         popularity: Default::default(),
         examples: Default::default(),
+        panel: vec![],
         checks: vec![],
         pass: true,
     };
@@ -518,10 +521,152 @@ fn seeds_of_an_arm_pool_into_mean_and_interval() {
     );
     assert_eq!(np.cells[j], Some((0.5, None)), "one seed: no interval");
     let md = seeds::markdown(&rows);
-    assert!(md.contains("| ml-100k | shielded | ppo | 3 |"), "{md}");
+    assert!(md.contains("| ml-100k | 1 | shielded | ppo | 3 |"), "{md}");
     let df = seeds::frame(&rows).unwrap();
     assert_eq!(df.height(), 2);
     assert!(df.column("ctr_end_ci95").is_ok());
+}
+
+/// Protocol 2: the baselines are rows of the seeded table next to the arms, never pooled with
+/// protocol 1; an arm's gain over best-of-N pairs its panel with best_of_n's user by user, with
+/// the interval over users for one seed.
+#[test]
+fn held_out_panels_pair_with_best_of_n_and_keep_the_protocols_apart() {
+    use recrl_lib::audit::clicks::PanelUser;
+    use recrl_lib::audit::{AuditReport, Metric};
+    use recrl_lib::report::seeds;
+    let audit = |tag: &str, version: Option<u64>, ctrs: &[f64], faithful: f64| {
+        let panel: Vec<PanelUser> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(k, &ctr)| PanelUser {
+                user: k + 1,
+                replies: 4,
+                ctr,
+                quality: 0.5,
+                faithful,
+                complete: 1.0,
+                artefact: 0.0,
+                readability: 60.0,
+            })
+            .collect();
+        let metric = |v: f64| Metric {
+            value: Some(v),
+            definition: String::new(),
+        };
+        let mean = ctrs.iter().sum::<f64>() / ctrs.len() as f64;
+        AuditReport {
+            format: "recrl-audit/2".into(),
+            dataset: "ml-100k".into(),
+            tag: tag.into(),
+            checkpoint: tag.into(),
+            protocol: version.map_or(
+                serde_json::Value::Null,
+                |v| serde_json::json!({ "version": v }),
+            ),
+            metrics: [
+                ("panel_ctr".to_string(), metric(mean)),
+                ("judge_faithfulness".to_string(), metric(faithful)),
+            ]
+            .into(),
+            toxicity_histogram: vec![],
+            groups: vec![],
+            popularity: Default::default(),
+            examples: Default::default(),
+            panel: if version.is_some() { panel } else { vec![] },
+            checks: vec![],
+            pass: true,
+        }
+    };
+    let record = |tag: &str, steps: usize, a: AuditReport| aggregate::RunRecord {
+        dataset: "ml-100k".into(),
+        tag: tag.into(),
+        steps: (0..=steps)
+            .filter(|_| steps > 0)
+            .map(|s| StepLog {
+                step: s,
+                ..Default::default()
+            })
+            .collect(),
+        run: (steps > 0).then(|| serde_json::json!({ "seed": 1 })),
+        audit: Some(a),
+        text: None,
+    };
+    let records = vec![
+        record("base", 0, audit("base", Some(2), &[0.5, 0.5, 0.5], 0.9)),
+        record(
+            "best_of_n",
+            0,
+            audit("best_of_n", Some(2), &[0.6, 0.5, 0.7], 0.8),
+        ),
+        record(
+            "template",
+            0,
+            audit("template", Some(2), &[0.4, 0.4, 0.4], 1.0),
+        ),
+        // a protocol-1 base (no version) is no row; a protocol-1 arm is its own row
+        record("base", 0, audit("base", None, &[0.5], 0.0)),
+        record("shielded_s1", 3, audit("shielded_s1", None, &[0.7], 0.0)),
+        record(
+            "shielded_s1",
+            3,
+            audit("shielded_s1", Some(2), &[0.7, 0.6, 0.7], 0.7),
+        ),
+    ];
+    let rows = seeds::pool(&records);
+    let names: Vec<(u64, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.protocol, r.arm.as_str(), r.algorithm.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (1, "shielded", "ppo"),
+            (2, "base", "none"),
+            (2, "best_of_n", "none"),
+            (2, "shielded", "ppo"),
+            (2, "template", "none"),
+        ]
+    );
+    let col = |name: &str| {
+        seeds::SEEDED_METRICS
+            .iter()
+            .position(|(n, _)| *n == name)
+            .unwrap()
+    };
+    let sh = &rows[3];
+    // differences to best_of_n by user: 0.1, 0.1, 0.0 → mean 1/15, sd √(1/300), se 1/30,
+    // t95(2) = 4.303
+    let (m, h) = sh.cells[col("gain_over_best_of_n")].unwrap();
+    assert!((m - 0.2 / 3.0).abs() < 1e-12, "{m}");
+    assert!((h.unwrap() - 4.303 / 30.0).abs() < 1e-9, "{h:?}");
+    assert_eq!(sh.cells[col("faithfulness")], Some((0.7, None)));
+    assert!((sh.cells[col("panel_ctr")].unwrap().0 - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(
+        rows[2].cells[col("gain_over_best_of_n")],
+        None,
+        "not against itself"
+    );
+    assert_eq!(
+        rows[0].cells[col("gain_over_best_of_n")],
+        None,
+        "protocol 1 has no panel"
+    );
+    let md = seeds::markdown(&rows);
+    assert!(
+        md.contains("| ml-100k | 2 | template | none | 1 | 0.400 |"),
+        "{md}"
+    );
+    let df = seeds::frame(&rows).unwrap();
+    for c in [
+        "protocol",
+        "faithfulness_mean",
+        "completeness_ci95",
+        "artefact_mean",
+        "gain_over_best_of_n_mean",
+    ] {
+        assert!(df.column(c).is_ok(), "{c}");
+    }
 }
 
 /// The committed tables are made from the committed run records alone, so they regenerate byte

@@ -1,11 +1,13 @@
-//! The audit set: seeded users, their explanations (greedy, sampled, and greedy on prompts with
-//! gendered words swapped), cached in `logs/<ds>/<tag>/explanations.jsonl` with their prompts.
+//! The audit's explanations, cached in `logs/<ds>/<tag>/explanations.jsonl` with their prompts:
+//! the held-out panel's (greedy, and `audit.samples` sampled replies per user with seeds that
+//! every arm shares), greedy ones of prompts with gendered words swapped, and greedy ones of the
+//! membership test's RL users. Every reply is cut to `explanation_max_len` characters, as the
+//! simulated user reads it in training.
 
 use super::groups::GenderSwap;
 use crate::config::Config;
 use crate::data::Dataset;
-use crate::explainer::{generate, prompt, ExplainRequest, Explainer, GenerationConfig};
-use crate::rng::Rng;
+use crate::explainer::{generate, prompt, ExplainRequest, Explainer, Generation, GenerationConfig};
 use crate::sim::quality::QualityParts;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,8 @@ pub enum Mode {
     Sampled,
     /// Greedy decoding of the prompt with gendered words swapped.
     Counterfactual,
+    /// Greedy decoding for an RL user of the membership test's set (never on the panel).
+    Membership,
 }
 
 /// One line of `explanations.jsonl`.
@@ -44,6 +48,12 @@ pub struct Explained {
     pub mean_logprob: f64,
     /// Gendered words swapped in the prompt (counterfactual only).
     pub swapped: usize,
+    /// Which of the user's sampled replies this is (0 for the others).
+    #[serde(default)]
+    pub sample: usize,
+    /// Which candidate of a best-of-N sample this is (0 for every other explainer).
+    #[serde(default)]
+    pub candidate: usize,
     /// The parts of `q(x)`, once graded ([`super::clicks::grade`]; not cached).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualityParts>,
@@ -54,10 +64,19 @@ pub struct Explained {
 pub struct CacheKey {
     /// sha256 of the checkpoint's `explainer.json` (which records its files' sha256s).
     pub checkpoint: String,
-    /// Audited users.
+    /// Panel users (held-out), ascending.
     pub users: Vec<usize>,
-    /// Requests (history shown and recommended item).
+    /// RL users of the membership set, ascending.
+    pub members: Vec<usize>,
+    /// Requests (history shown and recommended item): the panel's, then the membership set's.
     pub requests: Vec<(Vec<u32>, u32)>,
+    /// Sampled replies per panel user.
+    pub samples: usize,
+    /// Candidates per sampled reply (best-of-N; 1 otherwise): candidate `c` of sample `s` is
+    /// drawn with [`sample_seed`]`(seed, s, c + offset)`, offset 1 for best-of-N (fresh draws).
+    pub candidates: usize,
+    /// Characters of a reply kept (`explanation_max_len`).
+    pub max_chars: usize,
     /// Greedy settings.
     pub greedy: GenerationConfig,
     /// Sampling settings.
@@ -67,22 +86,28 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// The key of explaining `requests` (those of `users`) with the checkpoint whose
-    /// `explainer.json` has sha256 `checkpoint`: greedy, and sampled with `cfg`'s temperature and
-    /// top-p, both with `cfg`'s token cap and seed; `cfg.audit.counterfactual` swapped prompts.
+    /// The key of explaining `requests` (the panel `users`' then the membership set's
+    /// `members`') with the checkpoint whose `explainer.json` has sha256 `checkpoint`: greedy, and
+    /// `cfg.audit.samples` sampled with `cfg`'s temperature and top-p (`candidates` each), all
+    /// with `cfg`'s token cap and seed; `cfg.audit.counterfactual` swapped prompts.
     pub fn new(
         checkpoint: String,
-        users: &[usize],
+        (users, members): (&[usize], &[usize]),
         requests: &[ExplainRequest],
+        candidates: usize,
         cfg: &Config,
     ) -> CacheKey {
         CacheKey {
             checkpoint,
             users: users.to_vec(),
+            members: members.to_vec(),
             requests: requests
                 .iter()
                 .map(|r| (r.history.clone(), r.recommended))
                 .collect(),
+            samples: cfg.audit.samples,
+            candidates,
+            max_chars: cfg.explanation_max_len,
             greedy: GenerationConfig {
                 max_new_tokens: cfg.max_new_tokens,
                 temperature: 0.0,
@@ -101,18 +126,10 @@ impl CacheKey {
     }
 }
 
-/// A seeded sample of `n` users with training histories (all of them when fewer), ascending.
-pub fn audit_users(ds: &Dataset, n: usize, seed: u64) -> Vec<usize> {
-    let mut users: Vec<usize> = (1..=ds.n_users())
-        .filter(|&u| !ds.train[u - 1].is_empty())
-        .collect();
-    let mut rng = Rng::new(seed ^ 0xA0D1);
-    for k in (1..users.len()).rev() {
-        users.swap(k, rng.below(k + 1));
-    }
-    users.truncate(n);
-    users.sort_unstable();
-    users
+/// The seed of candidate `c` of sampled reply `s`: `seed` itself for (0, 0), else mixed with
+/// the 64-bit golden ratio, so that every arm draws reply `s` of a user with the same seed.
+pub fn sample_seed(seed: u64, s: usize, c: usize) -> u64 {
+    seed ^ (((s as u64) << 32) | c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Explains requests in batches of `batch`; `progress(done, total)` after each.
@@ -141,9 +158,12 @@ fn mean(x: &[f32]) -> f64 {
     crate::stats::mean(&x.iter().map(|&v| v as f64).collect::<Vec<_>>())
 }
 
-/// Generates the audit explanations: greedy and sampled for every request, then greedy for up
-/// to `key.counterfactual` prompts that contain gendered words, with those words swapped.
-/// `progress` receives a line per batch.
+/// Generates the audit explanations of `requests` (the first `key.users.len()` are the panel's,
+/// the rest the membership set's): greedy for every request (mode [`Mode::Membership`] for the
+/// membership set), `key.samples` × `key.candidates` sampled replies per panel request (best-of-N
+/// candidates from seed offset 1: fresh draws), then greedy for up to `key.counterfactual` panel
+/// prompts that contain gendered words, with those words swapped. `progress` receives a line per
+/// batch.
 pub fn generate_all(
     ds: &Dataset,
     ex: &Explainer,
@@ -154,9 +174,11 @@ pub fn generate_all(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Explained>> {
     let prompts = ex.prompts(ds, requests)?;
+    let n_panel = key.users.len();
+    let (panel, panel_prompts) = (&requests[..n_panel], &prompts[..n_panel]);
     let soft = ex.projector.is_some();
     let mut swapped = Vec::new();
-    for req in requests {
+    for req in panel {
         if swapped.len() == key.counterfactual {
             break;
         }
@@ -165,30 +187,108 @@ pub fn generate_all(
             swapped.push((req, prompt::build_message(&ex.tokenizer, &text, req)?, n));
         }
     }
-    let mut out = Vec::new();
-    let runs: [(Mode, &GenerationConfig); 2] =
-        [(Mode::Greedy, &key.greedy), (Mode::Sampled, &key.sampled)];
-    for (mode, cfg) in runs {
-        let mut report = |d: usize, t: usize| progress(&format!("{mode:?}: {d}/{t}"));
-        let gens = explain_batches(ex, &prompts, table, cfg, 8, &mut report)?;
-        for ((req, p), g) in requests.iter().zip(&prompts).zip(gens) {
-            out.push(explained(req, mode, &p.text, g, 0));
+    let mut run = |label: String,
+                   reqs: &[ExplainRequest],
+                   ps: &[prompt::BuiltPrompt],
+                   cfg: &GenerationConfig,
+                   make: &dyn Fn(&ExplainRequest, &str, Generation) -> Explained|
+     -> Result<Vec<Explained>> {
+        let mut report = |d: usize, t: usize| progress(&format!("{label}: {d}/{t}"));
+        let gens = explain_batches(ex, ps, table, cfg, 8, &mut report)?;
+        Ok(reqs
+            .iter()
+            .zip(ps)
+            .zip(gens)
+            .map(|((req, p), mut g)| {
+                prompt::cut_reply(&mut g.text, key.max_chars);
+                make(req, &p.text, g)
+            })
+            .collect())
+    };
+    let greedy = |mode: Mode| move |r: &ExplainRequest, p: &str, g| explained(r, mode, p, g, 0);
+    let mut out = run(
+        "Greedy".into(),
+        panel,
+        panel_prompts,
+        &key.greedy,
+        &greedy(Mode::Greedy),
+    )?;
+    let offset = usize::from(key.candidates > 1);
+    let total = key.samples * key.candidates;
+    for s in 0..key.samples {
+        for c in 0..key.candidates {
+            let cfg = GenerationConfig {
+                seed: sample_seed(key.sampled.seed, s, c + offset),
+                ..key.sampled.clone()
+            };
+            let label = format!("Sampled {}/{total}", s * key.candidates + c + 1);
+            out.extend(run(label, panel, panel_prompts, &cfg, &|r, p, g| {
+                Explained {
+                    sample: s,
+                    candidate: c,
+                    ..explained(r, Mode::Sampled, p, g, 0)
+                }
+            })?);
         }
     }
+    let (members, member_prompts) = (&requests[n_panel..], &prompts[n_panel..]);
+    let membership = greedy(Mode::Membership);
+    out.extend(run(
+        "Membership".into(),
+        members,
+        member_prompts,
+        &key.greedy,
+        &membership,
+    )?);
+    let cf_reqs: Vec<ExplainRequest> = swapped.iter().map(|s| s.0.clone()).collect();
     let cf_prompts: Vec<prompt::BuiltPrompt> = swapped.iter().map(|s| s.1.clone()).collect();
-    let mut report = |d: usize, t: usize| progress(&format!("Counterfactual: {d}/{t}"));
-    let gens = explain_batches(ex, &cf_prompts, table, &key.greedy, 8, &mut report)?;
-    for ((req, p, n), g) in swapped.iter().zip(gens) {
-        out.push(explained(req, Mode::Counterfactual, &p.text, g, *n));
+    let mut cf = run(
+        "Counterfactual".into(),
+        &cf_reqs,
+        &cf_prompts,
+        &key.greedy,
+        &greedy(Mode::Counterfactual),
+    )?;
+    for (row, s) in cf.iter_mut().zip(&swapped) {
+        row.swapped = s.2;
     }
+    out.extend(cf);
     Ok(out)
+}
+
+/// The template baseline's rows for `requests` (the panel's, no model): the same sentence
+/// ([`crate::judge::template`]) as the greedy reply and as every sampled one, cut like a reply.
+pub fn template_rows(ds: &Dataset, requests: &[ExplainRequest], key: &CacheKey) -> Vec<Explained> {
+    let mut out = Vec::new();
+    for (mode, samples) in [(Mode::Greedy, 1), (Mode::Sampled, key.samples)] {
+        for s in 0..samples {
+            for req in requests {
+                let mut text = crate::judge::template(ds, req.recommended, &req.history);
+                prompt::cut_reply(&mut text, key.max_chars);
+                out.push(Explained {
+                    user: req.user,
+                    mode,
+                    history: req.history.clone(),
+                    recommended: req.recommended,
+                    prompt: "(template: no prompt)".into(),
+                    explanation: text,
+                    mean_logprob: 0.0,
+                    swapped: 0,
+                    sample: s,
+                    candidate: 0,
+                    quality: None,
+                });
+            }
+        }
+    }
+    out
 }
 
 fn explained(
     req: &ExplainRequest,
     mode: Mode,
     prompt: &str,
-    g: crate::explainer::Generation,
+    g: Generation,
     swapped: usize,
 ) -> Explained {
     Explained {
@@ -200,6 +300,8 @@ fn explained(
         explanation: g.text,
         mean_logprob: mean(&g.logprobs),
         swapped,
+        sample: 0,
+        candidate: 0,
         quality: None,
     }
 }
@@ -240,18 +342,24 @@ pub fn read_explanations(path: &Path) -> Result<Vec<Explained>> {
     crate::io::read_json_lines(path)
 }
 
+/// Writes `rows` as JSON lines to `path`, atomically (without their `q(x)` parts).
+pub fn write_rows(path: &Path, rows: &[Explained]) -> Result<()> {
+    let mut text = String::new();
+    for r in rows {
+        let bare = Explained {
+            quality: None,
+            ..r.clone()
+        };
+        text.push_str(&serde_json::to_string(&bare)?);
+        text.push('\n');
+    }
+    crate::io::write_atomic(path, text.as_bytes())
+}
+
 /// Writes `explanations.jsonl` and its key (both atomically, the key last).
 pub fn write_cache(dir: &Path, key: &CacheKey, rows: &[Explained]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut text = String::new();
-    for r in rows {
-        text.push_str(&serde_json::to_string(r)?);
-        text.push('\n');
-    }
-    crate::io::write_atomic(
-        &dir.join(crate::paths::files::EXPLANATIONS),
-        text.as_bytes(),
-    )?;
+    write_rows(&dir.join(crate::paths::files::EXPLANATIONS), rows)?;
     crate::io::write_atomic(
         &dir.join("explanations.key.json"),
         serde_json::to_string(key)?.as_bytes(),

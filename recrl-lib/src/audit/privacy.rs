@@ -441,7 +441,7 @@ pub fn memorisation_metrics(set: &AuditSet, samples: &[String]) -> Metrics {
 pub fn membership_metrics(set: &AuditSet, members: Option<&[usize]>) -> Metrics {
     let mia = members.map(|m| {
         let (mut pos, mut neg) = (Vec::new(), Vec::new());
-        for r in &set.greedy {
+        for r in &set.membership {
             if m.binary_search(&r.user).is_ok() {
                 pos.push(r.mean_logprob)
             } else {

@@ -141,6 +141,94 @@ fn layout(title: &str, x: &str, y: &str) -> Layout {
         .y_axis(Axis::new().title(Title::with_text(y)))
 }
 
+/// The judge's rates on the held-out panel (faithful, complete, with an artefact), one bar
+/// group per rate and one bar per report, with the 95 % Student-t interval over panel users.
+pub fn judge_plot(reports: &[&AuditReport]) -> Plot {
+    let mut plot = Plot::new();
+    let rates: [(&str, super::clicks::Measure); 3] = [
+        ("faithful", |p| p.faithful),
+        ("complete", |p| p.complete),
+        ("artefact", |p| p.artefact),
+    ];
+    for r in reports {
+        let (mut means, mut halves) = (Vec::new(), Vec::new());
+        for (_, f) in rates {
+            let v: Vec<f64> = r.panel.iter().map(f).filter(|x| x.is_finite()).collect();
+            let (m, h) = crate::stats::interval(&v).unwrap_or((f64::NAN, None));
+            means.push(m);
+            halves.push(h.unwrap_or(0.0));
+        }
+        let labels: Vec<String> = rates.iter().map(|r| r.0.to_string()).collect();
+        plot.add_trace(
+            Bar::new(labels, means)
+                .name(&r.tag)
+                .error_y(ErrorData::new(ErrorType::Data).array(halves)),
+        );
+    }
+    plot.set_layout(
+        layout(
+            "The judge on the held-out panel (sampled replies)",
+            "measure",
+            "share of replies",
+        )
+        .bar_mode(BarMode::Group),
+    );
+    plot
+}
+
+/// The panel replies of `users` of the reports' examples side by side: one row per user,
+/// reply (greedy or sample number) and report, with the judge's flags and q(x).
+pub fn side_by_side(reports: &[&AuditReport], users: usize) -> Table {
+    let first: Vec<u64> = reports
+        .first()
+        .and_then(|r| r.examples.get("panel"))
+        .map(|rows| {
+            let mut u: Vec<u64> = rows.iter().filter_map(|x| x["user"].as_u64()).collect();
+            u.dedup();
+            u.truncate(users);
+            u
+        })
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for &u in &first {
+        for r in reports {
+            for x in r.examples.get("panel").into_iter().flatten() {
+                if x["user"].as_u64() != Some(u) {
+                    continue;
+                }
+                let reply = match x["mode"].as_str() {
+                    Some("greedy") => "greedy".to_string(),
+                    _ => format!("sample {}", x["sample"]),
+                };
+                let flags: Vec<String> = x["judge"]["flags"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                rows.push(vec![
+                    u.to_string(),
+                    r.tag.clone(),
+                    reply,
+                    x["explanation"].as_str().unwrap_or("").to_string(),
+                    fmt(x["q"].as_f64()),
+                    if flags.is_empty() {
+                        "ok".into()
+                    } else {
+                        flags.join("; ")
+                    },
+                ]);
+            }
+        }
+    }
+    Table::new(
+        &["user", "tag", "reply", "explanation", "q(x)", "judge"],
+        rows,
+    )
+}
+
 /// Toxicity score histogram of each report (bins of 0.1).
 pub fn toxicity_plot(reports: &[&AuditReport]) -> Plot {
     let mut plot = Plot::new();

@@ -11,12 +11,14 @@ mod pyliteral;
 pub mod raw;
 pub mod reviews;
 pub mod source;
+pub mod split;
 pub mod store;
 
 pub use movielens::{readable_title, split_title_year};
 pub use process::{leave_one_out, Counts};
 pub use raw::{ItemMeta, RawData, UserMeta};
 pub use reviews::{ReviewKind, Reviews};
+pub use split::UserSplit;
 
 use anyhow::{bail, Result};
 use std::path::Path;

@@ -15,6 +15,14 @@ pub const SYSTEM: &str =
     "You are a friendly recommender. In one or two sentences, tell the user why \
 they may enjoy the recommended item, based on what they watched or read before.";
 
+/// A reply as the simulated user reads it: cut after `max_chars` characters (the configuration's
+/// `explanation_max_len`), the cut PPO's reward and the audit both apply.
+pub fn cut_reply(text: &mut String, max_chars: usize) {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+    }
+}
+
 /// What one explanation is about.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplainRequest {
@@ -128,4 +136,17 @@ pub fn build_message(
         soft_items,
         text: text.replace(SOFT_MARK, SOFT_SHOWN),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cut_reply_counts_characters_not_bytes() {
+        let mut t = "ébène café".to_string();
+        super::cut_reply(&mut t, 7);
+        assert_eq!(t, "ébène c");
+        let mut short = "abc".to_string();
+        super::cut_reply(&mut short, 3);
+        assert_eq!(short, "abc");
+    }
 }

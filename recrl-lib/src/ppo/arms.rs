@@ -58,6 +58,62 @@ pub const ARMS: [ArmRow; 5] = [
     },
 ];
 
+/// An explainer without RL, audited on the same held-out panel as every RL arm (docs/design.md
+/// §8.5): the rows of [`BASELINES`]. None of them trains; all read step 4's checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// Step 4's explainer (LoRA at B = 0, initial `W_p`), sampled like an arm.
+    Base,
+    /// Step 4's explainer with prompts without soft item tokens.
+    BaseNoSoft,
+    /// A fixed sentence filled from the metadata (`judge::template`), no model.
+    Template,
+    /// For each panel reply, the best by the training reward of `audit.best_of` fresh samples of
+    /// `base`: G× the samples of an arm at evaluation, none at training.
+    BestOfN,
+}
+
+/// The baselines by name (their tags), with what each is.
+pub const BASELINES: [(Baseline, &str, &str); 4] = [
+    (
+        Baseline::Base,
+        crate::paths::BASE_TAG,
+        "step 4's explainer (LoRA at B = 0, initial W_p and E), no RL",
+    ),
+    (
+        Baseline::BaseNoSoft,
+        "base_no_soft",
+        "step 4's explainer with prompts without soft item tokens, no RL",
+    ),
+    (
+        Baseline::Template,
+        "template",
+        "a fixed sentence filled from the catalogue (judge::template), no model",
+    ),
+    (
+        Baseline::BestOfN,
+        "best_of_n",
+        "best of audit.best_of fresh base samples per reply by the training reward (G x an arm's samples at evaluation, none at training)",
+    ),
+];
+
+impl Baseline {
+    /// The baseline whose tag is `tag`, if any.
+    pub fn named(tag: &str) -> Option<Baseline> {
+        BASELINES.iter().find(|b| b.1 == tag).map(|b| b.0)
+    }
+
+    /// Its tag.
+    pub fn name(self) -> &'static str {
+        BASELINES.iter().find(|b| b.0 == self).map_or("", |b| b.1)
+    }
+
+    /// What it is.
+    pub fn describe(self) -> &'static str {
+        BASELINES.iter().find(|b| b.0 == self).map_or("", |b| b.2)
+    }
+}
+
 /// One arm of the comparison.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arm {
@@ -278,6 +334,7 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
         },
         sim: cfg.sim.clone(),
         seed: cfg.seed,
+        split: cfg.split.clone(),
         history_items: 5,
         max_seq_len: cfg.max_seq_len_explainer,
         explanation_max_len: cfg.explanation_max_len,

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub sim: SimParams,
     /// Seed of user sampling, the sampler and the simulated users.
     pub seed: u64,
+    /// The held-out users: rollouts draw only the split's RL users (docs/design.md §8.5).
+    pub split: crate::config::SplitConfig,
     /// History items in each prompt.
     pub history_items: usize,
     /// Prompt + response token budget (`--max_seq_len_explainer`): replies are cut to fit.

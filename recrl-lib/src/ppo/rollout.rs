@@ -23,6 +23,7 @@ pub struct Env<'a> {
     /// The current `E` (it shares the coupled table's storage, updates included).
     e: Tensor,
     grader: Grader,
+    /// The users rollouts draw: the split's RL users, ascending (never an evaluation user).
     train_users: Vec<usize>,
     sim: SimUser,
     /// Ranker states of `train_users`.
@@ -53,9 +54,7 @@ impl<'a> Env<'a> {
         e: &Tensor,
         grader: Grader,
     ) -> Env<'a> {
-        let train_users: Vec<usize> = (1..=ds.n_users())
-            .filter(|&u| !ds.train[u - 1].is_empty())
-            .collect();
+        let train_users = crate::data::UserSplit::new(ds, &opts.split).rl;
         let sim = SimUser::for_run(ds, ranker, &opts.sim, opts.seed);
         let all_h = crate::shield::states_of(ranker, &train_users, |u| ds.train[u - 1].clone());
         Env {
@@ -116,9 +115,7 @@ impl<'a> Env<'a> {
         gens: &mut [Generation],
     ) -> Result<(Vec<f64>, Vec<QualityParts>)> {
         for g in gens.iter_mut() {
-            if let Some((cut, _)) = g.text.char_indices().nth(self.opts.explanation_max_len) {
-                g.text.truncate(cut);
-            }
+            prompt::cut_reply(&mut g.text, self.opts.explanation_max_len);
         }
         let subjects: Vec<Subject> = requests
             .iter()
@@ -146,6 +143,11 @@ impl<'a> Env<'a> {
             rewards.push(self.sim.click_probability(req.user, s, p.q()));
         }
         Ok((rewards, parts))
+    }
+
+    /// The users rollouts draw from (the split's RL users), ascending.
+    pub fn rl_users(&self) -> &[usize] {
+        &self.train_users
     }
 
     /// The reference model's fluency anchors of this run's `q(x)`.

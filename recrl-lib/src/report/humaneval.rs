@@ -2,8 +2,9 @@
 //! arm's audit explanations against another's (base by default), and the win rate and
 //! inter-rater agreement of the filled sheets.
 //!
-//! **Export.** The greedy audit explanations (`explanations.jsonl`, step 6) of the two tags are
-//! paired by (user, recommended item); a seeded draw picks the pairs, shuffles their order and
+//! **Export.** The audit's panel replies (`explanations.jsonl`, step 6; the chosen replies
+//! `explanations.selected.jsonl` for best-of-N), greedy and sampled, of the two tags are paired by
+//! (user, recommended item, greedy or sample number): the same sampling seed on both sides; a seeded draw picks the pairs, shuffles their order and
 //! puts each side at A or B at random. Three files: `sheet.csv` (what raters fill: a `choice`
 //! of A, B or tie per pair, and their name), `form.html` (the same as a self-contained form
 //! that downloads the filled sheet), and `key.csv` (which tag is A and which B; keep it from
@@ -45,8 +46,9 @@ pub struct Pair {
     pub b_is: String,
 }
 
-/// Pairs the greedy explanations of `arm` and `other` (each `(tag, rows)`) by (user, item):
-/// up to `n` pairs drawn with `seed`, in shuffled order, each side at A or B by a coin flip.
+/// Pairs the panel replies (greedy and sampled) of `arm` and `other` (each `(tag, rows)`) by
+/// (user, item, reply: greedy or sample number): up to `n` pairs drawn with `seed`, in shuffled
+/// order, each side at A or B by a coin flip.
 pub fn make_pairs(
     ds: &Dataset,
     arm: (&str, &[Explained]),
@@ -54,21 +56,25 @@ pub fn make_pairs(
     n: usize,
     seed: u64,
 ) -> Result<Vec<Pair>> {
-    let greedy = |rows: &[Explained]| -> BTreeMap<(usize, u32), Explained> {
+    type Key = (usize, u32, Option<usize>);
+    let greedy = |rows: &[Explained]| -> BTreeMap<Key, Explained> {
         rows.iter()
-            .filter(|r| r.mode == Mode::Greedy)
-            .map(|r| ((r.user, r.recommended), r.clone()))
+            .filter(|r| matches!(r.mode, Mode::Greedy | Mode::Sampled) && r.candidate == 0)
+            .map(|r| {
+                let reply = (r.mode == Mode::Sampled).then_some(r.sample);
+                ((r.user, r.recommended, reply), r.clone())
+            })
             .collect()
     };
     let (mine, theirs) = (greedy(arm.1), greedy(other.1));
-    let mut common: Vec<(usize, u32)> = mine
+    let mut common: Vec<Key> = mine
         .keys()
         .filter(|k| theirs.contains_key(k))
         .copied()
         .collect();
     if common.is_empty() {
         bail!(
-            "{} and {} explained no request in common (greedy audit explanations of the same user and item); audit both with the same --users and seed",
+            "{} and {} explained no request in common (panel replies of the same user, item and sample); audit both with the same --users, --samples and seed",
             arm.0,
             other.0
         );
@@ -106,8 +112,9 @@ pub fn make_pairs(
         .collect())
 }
 
-/// `recrl humaneval export`: pairs `arm`'s greedy audit explanations with `other`'s (both in
-/// `runs_dir/<ds>/<tag>/explanations.jsonl`) and writes the sheets into `out`.
+/// `recrl humaneval export`: pairs `arm`'s panel replies with `other`'s (both in
+/// `runs_dir/<ds>/<tag>/explanations.jsonl`, or `explanations.selected.jsonl` where the audit
+/// chose among candidates) and writes the sheets into `out`.
 pub fn export(
     runs_dir: &Path,
     ds: &Dataset,
@@ -117,10 +124,12 @@ pub fn export(
     out: &Path,
 ) -> Result<(Vec<Pair>, SheetFiles)> {
     let read = |tag: &str| {
-        let path = runs_dir
-            .join(ds.name.as_str())
-            .join(tag)
-            .join(crate::paths::files::EXPLANATIONS);
+        let dir = runs_dir.join(ds.name.as_str()).join(tag);
+        let selected = dir.join(crate::paths::files::SELECTED);
+        if selected.is_file() {
+            return crate::audit::explanations::read_explanations(&selected);
+        }
+        let path = dir.join(crate::paths::files::EXPLANATIONS);
         anyhow::ensure!(
             path.is_file(),
             "{}: no audit explanations of {tag}; run `recrl audit --dataset {} --tag {tag}` first",

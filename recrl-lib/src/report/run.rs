@@ -12,14 +12,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
-/// The arms every dataset is expected to have, absent ones getting a row marked missing:
-/// `base` (the step-4 checkpoint, before RL), then every arm of [`crate::ppo::arms::ARMS`].
+/// The arms every dataset is expected to have, absent ones getting a row marked missing: the
+/// baselines without RL ([`crate::ppo::arms::BASELINES`]: `base`, `base_no_soft`, `template`,
+/// `best_of_n`), then every arm of [`crate::ppo::arms::ARMS`].
 pub fn expected_arms() -> Vec<String> {
+    let baselines = crate::ppo::arms::BASELINES.iter().map(|b| b.1);
     let arms = crate::ppo::arms::ARMS.iter().map(|a| a.name);
-    std::iter::once(crate::audit::BASE_TAG)
-        .chain(arms)
-        .map(String::from)
-        .collect()
+    baselines.chain(arms).map(String::from).collect()
 }
 
 /// What [`run`] reads and writes.

@@ -4,47 +4,29 @@
 //! row per dataset × arm in `experiments/seeded_results.csv`.
 
 use super::aggregate::{mean_of, RunRecord};
-use crate::ppo::arms::Arm;
+use crate::audit::clicks::{paired, PanelUser};
+use crate::ppo::arms::{Arm, Baseline};
 use crate::ppo::StepLog;
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
-/// The two-sided 95 % quantile of Student's t with `df` degrees of freedom (`t.ppf(0.975, df)`),
-/// to 3 decimals; the normal 1.960 above 30.
-pub fn t95(df: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    match df {
-        0 => f64::NAN,
-        1..=30 => T[df - 1],
-        _ => 1.960,
-    }
-}
-
-/// Mean of `values` and the half-width of its 95 % interval (`t95(n − 1) · sd / √n`, sample
-/// sd); the half-width is `None` for one value, and everything is `None` for none.
-pub fn interval(values: &[f64]) -> Option<(f64, Option<f64>)> {
-    let n = values.len();
-    if n == 0 {
-        return None;
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    if n == 1 {
-        return Some((mean, None));
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    Some((mean, Some(t95(n - 1) * (var / n as f64).sqrt())))
-}
+pub use crate::stats::{interval, t95};
 
 /// The metrics pooled across seeds, with their definitions; each becomes `<name>_mean` and
 /// `<name>_ci95` (the half-width) in `seeded_results.csv`.
 pub const SEEDED_METRICS: &[(&str, &str)] = &[
-    ("panel_ctr_ratio", "audit panel CTR relative to base's under the run's simulated user: panel_ctr / (panel_ctr - panel_ctr_gain)"),
-    ("panel_ctr_gain", "audit panel CTR minus base's, paired user by user"),
+    ("panel_ctr", "audit panel CTR, absolute (protocol 2: held-out users, audit.samples sampled replies each)"),
+    ("panel_ctr_ratio", "audit panel CTR relative to base's on the same users (protocol 1: panel_ctr / (panel_ctr - panel_ctr_gain), base clicked by the run's simulated user)"),
+    ("panel_ctr_gain", "audit panel CTR minus base's, paired user by user (one seed: the interval is over panel users)"),
+    ("gain_over_best_of_n", "audit panel CTR minus the best_of_n baseline's, paired user by user (protocol 2; one seed: the interval is over panel users)"),
+    ("faithfulness", "judge: share of the panel's sampled replies without a contradiction of the catalogue (docs/design.md §8.8)"),
+    ("faithfulness_gain", "judge: faithfulness minus base's, paired user by user"),
+    ("completeness", "judge: share of the panel's sampled replies that end a sentence"),
+    ("completeness_gain", "judge: completeness minus base's, paired user by user"),
+    ("artefact", "judge: share of the panel's sampled replies with an artefact (raw fields, list templates, digit runs)"),
+    ("artefact_gain", "judge: artefact rate minus base's, paired user by user"),
+    ("readability", "judge: mean Flesch reading ease of the panel's sampled replies"),
     ("quality_end", "mean q(x) over the last 10 PPO steps"),
     ("q_fluency_end", "mean fluency gate of q(x), last 10 PPO steps"),
     ("q_relevance_end", "mean MiniLM relevance part of q(x), last 10 PPO steps"),
@@ -60,24 +42,50 @@ pub const SEEDED_METRICS: &[(&str, &str)] = &[
     ("steps", "PPO steps run"),
 ];
 
-/// The values of [`SEEDED_METRICS`] for one run. The panel ratio compares the run's panel CTR
-/// with base's explanations clicked by the same simulated user (the run's seed), so the users'
-/// biases cancel.
-pub fn values(r: &RunRecord) -> Vec<Option<f64>> {
-    let (tail, steps) = (r.window(false), r.trained());
+/// The values of [`SEEDED_METRICS`] for one run, each with the half-width of its 95 % interval
+/// over panel users where the audit has one (the interval a row of one seed shows). `best` is
+/// the `best_of_n` baseline's panel on the run's dataset, when there is one. Protocol 1's panel
+/// ratio compares the run's panel CTR with base's explanations clicked by the same simulated
+/// user (the run's seed), so the users' biases cancel.
+pub fn values(r: &RunRecord, best: Option<&[PanelUser]>) -> Vec<(Option<f64>, Option<f64>)> {
     let audit = |name: &str| r.audit.as_ref().and_then(|a| a.value(name));
+    let panel = r.audit.as_ref().map(|a| a.panel.as_slice()).unwrap_or(&[]);
+    let over_best = best
+        .filter(|_| !panel.is_empty() && Baseline::named(&r.tag) != Some(Baseline::BestOfN))
+        .and_then(|b| paired(panel, b, |p| p.ctr));
+    let gain = |name: &str| (audit(name), audit(&format!("{name}_ci95")));
+    let ratio = audit("panel_ctr_ratio").or_else(|| {
+        audit("panel_ctr")
+            .zip(audit("panel_ctr_gain"))
+            .map(|(ctr, gain)| ctr / (ctr - gain))
+    });
+    let mut out = vec![
+        (audit("panel_ctr"), None),
+        (ratio, None),
+        gain("panel_ctr_gain"),
+        (over_best.map(|p| p.mean), over_best.map(|p| p.ci95)),
+        (audit("judge_faithfulness"), None),
+        gain("judge_faithfulness_gain"),
+        (audit("judge_completeness"), None),
+        gain("judge_completeness_gain"),
+        (audit("judge_artefact"), None),
+        gain("judge_artefact_gain"),
+        (audit("judge_readability"), None),
+    ];
+    out.extend(step_values(r).into_iter().map(|v| (v, None)));
+    out
+}
+
+/// The values of the PPO-run metrics of [`SEEDED_METRICS`] (from `quality_end` on).
+fn step_values(r: &RunRecord) -> Vec<Option<f64>> {
+    let (tail, steps) = (r.window(false), r.trained());
     let part = |f: fn(&StepLog) -> f64| mean_of(tail, f);
-    let ratio = audit("panel_ctr")
-        .zip(audit("panel_ctr_gain"))
-        .map(|(ctr, gain)| ctr / (ctr - gain));
     let max_drift = r
         .steps
         .iter()
         .filter_map(|l| l.drift.as_ref().map(|d| d.d_ndcg10.abs()))
         .reduce(f64::max);
     vec![
-        ratio,
-        audit("panel_ctr_gain"),
         part(|l| l.quality),
         part(|l| l.quality_parts.fluency),
         part(|l| l.quality_parts.relevance),
@@ -109,8 +117,12 @@ pub struct SeededRow {
     pub dataset: String,
     /// The arm (tag without `_s<S>`).
     pub arm: String,
-    /// The RL algorithm of its runs (`run.json`'s `ppo.algorithm`; `ppo` when unrecorded).
+    /// The RL algorithm of its runs (`run.json`'s `ppo.algorithm`; `ppo` when unrecorded;
+    /// "none" for a baseline).
     pub algorithm: String,
+    /// The audit protocol of its records (`audit.json`'s `protocol.version`; 1 when absent):
+    /// rows of different protocols are never pooled.
+    pub protocol: u64,
     /// Seeds of the pooled runs, in tag order ("?" when a run records none).
     pub seeds: Vec<String>,
     /// Per metric of [`SEEDED_METRICS`]: mean and 95 % half-width over the runs that have it.
@@ -125,36 +137,71 @@ fn algorithm_of(r: &RunRecord) -> String {
         .unwrap_or_else(|| "ppo".into())
 }
 
-/// The PPO runs of `records` grouped by dataset, arm and algorithm (seeds pooled); `base` rows
-/// and runs without PPO steps are left out.
+/// The audit protocol of a record (`audit.json`'s `protocol.version`; 1 without one).
+pub fn protocol_of(r: &RunRecord) -> u64 {
+    r.audit
+        .as_ref()
+        .and_then(|a| a.protocol["version"].as_u64())
+        .unwrap_or(1)
+}
+
+/// The PPO runs of `records`, and the baselines audited under protocol 2, grouped by dataset,
+/// protocol, arm and algorithm (seeds pooled); protocol 1's `base` rows and runs without PPO
+/// steps are left out. A row of one run shows the interval over panel users where the audit has
+/// one; a row of several, the interval over seeds.
 pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
-    let mut groups: BTreeMap<(String, String, String), Vec<&RunRecord>> = BTreeMap::new();
-    for r in records.iter().filter(|r| !r.steps.is_empty()) {
+    type Key = (String, u64, String, String);
+    let mut groups: BTreeMap<Key, Vec<&RunRecord>> = BTreeMap::new();
+    let baseline = |r: &RunRecord| Baseline::named(&r.tag).is_some() && protocol_of(r) >= 2;
+    for r in records
+        .iter()
+        .filter(|r| !r.steps.is_empty() || baseline(r))
+    {
+        let algorithm = match baseline(r) {
+            true => "none".to_string(),
+            false => algorithm_of(r),
+        };
         let key = (
             r.dataset.clone(),
+            protocol_of(r),
             Arm::base_name(&r.tag).to_string(),
-            algorithm_of(r),
+            algorithm,
         );
         groups.entry(key).or_default().push(r);
     }
+    let best_of_n = |dataset: &str| {
+        records
+            .iter()
+            .find(|r| r.dataset == dataset && r.tag == Baseline::BestOfN.name())
+            .and_then(|r| r.audit.as_ref())
+            .map(|a| a.panel.as_slice())
+            .filter(|p| !p.is_empty())
+    };
     groups
         .into_iter()
-        .map(|((dataset, arm, algorithm), runs)| {
-            let per_run: Vec<Vec<Option<f64>>> = runs.iter().map(|r| values(r)).collect();
+        .map(|((dataset, protocol, arm, algorithm), runs)| {
+            let per_run: Vec<_> = runs
+                .iter()
+                .map(|r| values(r, best_of_n(&dataset)))
+                .collect();
             let cells = (0..SEEDED_METRICS.len())
                 .map(|j| {
                     let v: Vec<f64> = per_run
                         .iter()
-                        .filter_map(|row| row[j])
+                        .filter_map(|row| row[j].0)
                         .filter(|x| x.is_finite())
                         .collect();
-                    interval(&v)
+                    match (interval(&v), per_run.as_slice()) {
+                        (Some((m, None)), [one]) => Some((m, one[j].1)),
+                        (cell, _) => cell,
+                    }
                 })
                 .collect();
             SeededRow {
                 dataset,
                 arm,
                 algorithm,
+                protocol,
                 seeds: runs
                     .iter()
                     .map(|r| seed_of(r).map_or("?".into(), |s| s.to_string()))
@@ -173,6 +220,10 @@ pub fn frame(rows: &[SeededRow]) -> Result<DataFrame> {
         Column::new("dataset".into(), text(&|r| r.dataset.clone())),
         Column::new("arm".into(), text(&|r| r.arm.clone())),
         Column::new("algorithm".into(), text(&|r| r.algorithm.clone())),
+        Column::new(
+            "protocol".into(),
+            rows.iter().map(|r| r.protocol as i64).collect::<Vec<_>>(),
+        ),
         Column::new("seeds".into(), text(&|r| r.seeds.join(";"))),
         Column::new(
             "n_seeds".into(),
@@ -200,12 +251,18 @@ pub fn show(cell: Option<(f64, Option<f64>)>, p: usize) -> String {
 }
 
 /// The headers of the seeded results table (README, notebook 07).
-pub const HEADERS: [&str; 11] = [
+pub const HEADERS: [&str; 17] = [
     "dataset",
+    "protocol",
     "arm",
     "algorithm",
     "seeds",
-    "panel CTR ÷ base",
+    "panel CTR",
+    "÷ base",
+    "gain over best-of-N",
+    "faithful",
+    "complete",
+    "artefacts",
     "q(x) (last 10 steps)",
     "ΔNDCG@10 (last)",
     "max |ΔNDCG@10|",
@@ -214,8 +271,10 @@ pub const HEADERS: [&str; 11] = [
     "s / step",
 ];
 
-/// The seeded results per dataset × arm: seeds, panel CTR relative to base, q(x), ΔNDCG@10
-/// (last and largest), KL, steps and seconds a step, each mean ± 95 % CI across seeds.
+/// The seeded results per dataset × protocol × arm: seeds, panel CTR (absolute, relative to
+/// base, gain over best-of-N), the judge's rates, q(x), ΔNDCG@10 (last and largest), KL, steps
+/// and seconds a step, each mean ± 95 % CI across seeds (one seed: over panel users where the
+/// audit has it).
 pub fn cells(rows: &[SeededRow]) -> Vec<Vec<String>> {
     let col = |name: &str| {
         SEEDED_METRICS
@@ -228,10 +287,16 @@ pub fn cells(rows: &[SeededRow]) -> Vec<Vec<String>> {
             let c = |name: &str, p: usize| show(r.cells[col(name)], p);
             vec![
                 r.dataset.clone(),
+                r.protocol.to_string(),
                 r.arm.clone(),
                 r.algorithm.clone(),
                 r.seeds.len().to_string(),
+                c("panel_ctr", 3),
                 c("panel_ctr_ratio", 3),
+                c("gain_over_best_of_n", 3),
+                c("faithfulness", 2),
+                c("completeness", 2),
+                c("artefact", 2),
                 c("quality_end", 3),
                 c("d_ndcg10", 5),
                 c("max_abs_d_ndcg10", 5),
