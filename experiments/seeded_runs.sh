@@ -31,6 +31,9 @@ BUDGET=(--max_steps 30 --eval_every 10 --checkpoint_every 5 --micro_batch_size 4
 AUDIT_USERS=0   # 0 = every held-out user
 RECORDS=experiments/records/$DS
 RECORD_FILES=(run.json metrics.jsonl audit.json text_metrics.json)
+# complete: a record with its PPO log and audit. The records of protocol 1 (before issue 28)
+# count as complete too, so re-running one of their arms under protocol 2 needs their folder
+# moved out of experiments/records/DATASET/ first (their runs drew today's held-out users).
 complete() { [ -f "$RECORDS/$1/audit.json" ] && [ -f "$RECORDS/$1/metrics.jsonl" ]; }
 keep_record() { # copies logs/DS/ARM's record files into RECORDS/ARM (atomically, file by file)
   mkdir -p "$RECORDS/$1"

@@ -417,7 +417,7 @@ struct TauKey {
 /// `recrl audit`'s keys.
 #[derive(clap::Args, Serialize)]
 struct AuditKeys {
-    /// Seed (audit-set sampling and generation).
+    /// Seed of generation (the panel's users come from the `split` section, whatever the seed).
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]

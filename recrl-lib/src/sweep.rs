@@ -161,9 +161,16 @@ pub struct Step {
 }
 
 impl Step {
-    /// Whether its output is there.
+    /// Whether its output is there; an `audit.json` counts only when it is of the current audit
+    /// protocol ([`crate::audit::PROTOCOL`]: an older one is audited again).
     pub fn is_done(&self) -> bool {
-        self.done_when.as_ref().is_some_and(|p| p.exists())
+        self.done_when.as_ref().is_some_and(|p| {
+            p.exists()
+                && (p.file_name() != Some(std::ffi::OsStr::new(files::AUDIT))
+                    || crate::audit::AuditReport::read(p).is_ok_and(|a| {
+                        a.protocol["version"].as_u64() == Some(crate::audit::PROTOCOL as u64)
+                    }))
+        })
     }
 }
 

@@ -696,3 +696,72 @@ fn the_committed_tables_are_made_from_the_committed_records() {
         );
     }
 }
+
+/// The blind sheets pair greedy and sampled panel replies by (user, item, reply), and for
+/// best-of-N they read the chosen replies, whichever candidate won.
+#[test]
+fn humaneval_pairs_sampled_replies_and_best_of_n_choices() {
+    use recrl_lib::audit::explanations::write_rows;
+    use recrl_lib::report::humaneval;
+    let ds = successor_dataset(3, 10, 1);
+    let runs = tempfile::tempdir().unwrap();
+    let reply = |user: usize, mode: Mode, sample: usize, candidate: usize, text: &str| Explained {
+        mode,
+        sample,
+        candidate,
+        ..explained(user, 2, text)
+    };
+    let arm: Vec<Explained> = (1..=2)
+        .flat_map(|u| {
+            [
+                reply(u, Mode::Greedy, 0, 0, "arm greedy."),
+                reply(u, Mode::Sampled, 0, 0, "arm sample 0."),
+                reply(u, Mode::Sampled, 1, 0, "arm sample 1."),
+            ]
+        })
+        .collect();
+    // best-of-N's chosen replies: candidate 1 won three times, candidate 0 once
+    let chosen: Vec<Explained> = (1..=2)
+        .flat_map(|u| {
+            [
+                reply(u, Mode::Greedy, 0, 0, "best greedy."),
+                reply(u, Mode::Sampled, 0, 1, "best sample 0."),
+                reply(u, Mode::Sampled, 1, u - 1, "best sample 1."),
+            ]
+        })
+        .collect();
+    let dir = |tag: &str| {
+        let d = runs.path().join("ml-100k").join(tag);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    write_rows(&dir("shielded").join("explanations.jsonl"), &arm).unwrap();
+    write_rows(
+        &dir("best_of_n").join("explanations.selected.jsonl"),
+        &chosen,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (pairs, _) = humaneval::export(
+        runs.path(),
+        &ds,
+        ("shielded", "best_of_n"),
+        100,
+        3,
+        out.path(),
+    )
+    .unwrap();
+    assert_eq!(pairs.len(), 6, "2 users × (greedy + 2 samples)");
+    for p in &pairs {
+        let (mine, theirs) = if p.a_is == "shielded" {
+            (&p.a, &p.b)
+        } else {
+            (&p.b, &p.a)
+        };
+        assert_eq!(
+            mine.replace("arm", ""),
+            theirs.replace("best", ""),
+            "same reply paired"
+        );
+    }
+}

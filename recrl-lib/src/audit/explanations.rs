@@ -86,6 +86,17 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
+    /// The sampling settings of `cfg`: its temperature, top-p, token cap and seed.
+    pub fn sampling(cfg: &Config) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens: cfg.max_new_tokens,
+            temperature: cfg.temperature,
+            top_p: cfg.top_p,
+            seed: cfg.seed,
+            ..GenerationConfig::default()
+        }
+    }
+
     /// The key of explaining `requests` (the panel `users`' then the membership set's
     /// `members`') with the checkpoint whose `explainer.json` has sha256 `checkpoint`: greedy, and
     /// `cfg.audit.samples` sampled with `cfg`'s temperature and top-p (`candidates` each), all
@@ -114,13 +125,7 @@ impl CacheKey {
                 seed: cfg.seed,
                 ..GenerationConfig::default()
             },
-            sampled: GenerationConfig {
-                max_new_tokens: cfg.max_new_tokens,
-                temperature: cfg.temperature,
-                top_p: cfg.top_p,
-                seed: cfg.seed,
-                ..GenerationConfig::default()
-            },
+            sampled: CacheKey::sampling(cfg),
             counterfactual: cfg.audit.counterfactual,
         }
     }

@@ -157,6 +157,8 @@ pub fn run(
     let split = UserSplit::new(ds, &cfg.split);
     let baseline = Baseline::named(tag);
     let sets = AuditUsers::of(&split, cfg, baseline.is_none());
+    check_run_split(&log_dir, &split)?;
+    let base = base_panel(root, ds.name.as_str(), tag, &split, cfg)?;
     let sim = crate::sim::SimUser::for_run(ds, &ranker, &cfg.sim, cfg.split.seed);
     let e0 = ranker.output_table().detach().copy();
     crate::env::seed_everything(cfg.seed);
@@ -195,9 +197,12 @@ pub fn run(
         sim: &sim,
         params: (&cfg.sim, cfg.split.seed),
     };
+    let selected = log_dir.join(crate::paths::files::SELECTED);
     if candidates > 1 {
         rows = panel.best_of(rows, &table);
-        explanations::write_rows(&log_dir.join(crate::paths::files::SELECTED), &rows)?;
+        explanations::write_rows(&selected, &rows)?;
+    } else if selected.is_file() {
+        std::fs::remove_file(&selected)?; // an earlier best-of-N selection of this tag
     }
     let rl = RlOutputs::load(&log_dir);
     let mut report = measure(
@@ -216,7 +221,6 @@ pub fn run(
     let judge = crate::judge::Judge::new(ds);
     let verdict = |r: &Explained| judge.judge(&r.explanation, r.recommended, &r.history);
     report.panel = panel.per_user(&rows, &table, &verdict);
-    let base = base_panel(root, ds.name.as_str(), tag, &split, cfg)?;
     report
         .metrics
         .extend(panel.measure(&report.panel, base.as_deref()));
@@ -291,16 +295,55 @@ fn base_panel(
     if base.panel.is_empty() {
         return Ok(None);
     }
-    let same = base.protocol["split"]["digest"].as_str() == Some(split.digest().as_str())
-        && base.protocol["samples"].as_u64() == Some(cfg.audit.samples as u64);
+    let mine = pairing(cfg, split);
+    let theirs = serde_json::json!({
+        "digest": base.protocol["split"]["digest"],
+        "samples": base.protocol["samples"],
+        "sampled": base.protocol["sampled"],
+        "max_chars": base.protocol["max_chars"],
+        "simulator": base.protocol["simulator"],
+    });
     anyhow::ensure!(
-        same,
-        "{}: base's panel was drawn with another split or number of samples than this audit's (split {}, {} samples): run `recrl audit --tag base` again",
+        mine == theirs,
+        "{}: base's panel was made with other settings than this audit's (split, samples, sampling, character cut or simulated user: {theirs} against {mine}): run `recrl audit --tag base` again with this audit's settings",
         path.display(),
-        split.digest(),
-        cfg.audit.samples
     );
     Ok(Some(base.panel))
+}
+
+/// What two audits must share to pair user by user, as their `protocol` records it.
+fn pairing(cfg: &Config, split: &UserSplit) -> serde_json::Value {
+    serde_json::json!({
+        "digest": split.digest(),
+        "samples": cfg.audit.samples,
+        "sampled": explanations::CacheKey::sampling(cfg),
+        "max_chars": cfg.explanation_max_len,
+        "simulator": simulator(cfg),
+    })
+}
+
+/// The panel's simulated user as `protocol.simulator` records it.
+fn simulator(cfg: &Config) -> serde_json::Value {
+    let sim = &cfg.sim;
+    serde_json::json!({"alpha": sim.alpha, "beta_q": sim.beta_q, "sigma_b": sim.sigma_b, "seed": cfg.split.seed})
+}
+
+/// An RL run's record (`run.json`) must name the split the audit uses: a run that drew from
+/// other users (or predates the held-out users) may have trained on panel users.
+fn check_run_split(log_dir: &Path, split: &UserSplit) -> Result<()> {
+    let path = log_dir.join(crate::paths::files::RUN);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let run: serde_json::Value = crate::io::read_json(&path)?;
+    let want = serde_json::to_value(&split.config)?;
+    anyhow::ensure!(
+        run["split"] == want,
+        "{}: the run was trained with split {} but the audit's panel comes from split {want}, so its RL users may include panel users (a run from before the held-out users, or with another `split` section): train it again",
+        path.display(),
+        run["split"]
+    );
+    Ok(())
 }
 
 /// `panel_rl_members`: panel users the RL run trained on (0 by construction: the panel is
@@ -405,7 +448,7 @@ fn protocol(
         "samples": key.samples,
         "candidates": key.candidates,
         "membership_users": key.members.len(),
-        "simulator": {"alpha": cfg.sim.alpha, "beta_q": cfg.sim.beta_q, "sigma_b": cfg.sim.sigma_b, "seed": split.config.seed},
+        "simulator": simulator(cfg),
         "max_chars": key.max_chars,
         "history_items": 5,
         "greedy": key.greedy,

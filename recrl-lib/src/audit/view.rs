@@ -183,9 +183,12 @@ pub fn side_by_side(reports: &[&AuditReport], users: usize) -> Table {
         .first()
         .and_then(|r| r.examples.get("panel"))
         .map(|rows| {
-            let mut u: Vec<u64> = rows.iter().filter_map(|x| x["user"].as_u64()).collect();
-            u.dedup();
-            u.truncate(users);
+            let mut u: Vec<u64> = Vec::new();
+            for x in rows.iter().filter_map(|x| x["user"].as_u64()) {
+                if !u.contains(&x) && u.len() < users {
+                    u.push(x);
+                }
+            }
             u
         })
         .unwrap_or_default();

@@ -22,8 +22,9 @@ pub struct UserSplit {
 
 impl UserSplit {
     /// The split of `ds` with `config`: the users with a training history shuffled by
-    /// `config.seed` (Fisher–Yates over [`Rng`]), the first `round(eval_fraction · n)` held out
-    /// (at least one when `eval_fraction` > 0 and there are two users or more, and never all).
+    /// `config.seed` (Fisher–Yates over [`Rng`]), the last `round(eval_fraction · n)` of that
+    /// order held out (at least one when `eval_fraction` > 0 and there are two users or more,
+    /// and never all).
     pub fn new(ds: &Dataset, config: &SplitConfig) -> UserSplit {
         let users: Vec<usize> = (1..=ds.n_users())
             .filter(|&u| !ds.train[u - 1].is_empty())
@@ -37,10 +38,10 @@ impl UserSplit {
         let n = users.len();
         let mut want = (config.eval_fraction.clamp(0.0, 1.0) * n as f64).round() as usize;
         if config.eval_fraction > 0.0 && n >= 2 {
-            want = want.clamp(1, n - 1);
+            want = want.max(1);
         }
+        let want = want.min(n.saturating_sub(1));
         Rng::new(config.seed).shuffle(&mut users);
-        let want = want.min(n);
         let mut eval = users.split_off(n - want);
         let mut rl = users;
         rl.sort_unstable();
@@ -63,10 +64,13 @@ impl UserSplit {
         seeded_subset(&self.eval, n, self.config.seed ^ 0x0009_A4E1)
     }
 
-    /// A seeded sample of `n` RL users (all of them when fewer), ascending: the RL side of the
-    /// membership test's mixed set.
+    /// A seeded sample of `n` RL users (all of them when fewer; none for 0), ascending: the RL
+    /// side of the membership test's mixed set.
     pub fn rl_sample(&self, n: usize) -> Vec<usize> {
-        seeded_subset(&self.rl, n, self.config.seed ^ 0x003E_3BE5)
+        match n {
+            0 => Vec::new(),
+            _ => seeded_subset(&self.rl, n, self.config.seed ^ 0x003E_3BE5),
+        }
     }
 
     /// sha256 (hex) of the evaluation users written as a JSON list: records name the split by it.
@@ -143,6 +147,8 @@ mod tests {
         assert_eq!(s.eval.len(), 1);
         let s = UserSplit::of_users(vec![1, 2, 3], &cfg(0.0, 3));
         assert!(s.eval.is_empty());
+        let s = UserSplit::of_users(vec![7], &cfg(0.9, 3));
+        assert_eq!((s.rl, s.eval), (vec![7], vec![]), "never all");
     }
 
     #[test]
@@ -157,5 +163,6 @@ mod tests {
         let m = s.rl_sample(50);
         assert_eq!(m.len(), 50);
         assert!(m.iter().all(|&u| !s.is_eval(u)));
+        assert!(s.rl_sample(0).is_empty());
     }
 }

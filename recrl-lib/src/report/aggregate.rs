@@ -157,6 +157,7 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("panel_ctr_gain", "panel_ctr minus base's, paired user by user (audit)"),
     ("panel_ctr_gain_se", "standard error of panel_ctr_gain (audit)"),
     ("panel_ctr_ratio", "panel_ctr over base's on the shared panel users (audit, protocol 2)"),
+    ("audit_protocol", "the audit's protocol: 1 = 100 seeded training users, one sampled reply each, the run's own simulated user; 2 = the held-out panel (docs/design.md §8.5)"),
     ("judge_faithfulness", "judge: share of the panel's sampled replies without a contradiction of the catalogue (audit, protocol 2)"),
     ("judge_completeness", "judge: share that end a sentence (audit, protocol 2)"),
     ("judge_artefact", "judge: share with an artefact: raw fields, list templates, digit runs (audit, protocol 2)"),
@@ -266,6 +267,11 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
         audit("panel_ctr_gain"),
         audit("panel_ctr_gain_se"),
         audit("panel_ctr_ratio"),
+        Cell::Int(
+            r.audit
+                .as_ref()
+                .map(|_| super::seeds::protocol_of(r) as i64),
+        ),
         audit("judge_faithfulness"),
         audit("judge_completeness"),
         audit("judge_artefact"),

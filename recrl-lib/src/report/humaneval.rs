@@ -127,7 +127,10 @@ pub fn export(
         let dir = runs_dir.join(ds.name.as_str()).join(tag);
         let selected = dir.join(crate::paths::files::SELECTED);
         if selected.is_file() {
-            return crate::audit::explanations::read_explanations(&selected);
+            // one chosen reply per panel reply: whichever candidate won counts as the reply
+            let mut rows = crate::audit::explanations::read_explanations(&selected)?;
+            rows.iter_mut().for_each(|r| r.candidate = 0);
+            return Ok(rows);
         }
         let path = dir.join(crate::paths::files::EXPLANATIONS);
         anyhow::ensure!(

@@ -169,20 +169,21 @@ pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
         );
         groups.entry(key).or_default().push(r);
     }
-    let best_of_n = |dataset: &str| {
+    let best_of_n = |dataset: &str, protocol: u64| {
         records
             .iter()
-            .find(|r| r.dataset == dataset && r.tag == Baseline::BestOfN.name())
-            .and_then(|r| r.audit.as_ref())
+            .filter(|r| r.dataset == dataset && r.tag == Baseline::BestOfN.name())
+            .filter(|r| protocol_of(r) == protocol)
+            .filter_map(|r| r.audit.as_ref())
             .map(|a| a.panel.as_slice())
-            .filter(|p| !p.is_empty())
+            .find(|p| !p.is_empty())
     };
     groups
         .into_iter()
         .map(|((dataset, protocol, arm, algorithm), runs)| {
             let per_run: Vec<_> = runs
                 .iter()
-                .map(|r| values(r, best_of_n(&dataset)))
+                .map(|r| values(r, best_of_n(&dataset, protocol)))
                 .collect();
             let cells = (0..SEEDED_METRICS.len())
                 .map(|j| {
