@@ -178,15 +178,13 @@ pub fn run(
     };
     let users = (sets.panel.as_slice(), sets.members.as_slice());
     let key = explanations::CacheKey::new(checkpoint, users, &requests, candidates, cfg);
-    let mut rows =
-        explanations::cached_or_generate(&log_dir, &key, &mut progress, |p| match baseline {
-            Some(Baseline::Template) => Ok(explanations::template_rows(
-                ds,
-                &requests[..sets.panel.len()],
-                &key,
-            )),
-            _ => explanations::generate_all(ds, &ex, &table, &requests, &swap, &key, p),
-        })?;
+    let made = Made {
+        ex: &ex,
+        table: &table,
+        requests: &requests,
+        swap: &swap,
+    };
+    let mut rows = made.rows(ds, &log_dir, &key, baseline, &mut progress)?;
     progress("grading q(x): the reference model's fluency and MiniLM relevance");
     let grader = crate::sim::Grader::load(&places.models, &mut ex)?;
     clicks::grade(&grader, &mut ex, ds, &mut rows)?;
@@ -197,13 +195,7 @@ pub fn run(
         sim: &sim,
         params: (&cfg.sim, cfg.split.seed),
     };
-    let selected = log_dir.join(crate::paths::files::SELECTED);
-    if candidates > 1 {
-        rows = panel.best_of(rows, &table);
-        explanations::write_rows(&selected, &rows)?;
-    } else if selected.is_file() {
-        std::fs::remove_file(&selected)?; // an earlier best-of-N selection of this tag
-    }
+    let rows = choose(&panel, rows, &table, &log_dir, candidates)?;
     let rl = RlOutputs::load(&log_dir);
     let mut report = measure(
         &Inputs {
@@ -221,16 +213,12 @@ pub fn run(
     let judge = crate::judge::Judge::new(ds);
     let verdict = |r: &Explained| judge.judge(&r.explanation, r.recommended, &r.history);
     report.panel = panel.per_user(&rows, &table, &verdict);
-    report
-        .metrics
-        .extend(panel.measure(&report.panel, base.as_deref()));
-    report
-        .metrics
-        .extend(rl_members_on_panel(&RlOutputs::load(&log_dir), &sets.panel));
-    report.examples.insert(
-        "panel".into(),
-        panel_examples(&rows, &verdict, EXAMPLE_USERS),
-    );
+    let rl_members = rl_members_on_panel(&RlOutputs::load(&log_dir), &sets.panel);
+    let metrics = &mut report.metrics;
+    metrics.extend(panel.measure(&report.panel, base.as_deref()));
+    metrics.extend(rl_members);
+    let examples = panel_examples(&rows, &verdict, EXAMPLE_USERS);
+    report.examples.insert("panel".into(), examples);
     if let Some(canaries) = read_canaries(&log_dir)? {
         progress(&format!("canary exposure of {} secret(s)", canaries.len()));
         report
@@ -245,6 +233,65 @@ pub fn run(
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
+}
+
+/// What the audit's explanations are made with: the explainer, the item table, the requests
+/// (the panel's, then the membership set's) and the gender swaps of the counterfactuals.
+struct Made<'a> {
+    ex: &'a Explainer,
+    table: &'a Tensor,
+    requests: &'a [crate::explainer::ExplainRequest],
+    swap: &'a GenderSwap,
+}
+
+impl Made<'_> {
+    /// The explanations of `key` (cached in `log_dir`, else generated; the template baseline's
+    /// without a model).
+    fn rows(
+        &self,
+        ds: &Dataset,
+        log_dir: &Path,
+        key: &explanations::CacheKey,
+        baseline: Option<Baseline>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Vec<Explained>> {
+        let Made {
+            ex,
+            table,
+            requests,
+            swap,
+        } = *self;
+        explanations::cached_or_generate(log_dir, key, progress, |p| match baseline {
+            Some(Baseline::Template) => Ok(explanations::template_rows(
+                ds,
+                &requests[..key.users.len()],
+                key,
+            )),
+            _ => explanations::generate_all(ds, ex, table, requests, swap, key, p),
+        })
+    }
+}
+
+/// Best-of-N (`candidates` > 1): each panel reply the candidate the panel's simulated user
+/// clicks most, written to `explanations.selected.jsonl`; otherwise `rows` as they are (and an
+/// earlier selection of the tag removed).
+fn choose(
+    panel: &clicks::Panel,
+    rows: Vec<Explained>,
+    table: &Tensor,
+    log_dir: &Path,
+    candidates: usize,
+) -> Result<Vec<Explained>> {
+    let selected = log_dir.join(crate::paths::files::SELECTED);
+    if candidates > 1 {
+        let rows = panel.best_of(rows, table);
+        explanations::write_rows(&selected, &rows)?;
+        return Ok(rows);
+    }
+    if selected.is_file() {
+        std::fs::remove_file(&selected)?;
+    }
+    Ok(rows)
 }
 
 /// Panel users whose replies an audit record keeps as examples (`examples.panel`).

@@ -54,6 +54,15 @@ impl RunRecord {
         }))
     }
 
+    /// The audit protocol of its `audit.json` (`protocol.version`; 1 without one, the records
+    /// made before issue 28).
+    pub fn protocol(&self) -> u64 {
+        self.audit
+            .as_ref()
+            .and_then(|a| a.protocol["version"].as_u64())
+            .unwrap_or(1)
+    }
+
     /// The PPO steps (step 0, the evaluation before training, left out).
     pub fn trained(&self) -> &[StepLog] {
         let skip = self.steps.iter().take_while(|l| l.step == 0).count();
@@ -267,11 +276,7 @@ pub fn row(r: &RunRecord) -> Vec<Cell> {
         audit("panel_ctr_gain"),
         audit("panel_ctr_gain_se"),
         audit("panel_ctr_ratio"),
-        Cell::Int(
-            r.audit
-                .as_ref()
-                .map(|_| super::seeds::protocol_of(r) as i64),
-        ),
+        Cell::Int(r.audit.as_ref().map(|_| r.protocol() as i64)),
         audit("judge_faithfulness"),
         audit("judge_completeness"),
         audit("judge_artefact"),

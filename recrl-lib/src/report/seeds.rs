@@ -137,12 +137,9 @@ fn algorithm_of(r: &RunRecord) -> String {
         .unwrap_or_else(|| "ppo".into())
 }
 
-/// The audit protocol of a record (`audit.json`'s `protocol.version`; 1 without one).
+/// The audit protocol of a record (see [`RunRecord::protocol`]).
 pub fn protocol_of(r: &RunRecord) -> u64 {
-    r.audit
-        .as_ref()
-        .and_then(|a| a.protocol["version"].as_u64())
-        .unwrap_or(1)
+    r.protocol()
 }
 
 /// The PPO runs of `records`, and the baselines audited under protocol 2, grouped by dataset,
