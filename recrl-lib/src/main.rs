@@ -1402,6 +1402,8 @@ mod tests {
         ),
         ("lora-init", &["--seed", "3"], "seed=3"),
         ("audit", &["--users", "12"], "audit.users=12"),
+        ("audit", &["--samples", "7"], "audit.samples=7"),
+        ("audit", &["--best_of", "3"], "audit.best_of=3"),
         ("audit", &["--seed", "9"], "seed=9"),
     ];
 
@@ -1624,12 +1626,15 @@ mod tests {
     }
 
     #[test]
-    fn aggregate_expects_base_and_the_arm_table() {
+    fn aggregate_expects_the_baselines_and_the_arm_table() {
         let cli = parse_from(["recrl", "aggregate"]).unwrap();
         let Cmd::Aggregate(a) = cli.command else {
             panic!("not aggregate")
         };
-        assert_eq!(a.arms, "base,shielded,no_proj,frozen,kl0,lora4");
+        assert_eq!(
+            a.arms,
+            "base,base_no_soft,template,best_of_n,shielded,no_proj,frozen,kl0,lora4"
+        );
     }
 
     #[test]
