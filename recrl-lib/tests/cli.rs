@@ -180,7 +180,8 @@ fn humaneval_export_then_import_of_two_raters() {
     let root = scratch();
     let r = root.path();
     assert_eq!(recrl(r, &["data"]).0, 0);
-    // greedy audit explanations of 6 requests by two tags (5 shared), and one sampled row
+    // greedy audit explanations of 6 requests by two tags (5 shared), and one sampled reply
+    // of user 1 by each: raters see greedy and sampled replies, so 6 pairs
     for (tag, word) in [("base", "plain"), ("shielded", "lively")] {
         let dir = r.join("logs/ml-100k").join(tag);
         std::fs::create_dir_all(&dir).unwrap();
@@ -211,7 +212,7 @@ fn humaneval_export_then_import_of_two_raters() {
         ],
     );
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("5 pairs of shielded and base"), "{text}");
+    assert!(text.contains("6 pairs of shielded and base"), "{text}");
     let form = std::fs::read_to_string(out.join("form.html")).unwrap();
     assert!(form.contains("lively reason <\\/script>") && !form.contains("reason </script>"));
     // the key: which side is the arm; both sides occur (the coin flips of seed 1)
@@ -221,7 +222,7 @@ fn humaneval_export_then_import_of_two_raters() {
         .skip(1)
         .map(|l| l.split(',').nth(1) == Some("shielded"))
         .collect();
-    assert_eq!(arm_is_a.len(), 5);
+    assert_eq!(arm_is_a.len(), 6);
     assert!(
         arm_is_a.contains(&true) && arm_is_a.contains(&false),
         "{key}"
@@ -263,7 +264,7 @@ fn humaneval_export_then_import_of_two_raters() {
     assert_eq!(code, 0, "{text}");
     // pair scores (1 + [arm is A]) / 2
     let k = arm_is_a.iter().filter(|a| **a).count() as f64;
-    let rate = (5.0 + k) / 10.0;
+    let rate = (6.0 + k) / 12.0;
     assert!(
         text.contains(&format!("shielded vs base: win rate {rate:.3}")),
         "{text}"

@@ -20,6 +20,13 @@ use common::{successor_dataset, torch_rng};
 /// The stops of a commit: before the journal, after the journal, between its two renames.
 const STOPS: [usize; 3] = [0, 1, 2];
 
+/// `crash_at` is process-wide: the tests that arm it take this lock, or a parallel test's save
+/// would meet (and count down) another test's stop.
+fn crash_hook() -> std::sync::MutexGuard<'static, ()> {
+    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HOOK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Names in `dir` that are temporaries or journals.
 fn leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -31,6 +38,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_ranker_save_stopped_anywhere_leaves_the_old_checkpoint_or_the_new() {
+    let _hook = crash_hook();
     let _rng = torch_rng();
     let root = tempfile::tempdir().unwrap();
     let ds = successor_dataset(30, 150, 3);
@@ -79,6 +87,7 @@ fn a_ranker_save_stopped_anywhere_leaves_the_old_checkpoint_or_the_new() {
 
 #[test]
 fn a_data_write_stopped_anywhere_leaves_the_old_dataset_or_the_new() {
+    let _hook = crash_hook();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
@@ -172,6 +181,7 @@ fn recover_removes_temporaries_of_gone_processes_and_keeps_live_ones() {
 #[test]
 fn an_explainer_checkpoint_save_stopped_anywhere_leaves_the_old_folder_or_the_new() {
     use recrl_lib::explainer::{lora::LoraConfig, Explainer, LoadOptions};
+    let _hook = crash_hook();
     let _rng = torch_rng();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
     let root = tempfile::tempdir().unwrap();

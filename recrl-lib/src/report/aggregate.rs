@@ -202,6 +202,16 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("missing", "what the run folder lacks, separated by `;`: run (no folder), ppo, audit, text"),
 ];
 
+/// The audits of `records` that hold a held-out panel (audit protocol 2), in their order: what
+/// `audit::view::judge_plot` and `side_by_side` compare.
+pub fn panel_audits(records: &[RunRecord]) -> Vec<&AuditReport> {
+    records
+        .iter()
+        .filter_map(|r| r.audit.as_ref())
+        .filter(|a| !a.panel.is_empty())
+        .collect()
+}
+
 /// Mean of `f` over `steps` (`None` for no steps).
 pub fn mean_of(steps: &[StepLog], f: impl Fn(&StepLog) -> f64) -> Option<f64> {
     (!steps.is_empty()).then(|| steps.iter().map(f).sum::<f64>() / steps.len() as f64)
