@@ -60,6 +60,15 @@ pub struct Config {
     /// (group-relative advantages, KL in the loss, no value head; needs `group_size` ≥ 2).
     #[serde(default)]
     pub algorithm: Algorithm,
+    /// Run each GRPO group's shared prompt once per pass and prefill (true; issue 29): the
+    /// update is the same up to float rounding. `false` computes every row's prompt.
+    #[serde(default = "yes")]
+    pub shared_prompts: bool,
+    /// Where GRPO's old log-probs come from: `sampler` (the log-probs generation computed,
+    /// no extra pass; they agree with the scoring pass to float rounding) or `score` (a
+    /// no-grad scoring pass, as before issue 29). PPO's value head needs that pass anyway.
+    #[serde(default)]
+    pub old_logprobs: OldLogprobs,
     /// Prompt + response token budget (`--max_seq_len_explainer`).
     pub max_seq_len_explainer: usize,
     /// Characters of an explanation kept for scoring and logs (`--explanation_max_len`).
@@ -189,6 +198,17 @@ pub enum Algorithm {
     Grpo,
 }
 
+/// Where an update's old log-probs (the sampling policy's) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OldLogprobs {
+    /// The log-probs the sampler computed for the tokens it drew (GRPO; PPO scores anyway).
+    #[default]
+    Sampler,
+    /// A no-grad scoring pass over the rollouts before the update.
+    Score,
+}
+
 /// The simulated user (docs/design.md §7.2):
 /// `P(click) = σ(α s̃(u,i) + β_q (q(x) − ½) + b_u)`, `b_u ~ N(0, σ_b²)`, with `s̃` the score
 /// standardised by the step-0 mean and spread of the users' top scores (a fixed affine map), so
@@ -207,6 +227,11 @@ pub struct SimConfig {
 /// Serde default of counts that default to one (`group_size`).
 pub(crate) fn one() -> usize {
     1
+}
+
+/// Serde default of switches that default to on (`ppo.shared_prompts`).
+pub(crate) fn yes() -> bool {
+    true
 }
 
 /// Changes to a dataset's configuration, applied over its section in this order: the named

@@ -133,6 +133,73 @@ impl PromptBatch {
         (part, start..end)
     }
 
+    /// Whether every `group` consecutive rows (from the first) are the same prompt: the same
+    /// ids and padding, soft slots at the same places and bit-equal soft vectors (`soft`, one
+    /// row per slot). If so, where the groups' first rows keep their soft slots and vectors.
+    pub fn shared(&self, soft: Option<&Tensor>, group: usize) -> Option<SharedPrompts> {
+        let (b, w) = (self.ids.size()[0], self.ids.size()[1]);
+        let g = group as i64;
+        if g <= 1 || b % g != 0 {
+            return None;
+        }
+        let mut by_row = vec![Vec::new(); b as usize];
+        for (j, &s) in self.soft_slots.iter().enumerate() {
+            by_row[(s / w) as usize].push((j as i64, s % w));
+        }
+        let (mut counterpart, mut slots, mut vectors) = (Vec::new(), Vec::new(), Vec::new());
+        for (row, own) in by_row.iter().enumerate() {
+            let first = &by_row[row - row % group];
+            let same_places =
+                own.len() == first.len() && own.iter().zip(first).all(|(a, f)| a.1 == f.1);
+            if !same_places {
+                return None;
+            }
+            counterpart.extend(first.iter().map(|f| f.0));
+            if row % group == 0 {
+                slots.extend(own.iter().map(|&(_, col)| row as i64 / g * w + col));
+                vectors.extend(own.iter().map(|&(j, _)| j));
+            }
+        }
+        let same_within_groups = |t: &Tensor| {
+            let t = t.reshape([b / g, g, w]);
+            bool::try_from(t.eq_tensor(&t.narrow(1, 0, 1)).all()).unwrap_or(false)
+        };
+        let same_vectors = soft.is_none_or(|v| {
+            let idx = Tensor::from_slice(&counterpart).to_device(v.device());
+            bool::try_from(v.index_select(0, &idx).eq_tensor(v).all()).unwrap_or(false)
+        });
+        (same_within_groups(&self.ids) && same_within_groups(&self.mask) && same_vectors).then_some(
+            SharedPrompts {
+                group: g,
+                slots,
+                vectors,
+            },
+        )
+    }
+
+    /// The first row of every group of `shared` as a batch of its own, with its soft vectors.
+    pub fn firsts(
+        &self,
+        shared: &SharedPrompts,
+        soft: Option<&Tensor>,
+    ) -> (PromptBatch, Option<Tensor>) {
+        let b = self.ids.size()[0];
+        let device = self.ids.device();
+        let rows = Tensor::arange_start_step(0, b, shared.group, (Kind::Int64, device));
+        let batch = PromptBatch {
+            ids: self.ids.index_select(0, &rows),
+            mask: self.mask.index_select(0, &rows),
+            soft_slots: shared.slots.clone(),
+        };
+        let vectors = soft.map(|v| {
+            v.index_select(
+                0,
+                &Tensor::from_slice(&shared.vectors).to_device(v.device()),
+            )
+        });
+        (batch, vectors)
+    }
+
     /// Input embeddings `[B, T, d]` with `soft` (`[N, d]`, one row per slot) spliced in.
     pub fn embeds(&self, model: &Llama, soft: Option<&Tensor>) -> Tensor {
         let emb = model.embed_tokens(&self.ids);
@@ -149,14 +216,39 @@ impl PromptBatch {
     }
 }
 
+/// Prompts shared by groups of consecutive rows of a batch ([`PromptBatch::shared`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedPrompts {
+    /// Rows per group.
+    pub group: i64,
+    /// Soft slots of the groups' first rows, flat in a batch of those rows alone.
+    pub slots: Vec<i64>,
+    /// Indices of their soft vectors among all of the batch's.
+    pub vectors: Vec<i64>,
+}
+
 /// Generates a reply for every prompt of `batch` (soft vectors as in [`PromptBatch::embeds`]).
-#[allow(clippy::assign_op_pattern)] // `next_pos += 1` would also move `positions` (shared storage)
 pub fn generate(
     model: &Llama,
     tok: &TextTokenizer,
     batch: &PromptBatch,
     soft: Option<&Tensor>,
     cfg: &GenerationConfig,
+) -> Result<Vec<Generation>> {
+    generate_grouped(model, tok, batch, soft, cfg, 1)
+}
+
+/// [`generate`], where every `group` consecutive rows of `batch` may be one prompt (GRPO's
+/// groups): if they are ([`PromptBatch::shared`]), each prompt is prefilled once and its keys
+/// and values are copied to its group's rows. The replies are the same up to float rounding.
+#[allow(clippy::assign_op_pattern)] // `next_pos += 1` would also move `positions` (shared storage)
+pub fn generate_grouped(
+    model: &Llama,
+    tok: &TextTokenizer,
+    batch: &PromptBatch,
+    soft: Option<&Tensor>,
+    cfg: &GenerationConfig,
+    group: usize,
 ) -> Result<Vec<Generation>> {
     let _no_grad = tch::no_grad_guard();
     let device = model.device();
@@ -165,13 +257,7 @@ pub fn generate(
     let mut cache = KvCache::with_capacity(batch.ids.size()[1] + cfg.max_new_tokens as i64);
     let mut mask = batch.mask.shallow_clone();
     let mut positions = positions_of(&mask);
-    let mut hidden = model.forward_embeds(
-        &batch.embeds(model, soft),
-        &mask,
-        &positions,
-        &mut cache,
-        false,
-    );
+    let mut hidden = prefill(model, batch, soft, group, &mut cache);
     let mut next_pos = positions.select(1, -1).unsqueeze(1) + 1;
     // Tokens seen per row (prompt + reply) for the repetition penalty.
     let mut seen: Vec<Vec<i64>> = if cfg.repetition_penalty != 1.0 {
@@ -262,6 +348,40 @@ pub fn generate(
         g.text = text;
     }
     Ok(out)
+}
+
+/// The prompts' final hidden states (the last predicts the first reply token), their keys and
+/// values in `cache`: each group's prompt once when `group` rows share it.
+fn prefill(
+    model: &Llama,
+    batch: &PromptBatch,
+    soft: Option<&Tensor>,
+    group: usize,
+    cache: &mut KvCache,
+) -> Tensor {
+    let Some(shared) = batch.shared(soft, group) else {
+        let embeds = batch.embeds(model, soft);
+        return model.forward_embeds(
+            &embeds,
+            &batch.mask,
+            &positions_of(&batch.mask),
+            cache,
+            false,
+        );
+    };
+    let (firsts, vectors) = batch.firsts(&shared, soft);
+    let embeds = firsts.embeds(model, vectors.as_ref());
+    let hidden = model.forward_embeds(
+        &embeds,
+        &firsts.mask,
+        &positions_of(&firsts.mask),
+        cache,
+        false,
+    );
+    cache.repeat_rows(shared.group);
+    hidden
+        .narrow(1, hidden.size()[1] - 1, 1)
+        .repeat_interleave_self_int(shared.group, Some(0), None)
 }
 
 /// Chooses the next token of every row: greedy, or sampled after the penalty, temperature,

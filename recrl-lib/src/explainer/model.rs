@@ -352,6 +352,16 @@ impl KvCache {
         self.len == 0
     }
 
+    /// Repeats every cached row `times` times in a row (`[B, ..]` → `[B·times, ..]`, spare room
+    /// kept): a prompt computed once serves the `times` replies that follow it, and gradients
+    /// through the copies add up in the prompt's keys and values.
+    pub fn repeat_rows(&mut self, times: i64) {
+        for (k, v) in &mut self.layers {
+            *k = k.repeat_interleave_self_int(times, Some(0), None);
+            *v = v.repeat_interleave_self_int(times, Some(0), None);
+        }
+    }
+
     /// Adds `layer`'s keys and values `[B, kv_heads, T, head_dim]` of the new tokens after the
     /// cached ones and returns all of them.
     fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {

@@ -324,6 +324,8 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
             group_size: cfg.group_size,
             algorithm: cfg.algorithm,
             sim_batch: cfg.sim_batch,
+            shared_prompts: cfg.shared_prompts,
+            old_logprobs: cfg.old_logprobs,
             ..PpoConfig::default()
         },
         generation: GenerationConfig {

@@ -1,7 +1,8 @@
 //! The policy side of PPO: prompt + sampled response as one sequence, the response tokens'
 //! log-probs (temperature-scaled, unwarped) and values from one forward pass, and the PPO loss.
 
-use crate::explainer::model::positions_of;
+use crate::explainer::generate::SharedPrompts;
+use crate::explainer::model::{positions_of, KvCache};
 use crate::explainer::{Generation, Llama, PromptBatch};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -58,6 +59,16 @@ impl Responses {
         }
     }
 
+    /// `[B, R]` log-probs that generation computed for the replies' tokens (`gens`, in row
+    /// order; 0 after a reply's end).
+    pub fn sampler_logprobs(&self, gens: &[Generation]) -> Tensor {
+        let rows: Vec<Vec<f64>> = gens
+            .iter()
+            .map(|g| g.logprobs.iter().map(|&x| x as f64).collect())
+            .collect();
+        rows_to_tensor(&rows, self.tokens.size()[1], self.tokens.device())
+    }
+
     /// Rows `lo..hi` as their own batch, and the range of their soft vectors among all.
     pub fn rows(&self, lo: usize, hi: usize) -> (Responses, std::ops::Range<usize>) {
         let (part, range) = self.joined().rows(lo, hi);
@@ -84,28 +95,89 @@ impl Responses {
 
     /// Log-probs `[B, R]` of the response tokens under `model` at `temperature` (unwarped
     /// logits), and the final hidden states `[B, R, d]` at the positions that predict them.
+    /// Where every `group` consecutive rows share their prompt (ids, padding and soft vectors:
+    /// GRPO's groups), each prompt runs once and its keys and values serve the group's replies
+    /// ([`Responses::shared_prompts`]); the result is the same up to float rounding.
     pub fn score(
         &self,
         model: &Llama,
         soft: Option<&Tensor>,
         temperature: f64,
         train: bool,
+        group: usize,
     ) -> (Tensor, Tensor) {
-        let embeds = self.joined().embeds(model, soft);
-        let hidden = model.forward_embeds(
-            &embeds,
-            &self.mask,
-            &positions_of(&self.mask),
-            &mut Default::default(),
-            train,
-        );
-        let r = self.tokens.size()[1];
-        let h = hidden.narrow(1, self.prompt_len - 1, r);
+        let h = match self.shared_prompts(soft, group) {
+            Some(shared) => self.hidden_shared(model, soft, &shared, train),
+            None => self.hidden(model, soft, train),
+        };
         let logp = (model.logits(&h) / temperature).log_softmax(-1, Kind::Float);
         let lp = logp
             .gather(2, &self.tokens.unsqueeze(-1), false)
             .squeeze_dim(-1);
         (lp * &self.token_mask, h)
+    }
+
+    /// The final hidden states that predict the response tokens, `[B, R, d]`, from one pass
+    /// over every row's prompt and reply.
+    fn hidden(&self, model: &Llama, soft: Option<&Tensor>, train: bool) -> Tensor {
+        let embeds = self.joined().embeds(model, soft);
+        let hidden = model.forward_embeds(
+            &embeds,
+            &self.mask,
+            &positions_of(&self.mask),
+            &mut KvCache::default(),
+            train,
+        );
+        hidden.narrow(1, self.prompt_len - 1, self.tokens.size()[1])
+    }
+
+    /// As [`Responses::hidden`], with each group's prompt run once: the groups' first rows'
+    /// prompts fill a KV cache, its rows are repeated `group` times, and the replies attend
+    /// to it. The state that predicts a reply's first token is its prompt's last.
+    fn hidden_shared(
+        &self,
+        model: &Llama,
+        soft: Option<&Tensor>,
+        shared: &SharedPrompts,
+        train: bool,
+    ) -> Tensor {
+        let (p, r) = (self.prompt_len, self.tokens.size()[1]);
+        let (prompts, vectors) = self.prompts().firsts(shared, soft);
+        let mut cache = KvCache::default();
+        let prompt_hidden = model.forward_embeds(
+            &prompts.embeds(model, vectors.as_ref()),
+            &prompts.mask,
+            &positions_of(&prompts.mask),
+            &mut cache,
+            train,
+        );
+        cache.repeat_rows(shared.group);
+        let reply_hidden = model.forward_embeds(
+            &model.embed_tokens(&self.tokens),
+            &self.mask,
+            &positions_of(&self.mask).narrow(1, p, r),
+            &mut cache,
+            train,
+        );
+        let last = prompt_hidden
+            .narrow(1, p - 1, 1)
+            .repeat_interleave_self_int(shared.group, Some(0), None);
+        Tensor::cat(&[last, reply_hidden.narrow(1, 0, r - 1)], 1)
+    }
+
+    /// The prompts alone, `[B, P]`, with their soft slots.
+    fn prompts(&self) -> PromptBatch {
+        let (w, p) = (self.ids.size()[1], self.prompt_len);
+        PromptBatch {
+            ids: self.ids.narrow(1, 0, p),
+            mask: self.mask.narrow(1, 0, p),
+            soft_slots: self.soft_slots.iter().map(|s| s / w * p + s % w).collect(),
+        }
+    }
+
+    /// Whether every `group` consecutive rows share their prompt ([`PromptBatch::shared`]).
+    pub fn shared_prompts(&self, soft: Option<&Tensor>, group: usize) -> Option<SharedPrompts> {
+        self.prompts().shared(soft, group)
     }
 }
 

@@ -64,10 +64,12 @@ pub fn save(dir: &Path, mut snap: Snapshot, vs: &nn::VarStore, opt: &AdamW) -> R
 }
 
 /// The options a resumed run must share with its snapshot: all but `max_steps`,
-/// `checkpoint_every` and `ppo.exec_batch` (which leaves the update as it is).
+/// `checkpoint_every`, `ppo.exec_batch` and `ppo.shared_prompts` (which leave the update as it
+/// is, up to float rounding).
 fn comparable(o: &RunOptions) -> Option<serde_json::Value> {
     let ppo = super::update::PpoConfig {
         exec_batch: 0,
+        shared_prompts: true,
         ..o.ppo.clone()
     };
     serde_json::to_value(RunOptions {

@@ -103,7 +103,7 @@ pub struct Phases {
 
 impl<O: Optimiser> Learner<O> {
     /// A reply to every prompt, `ppo.sim_batch` prompts per generation call (all at once for
-    /// 0); call `c` samples with seed `gen.seed ^ c·φ` (φ the 64-bit golden ratio; call 0 keeps
+    /// 0), each GRPO group's prompt prefilled once ([`PpoConfig::prompt_group`]); call `c` samples with seed `gen.seed ^ c·φ` (φ the 64-bit golden ratio; call 0 keeps
     /// `gen.seed`).
     fn sample(
         &self,
@@ -125,12 +125,13 @@ impl<O: Optimiser> Learner<O> {
                 seed: gen.seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 ..gen.clone()
             };
-            gens.extend(crate::explainer::generate(
+            gens.extend(crate::explainer::generate::generate_grouped(
                 &ex.model,
                 &ex.tokenizer,
                 &part,
                 vectors.as_ref(),
                 &cfg,
+                self.ppo.prompt_group(),
             )?);
         }
         Ok(gens)
@@ -156,11 +157,13 @@ impl<O: Optimiser> Learner<O> {
         let rewards = reward(ex, &mut gens)?;
         let rewarded = clock.elapsed().as_secs_f64();
         let resp = Responses::new(&prompts.batch, &gens, ex.tokenizer.pad);
+        let sampler_logprobs = resp.sampler_logprobs(&gens);
         let batch = Rollouts {
             resp: &resp,
             soft: &soft,
             soft_ref: soft_ref.as_ref(),
             rewards: &rewards,
+            sampled: Some(&sampler_logprobs),
         };
         let stats = update(
             &mut ex.model,

@@ -6,7 +6,7 @@ use super::advantage::{gae, group_centred, group_standardised, token_rewards, wh
 use super::policy::{
     masked_mean, policy_loss, rows_to_tensor, tensor_to_rows, Responses, ValueHead,
 };
-use crate::config::Algorithm;
+use crate::config::{Algorithm, OldLogprobs};
 use crate::explainer::Llama;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -52,6 +52,15 @@ pub struct PpoConfig {
     /// Prompts sampled per generation call (`sim_batch`; 0: the whole batch at once).
     #[serde(default)]
     pub sim_batch: usize,
+    /// Run a GRPO group's shared prompt once per pass, its keys and values serving the
+    /// group's replies (true; false: every row computes its prompt, as before issue 29). The
+    /// update is the same up to float rounding (`tests/ppo.rs`).
+    #[serde(default = "crate::config::yes")]
+    pub shared_prompts: bool,
+    /// Where GRPO's old log-probs come from (`sampler`: [`Rollouts::sampled`], no pass;
+    /// `score`: a no-grad scoring pass). PPO always scores: its value head reads that pass.
+    #[serde(default)]
+    pub old_logprobs: OldLogprobs,
 }
 
 impl Default for PpoConfig {
@@ -71,6 +80,8 @@ impl Default for PpoConfig {
             group_size: 1,
             algorithm: Algorithm::Ppo,
             sim_batch: 0,
+            shared_prompts: true,
+            old_logprobs: OldLogprobs::Sampler,
         }
     }
 }
@@ -79,6 +90,15 @@ impl PpoConfig {
     /// Rollouts per optimiser step: `micro_batch_size × grad_accum`.
     pub fn step_rows(&self) -> usize {
         self.micro_batch_size.max(1) * self.grad_accum.max(1)
+    }
+
+    /// Rows that share a prompt in every pass: `group_size` with [`PpoConfig::shared_prompts`],
+    /// else 1.
+    pub fn prompt_group(&self) -> usize {
+        match self.shared_prompts {
+            true => self.group_size.max(1),
+            false => 1,
+        }
     }
 
     /// Rollouts per forward/backward pass: `exec_batch` rounded down to whole micro-batches,
@@ -128,6 +148,9 @@ pub struct Rollouts<'a> {
     pub soft_ref: Option<&'a Tensor>,
     /// One sequence reward per reply.
     pub rewards: &'a [f64],
+    /// `[B, R]` log-probs the sampler computed for the replies' tokens (0 after their end), if
+    /// known: GRPO's old log-probs under [`OldLogprobs::Sampler`].
+    pub sampled: Option<&'a Tensor>,
 }
 
 /// What every pass of an update compares against, fixed before the first: per-token old
@@ -181,12 +204,28 @@ fn targets(
             .iter()
             .map(|&n| n as usize)
             .collect();
+    let sampled = match (cfg.algorithm, cfg.old_logprobs) {
+        (Algorithm::Grpo, OldLogprobs::Sampler) => batch.sampled,
+        _ => None,
+    };
     let (logp_old, values_old, logp_ref) = tch::no_grad(|| {
-        let (lp, h) = resp.score(model, (batch.soft)().as_ref(), cfg.temperature, false);
-        let v = value.forward(&h);
+        let group = cfg.prompt_group();
+        let (lp, v) = match sampled {
+            Some(lp) => (lp * mask, mask.zeros_like()),
+            None => {
+                let (lp, h) = resp.score(
+                    model,
+                    (batch.soft)().as_ref(),
+                    cfg.temperature,
+                    false,
+                    group,
+                );
+                (lp, value.forward(&h))
+            }
+        };
         let was = model.lora_enabled;
         model.lora_enabled = false;
-        let (lr, _) = resp.score(model, batch.soft_ref, cfg.temperature, false);
+        let (lr, _) = resp.score(model, batch.soft_ref, cfg.temperature, false, group);
         model.lora_enabled = was;
         (lp, v, lr)
     });
@@ -344,7 +383,13 @@ fn pass(
     let vectors = (batch.soft)().map(|v| v.narrow(0, slots.start as i64, slots.len() as i64));
     let m = batch.resp.token_mask.narrow(0, l, n);
     let share = t.lens[range].iter().sum::<usize>() as f64 / t.total_tokens;
-    let (lp, h) = part.score(model, vectors.as_ref(), cfg.temperature, true);
+    let (lp, h) = part.score(
+        model,
+        vectors.as_ref(),
+        cfg.temperature,
+        true,
+        cfg.prompt_group(),
+    );
     let (pl, clip_frac, approx_kl) = policy_loss(
         &lp,
         &t.logp_old.narrow(0, l, n),
