@@ -146,12 +146,24 @@ fn finish(tag: &str, mut child: Child) -> Value {
                    "reward": m["phases"]["reward"], "update": m["phases"]["update"]})
         })
         .collect();
+    let first = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["step"] == 1)
+        .unwrap_or(Value::Null);
+    let samples: Vec<Value> =
+        std::fs::read_to_string(r.join("logs/ml-100k").join(tag).join("samples.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
     let rss_kib: f64 = std::fs::read_to_string(r.join(format!("target/bench/{tag}.rss")))
         .ok()
         .and_then(|s| s.lines().last()?.trim().parse().ok())
         .unwrap_or(f64::NAN);
     clean(tag);
-    json!({"tag": tag, "steps": steps, "peak_rss_mib": rss_kib / 1024.0})
+    json!({"tag": tag, "steps": steps, "peak_rss_mib": rss_kib / 1024.0, "first_step": first,
+           "samples": samples})
 }
 
 /// Medians and ranges of the timed steps of `runs`, per phase.
@@ -201,6 +213,7 @@ fn seeded(steps: usize, rounds: usize) -> Value {
             }
         }
     }
+    out["same_first_step"] = same_first_step(&out);
     for variant in ["before", "after"] {
         for cond in ["side_by_side_1_thread", "alone_2_threads"] {
             let runs = out[variant][cond]["runs"]
@@ -211,6 +224,50 @@ fn seeded(steps: usize, rounds: usize) -> Value {
         }
     }
     out
+}
+
+/// The first step of the first `before` and `after` runs alone (same seed, same options but
+/// the path): its statistics side by side with their relative differences, and the first
+/// step whose logged sample texts differ (sampling diverges once a float does).
+fn same_first_step(out: &Value) -> Value {
+    let run = |v: &str| out[v]["alone_2_threads"]["runs"][0].clone();
+    let (b, a) = (run("before"), run("after"));
+    let mut stats = json!({});
+    for k in [
+        "reward",
+        "kl",
+        "entropy",
+        "policy_loss",
+        "approx_kl",
+        "clip_frac",
+        "quality",
+    ] {
+        let (x, y) = (b["first_step"][k].as_f64(), a["first_step"][k].as_f64());
+        if let (Some(x), Some(y)) = (x, y) {
+            let rel = (x - y).abs() / x.abs().max(y.abs()).max(f64::MIN_POSITIVE);
+            stats[k] = json!({"before": x, "after": y, "relative_difference": rel});
+        }
+    }
+    let texts = |r: &Value| -> Vec<(u64, String)> {
+        r["samples"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                (
+                    s["step"].as_u64().unwrap_or(0),
+                    s["explanation"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let first_divergent = texts(&b)
+        .iter()
+        .zip(texts(&a))
+        .find(|(x, y)| **x != *y)
+        .map(|(x, _)| x.0);
+    json!({"first_step": stats, "first_step_with_other_samples": first_divergent})
 }
 
 /// recrl and TRL on the peer's work, G 2 and G 4, alternating, `rounds` times.

@@ -21,6 +21,35 @@ fn tiny() -> Explainer {
     ex
 }
 
+/// The tiny model with LoRA rank 2, α 4, no dropout.
+fn tiny_with_lora() -> Explainer {
+    let mut ex = tiny();
+    ex.init_lora(&LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        ..Default::default()
+    })
+    .unwrap();
+    ex
+}
+
+/// The trainable variables of `ex` in name order.
+fn sorted_trainables(ex: &Explainer) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Every trainable variable of `ex`, flattened and concatenated in name order.
+fn flat_trainables(ex: &Explainer) -> Tensor {
+    let flat: Vec<Tensor> = sorted_trainables(ex)
+        .iter()
+        .map(|(_, t)| t.flatten(0, -1))
+        .collect();
+    Tensor::cat(&flat, 0)
+}
+
 /// Pure sampling (no top-p) of `new` tokens at `temperature`.
 fn sampling(new: usize, temperature: f64, seed: u64) -> GenerationConfig {
     GenerationConfig {
@@ -312,14 +341,7 @@ mod shield_in_ppo {
 /// after it (flattened, by name), its statistics and its optimiser steps.
 fn one_update(cfg: &PpoConfig) -> (Tensor, recrl_lib::ppo::UpdateStats, usize) {
     tch::manual_seed(9);
-    let mut ex = tiny();
-    ex.init_lora(&LoraConfig {
-        rank: 2,
-        alpha: 4.0,
-        dropout: 0.0,
-        ..Default::default()
-    })
-    .unwrap();
+    let mut ex = tiny_with_lora();
     tch::no_grad(|| {
         for (_, mut v) in ex.trainable.variables() {
             v.copy_(&(v.ones_like() * 0.05));
@@ -343,10 +365,7 @@ fn one_update(cfg: &PpoConfig) -> (Tensor, recrl_lib::ppo::UpdateStats, usize) {
     let stats = update(&mut ex.model, &value, &mut opt, &batch, cfg, &mut || {
         steps += 1
     });
-    let mut vars: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let flat: Vec<Tensor> = vars.iter().map(|(_, t)| t.flatten(0, -1)).collect();
-    (Tensor::cat(&flat, 0), stats, steps)
+    (flat_trainables(&ex), stats, steps)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -761,19 +780,10 @@ mod shared_prompts {
     }
 
     fn setup() -> Setup {
-        let mut ex = tiny();
-        ex.init_lora(&LoraConfig {
-            rank: 2,
-            alpha: 4.0,
-            dropout: 0.0,
-            ..Default::default()
-        })
-        .unwrap();
+        let ex = tiny_with_lora();
         let e = ex.trainable.root().zeros("e", &[9, 6]);
         tch::no_grad(|| {
-            let mut vars: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
-            for (k, (name, mut v)) in vars.into_iter().enumerate() {
+            for (k, (name, mut v)) in sorted_trainables(&ex).into_iter().enumerate() {
                 let scale = if name == "e" { 0.5 } else { 0.05 };
                 v.copy_(&(wave(&v.size(), k as f64) * scale));
             }
@@ -871,8 +881,7 @@ mod shared_prompts {
         let run = |group: usize| {
             let soft = s.e.index_select(0, &items).matmul(&s.proj.tr());
             let (lp, h) = resp.score(&s.ex.model, Some(&soft), 0.7, true, group);
-            let mut vars: Vec<(String, Tensor)> = s.ex.trainable.variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            let vars = sorted_trainables(&s.ex);
             for (_, v) in &vars {
                 let mut g = v.grad();
                 if g.defined() {
@@ -939,10 +948,7 @@ mod shared_prompts {
             let _ = shield.project_update(&mut table, &before);
             before = table.detach().copy();
         });
-        let mut vars: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let flat: Vec<Tensor> = vars.iter().map(|(_, t)| t.flatten(0, -1)).collect();
-        (Tensor::cat(&flat, 0), stats)
+        (flat_trainables(&ex), stats)
     }
 
     #[test]
@@ -1112,9 +1118,7 @@ fn smollm2_shared_prompts_and_sampler_log_probs_agree_with_the_scoring_pass() {
     let weights = Tensor::randn(resp.tokens.size(), (Kind::Float, Device::Cpu));
     let run = |group: usize| {
         let (lp, _) = resp.score(&ex.model, Some(&soft()), 0.7, true, group);
-        let mut named: Vec<(String, Tensor)> = ex.trainable.variables().into_iter().collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut vars: Vec<Tensor> = named.into_iter().map(|(_, v)| v).collect();
+        let mut vars: Vec<Tensor> = sorted_trainables(&ex).into_iter().map(|(_, v)| v).collect();
         vars.push(table.shallow_clone());
         for v in &vars {
             let mut g = v.grad();
