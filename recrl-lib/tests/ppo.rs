@@ -1087,7 +1087,7 @@ fn smollm2_shared_prompts_and_sampler_log_probs_agree_with_the_scoring_pass() {
         }
     });
     let pad = ex.tokenizer.pad;
-    // two prompts of 14 and 19 tokens with two soft slots each, 4 replies to each
+    // two prompts of 14 and 19 tokens with two soft slots each, 2 replies to each
     let a: Vec<u32> = vec![
         1, 9690, 198, 2683, 314, pad, 284, 253, 3373, 30, pad, 28, 1565, 198,
     ];
@@ -1096,22 +1096,22 @@ fn smollm2_shared_prompts_and_sampler_log_probs_agree_with_the_scoring_pass() {
         .collect();
     let (ids, slots): (Vec<Vec<u32>>, Vec<Vec<usize>>) = [(a, vec![5, 10]), (b, vec![4, 9])]
         .into_iter()
-        .flat_map(|p| std::iter::repeat_n(p, 4))
+        .flat_map(|p| std::iter::repeat_n(p, 2))
         .unzip();
     let batch = PromptBatch::new(&ids, &slots, pad, Device::Cpu);
     let d = ex.model.config.hidden_size as i64;
     let table = (Tensor::randn([2, d], (Kind::Float, Device::Cpu)) * 0.02).set_requires_grad(true);
-    let rows = Tensor::from_slice(&[0i64, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+    let rows = Tensor::from_slice(&[0i64, 0, 0, 0, 1, 1, 1, 1]);
     let soft = || table.index_select(0, &rows);
     let gen = GenerationConfig {
-        max_new_tokens: 12,
+        max_new_tokens: 8,
         temperature: 0.7,
         top_p: 0.9,
         seed: 7,
         ..Default::default()
     };
     let gens = tch::no_grad(|| {
-        generate_grouped(&ex.model, &ex.tokenizer, &batch, Some(&soft()), &gen, 4).unwrap()
+        generate_grouped(&ex.model, &ex.tokenizer, &batch, Some(&soft()), &gen, 2).unwrap()
     });
     let resp = Responses::new(&batch, &gens, pad);
     let sampled = resp.sampler_logprobs(&gens);
@@ -1134,9 +1134,9 @@ fn smollm2_shared_prompts_and_sampler_log_probs_agree_with_the_scoring_pass() {
         (lp.detach(), Tensor::cat(&grads, 0))
     };
     let (lp1, g1) = run(1);
-    let (lp4, g4) = run(4);
+    let (lp2, g2) = run(2);
     let lp_scale = f64::try_from(lp1.abs().max()).unwrap();
-    let (d_lp, d_g) = (max_abs_diff(&lp4, &lp1), max_abs_diff(&g4, &g1));
+    let (d_lp, d_g) = (max_abs_diff(&lp2, &lp1), max_abs_diff(&g2, &g1));
     let g_scale = f64::try_from(g1.abs().max()).unwrap();
     let d_sampler = max_abs_diff(&sampled, &lp1);
     eprintln!(
