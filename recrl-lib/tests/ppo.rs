@@ -190,7 +190,9 @@ fn assert_learned(rewards: &[f64], kls: &[f64]) {
         "reward {first:.3} → {last:.3}: {rewards:?}"
     );
     assert!(
-        kls[0].abs() < 1e-9,
+        // 0 up to float rounding: GRPO's old log-probs are the sampler's (issue 29), which
+        // agree with the scoring pass within about 1e-5 a token
+        kls[0].abs() < 1e-4,
         "the first batch is sampled from the reference itself"
     );
     assert!(
