@@ -223,7 +223,7 @@ fn sequence_log_probs_ignore_padding_and_match_a_manual_forward() {
 fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
     use recrl_lib::audit::clicks::{paired, Panel, PanelUser};
     use recrl_lib::judge::Verdict;
-    use recrl_lib::sim::quality::{Grounding, QualityScorer};
+    use recrl_lib::sim::quality::{Form, Grounding, QualityScorer};
     use recrl_lib::sim::SimUser;
     use tch::Tensor;
     let mut ds = successor_dataset(4, 12, 3);
@@ -241,7 +241,7 @@ fn panel_clicks_score_sampled_explanations_with_the_simulated_user() {
             fluency: 1.0,
             relevance,
         };
-        Some(scorer.parts(text, &ds.items[3], &hist, g))
+        Some(scorer.parts(text, &ds.items[3], &hist, g, Form::PASS))
     };
     let sampled = |user: usize, sample: usize, candidate: usize, text: &str, relevance: f64| {
         let mut r = row(user, Mode::Sampled, vec![2], 3, text, -1.0);

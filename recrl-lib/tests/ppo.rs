@@ -281,6 +281,10 @@ mod shield_in_ppo {
             batch: PromptBatch::new(&ps, &slots, ex.tokenizer.pad, Device::Cpu),
             items: (0..16).map(|k| 1 + (k % 8) as i64).collect(),
         };
+        let items = Tensor::arange_start(1, 9, (tch::Kind::Int64, Device::Cpu));
+        let soft = learner.soft.as_ref().unwrap();
+        let (reference0, vectors0) = (soft.reference(&items), soft.vectors(&items).detach());
+        let proj0 = ex.projector.as_ref().unwrap().weight.detach().copy();
         for it in 0..8 {
             let gen = sampling(6, 1.0, it);
             let reward = |_: &mut Explainer, gens: &mut [_]| Ok(target_share(gens, 6.0));
@@ -293,6 +297,25 @@ mod shield_in_ppo {
         assert!(
             f64::try_from((&coupling.e - &coupling.e0).abs().max()).unwrap() > 1e-3,
             "E moved"
+        );
+        // The KL anchor after training: step 4's W_p over the initial E, although both moved.
+        let moved = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
+        let proj = &ex.projector.as_ref().unwrap().weight;
+        assert!(moved(proj, &proj0) > 1e-4, "W_p trained");
+        let soft = learner.soft.as_ref().unwrap();
+        assert!(
+            moved(&soft.vectors(&items), &vectors0) > 1e-3,
+            "the policy's soft tokens moved"
+        );
+        assert_eq!(
+            soft.reference(&items),
+            reference0,
+            "the reference's did not"
+        );
+        let by_hand = coupling.e0.index_select(0, &items).matmul(&proj0.tr());
+        assert!(
+            moved(&reference0, &by_hand) < 1e-6,
+            "reference = E0[items] W_p0ᵀ"
         );
         coupling.sync_into(&rk);
         let s1 = rk.scores(&histories).narrow(1, 1, ds.n_items() as i64);

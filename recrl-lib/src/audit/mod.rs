@@ -508,8 +508,11 @@ fn protocol(
 }
 
 /// The audit protocol's version: 2 is the held-out panel with the judge and the baselines
-/// (issue 28); records without one are version 1 (a panel of training users, one sample each).
-pub const PROTOCOL: u32 = 2;
+/// (issue 28); 3 the same under the reward with form gates (`sim::quality::Form`) and the
+/// fixed KL anchor (issue 31), so its judge faithfulness, completeness and artefact rates are
+/// shared with the reward; records without one are version 1 (a panel of training users, one
+/// sample each).
+pub const PROTOCOL: u32 = 3;
 
 /// Makes the checkpoint of `tag` under `places.out` when it is missing: the step-4
 /// initialisation for a baseline, else a PPO run of the arm with `cfg`'s steps (for smoke

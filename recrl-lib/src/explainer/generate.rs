@@ -177,8 +177,33 @@ impl PromptBatch {
         )
     }
 
+    /// Runs each group's prompt of `shared` once, leaves every row's keys and values in
+    /// `cache` (the group's repeated `group` times) and returns the state that predicts each
+    /// row's first reply token, `[B, 1, d]`: generation's prefill and the scoring pass share it.
+    pub fn prefill_shared(
+        &self,
+        model: &Llama,
+        soft: Option<&Tensor>,
+        shared: &SharedPrompts,
+        cache: &mut KvCache,
+        train: bool,
+    ) -> Tensor {
+        let (firsts, vectors) = self.firsts(shared, soft);
+        let hidden = model.forward_embeds(
+            &firsts.embeds(model, vectors.as_ref()),
+            &firsts.mask,
+            &positions_of(&firsts.mask),
+            cache,
+            train,
+        );
+        cache.repeat_rows(shared.group);
+        hidden
+            .narrow(1, hidden.size()[1] - 1, 1)
+            .repeat_interleave_self_int(shared.group, Some(0), None)
+    }
+
     /// The first row of every group of `shared` as a batch of its own, with its soft vectors.
-    pub fn firsts(
+    fn firsts(
         &self,
         shared: &SharedPrompts,
         soft: Option<&Tensor>,
@@ -369,19 +394,7 @@ fn prefill(
             false,
         );
     };
-    let (firsts, vectors) = batch.firsts(&shared, soft);
-    let embeds = firsts.embeds(model, vectors.as_ref());
-    let hidden = model.forward_embeds(
-        &embeds,
-        &firsts.mask,
-        &positions_of(&firsts.mask),
-        cache,
-        false,
-    );
-    cache.repeat_rows(shared.group);
-    hidden
-        .narrow(1, hidden.size()[1] - 1, 1)
-        .repeat_interleave_self_int(shared.group, Some(0), None)
+    batch.prefill_shared(model, soft, &shared, cache, false)
 }
 
 /// Chooses the next token of every row: greedy, or sampled after the penalty, temperature,

@@ -667,7 +667,9 @@ const NOT_NAMES: &[&str] = &[
 /// Uncatalogued invented titles: a title-like phrase that matches no listed and no catalogued
 /// title, after "like", "such as" or "similar to" (three or more words, or an article and a
 /// word: "The Dark Knight", "The Matrix"; not a two-word name such as "Tom Hanks"), or in
-/// quotes (two or more title-cased words).
+/// quotes (two or more title-cased words); also such a phrase that extends a known title with
+/// words of its own ("Star Wars: Rise of the Clones", "Fargo Returns" where only "Star Wars"
+/// and "Fargo" are titles: [`extends_title`]).
 fn uncatalogued(text: &str, toks: &[Token], covered: &[bool], flags: &mut Vec<String>) {
     let mut starts = Vec::new();
     for (k, t) in toks.iter().enumerate() {
@@ -708,7 +710,7 @@ fn uncatalogued(text: &str, toks: &[Token], covered: &[bool], flags: &mut Vec<St
         let article = ARTICLES.contains(&toks[s].norm.as_str());
         let title_like = (n >= 3 && big >= 2) || (article && n >= 2 && big >= 1);
         if title_like
-            && !covered[s..j].iter().any(|&c| c)
+            && (!covered[s..j].iter().any(|&c| c) || extends_title(&toks[s..j], &covered[s..j]))
             && !PRONOUNS.contains(&toks[s].norm.as_str())
         {
             flags.push(format!(
@@ -732,7 +734,7 @@ fn uncatalogued(text: &str, toks: &[Token], covered: &[bool], flags: &mut Vec<St
                 if q.len() >= 2
                     && q.len() <= 12
                     && title_cased(q)
-                    && !covered[s..=e].iter().any(|&c| c)
+                    && (!covered[s..=e].iter().any(|&c| c) || extends_title(q, &covered[s..=e]))
                 {
                     flags.push(format!(
                         "invented title: \"{}\" (in no listed or catalogued title)",
@@ -743,6 +745,17 @@ fn uncatalogued(text: &str, toks: &[Token], covered: &[bool], flags: &mut Vec<St
             from = b + close.len_utf8();
         }
     }
+}
+
+/// Whether a title-like phrase that names a known title also holds a capitalised word of its
+/// own (two or more letters, not a minor word): a sequel or subtitle the catalogue does not have.
+fn extends_title(toks: &[Token], covered: &[bool]) -> bool {
+    toks.iter().zip(covered).any(|(t, &c)| {
+        !c && t.capital
+            && t.norm.chars().count() > 1
+            && t.norm.chars().any(char::is_alphabetic)
+            && !is_minor(&t.norm)
+    })
 }
 
 /// Words that end a title-like run after "like" (lists and clauses go on with them).

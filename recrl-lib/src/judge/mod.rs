@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 /// Definition of the faithfulness rate (for `audit.json`).
 pub const FAITHFULNESS: &str = "share of replies with no contradiction of the catalogue: every 4-digit year 1880-2030 (and decade) is the year of the recommended item or of a listed history item, every genre word names a genre of one of them, every author named is the author of one of them, and no title is named that is not (part of) their titles (a catalogue title of another item, or a title-like phrase in quotes or after 'like'/'such as'/'similar to' in no title)";
 /// Definition of the completeness rate.
-pub const COMPLETENESS: &str = "share of replies that end a sentence: the last character, after closing quotes, brackets and emoji, is . ! ? or an ellipsis; a reply is cut either by the token budget (max_new_tokens: generation stops mid-sentence) or by the character cut (explanation_max_len, 160 characters: what the simulated user reads, applied before judging)";
+pub const COMPLETENESS: &str = "share of replies that end a sentence: the last character, after closing quotes, brackets and emoji, is . ! ? or an ellipsis, and a final period does not follow an initial ('by J. K.') or an abbreviation (Mr, Mrs, Ms, Dr, St, Jr, Sr, vs, Prof) unless a named title ends there ('Malcolm X.'); a reply is cut either by the token budget (max_new_tokens: generation stops mid-sentence) or by the character cut (explanation_max_len, 160 characters: what the simulated user reads, applied before judging)";
 /// Definition of the artefact rate.
 pub const ARTEFACT: &str = "share of replies with at least one artefact: copied raw fields (bracketed years '(1997)', formats '(Paperback)', nested brackets, ISBN-like runs of 9+ digits, field labels 'genres:'/'author:'/'tags:', pipe-separated lists), list templates ('You may also enjoy:', a line starting 'You may enjoy:', two or more 'You may ...:' lines, bullet or numbered lists), repeated digits or punctuation ('3.3.3.3', '1111', '!!!!', '....')";
 /// Definition of the readability measure.
@@ -121,11 +121,13 @@ impl<'a> Judge<'a> {
     pub fn judge(&self, text: &str, item: u32, history: &[u32]) -> Verdict {
         let mut flags = faithful::check(&self.catalogue, self.ds, text, item, history);
         let faithful = flags.is_empty();
-        let complete = text::ends_sentence(text);
+        let titles = faithful::title_spans(self.ds, text, item, history);
+        let complete = text::ends_sentence(text)
+            && text::ends_with_abbreviation(text)
+                .is_none_or(|dot| titles.iter().any(|t| t.end == dot));
         if !complete {
             flags.push("cut: no sentence end".to_string());
         }
-        let titles = faithful::title_spans(self.ds, text, item, history);
         let artefacts = artefact::artefacts_except(text, &titles);
         let artefact = !artefacts.is_empty();
         flags.extend(artefacts);

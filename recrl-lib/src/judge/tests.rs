@@ -1,7 +1,7 @@
 //! Unit tests of the judge on two small hand-built catalogues (films as ml-100k stores them,
 //! books as Book-Crossing does), with real bad replies of trained policies as false cases.
 
-use super::text::{ends_sentence, flesch, syllables, tokens};
+use super::text::{ends_sentence, ends_with_abbreviation, flesch, syllables, tokens};
 use super::{artefact::artefacts, template, Judge, Rates, Verdict};
 use crate::data::{Dataset, DatasetName, ItemMeta};
 
@@ -509,6 +509,10 @@ fn uncatalogued_titles_after_like_or_in_quotes_are_invented() {
         "A spy thriller in the vein of \"Licence to Kill\".",
         "Big action, like The Matrix.",
         "Spy films such as From Russia with Love.",
+        // A known title extended by words of its own: a sequel or subtitle nobody made.
+        "Tomorrow Never Dies and its sequel \"Tomorrow Never Dies: The Return\".",
+        "Then watch \"GoldenEye Reloaded\".",
+        "Spy films such as GoldenEye: The Last Mission.",
     ] {
         let v = j.judge(bad, TOMORROW, &[GOLDENEYE]);
         assert!(
@@ -522,6 +526,8 @@ fn uncatalogued_titles_after_like_or_in_quotes_are_invented() {
         "Feels like GoldenEye with a bigger budget.",
         "A spy thriller \"with a twist\".",
         "Like Bond and Moneypenny, it is fun.",
+        "Fans of \"GoldenEye\" and \"Tomorrow Never Dies\" will enjoy it.",
+        "A spy thriller like GoldenEye from 1995.",
     ] {
         let v = j.judge(ok, TOMORROW, &[GOLDENEYE]);
         assert!(v.faithful, "{ok}: {:?}", v.flags);
@@ -668,6 +674,50 @@ fn completeness_needs_a_sentence_end() {
     ] {
         assert!(!ends_sentence(cut), "{cut:?}");
     }
+}
+
+#[test]
+fn a_period_after_an_initial_or_an_abbreviation_ends_no_sentence() {
+    assert_eq!(ends_with_abbreviation("A book by J. K."), Some(14));
+    for cut in [
+        "A book by J. K.",
+        "A novel by J.K.",
+        "Starring Mr.",
+        "Written with Dr. ",
+    ] {
+        assert!(ends_with_abbreviation(cut).is_some(), "{cut:?}");
+    }
+    for ok in [
+        "A fine film.",
+        "It stars Tom Hanks.",
+        "A film from 1995.",
+        "A book by J. K. Rowling.",
+        "Plan A is fine!",
+        "Try the DVD.",
+    ] {
+        assert!(ends_with_abbreviation(ok).is_none(), "{ok:?}");
+    }
+    let ds = catalogue(
+        DatasetName::Ml100k,
+        vec![
+            film("Malcolm X", 1992, "Drama"),
+            film("Heat", 1995, "Action Crime Thriller"),
+            film("Fargo", 1996, "Crime Drama Thriller"),
+        ],
+    );
+    let j = Judge::new(&ds);
+    let v = j.judge("Since you liked Heat, you may like Malcolm X.", 1, &[2]);
+    assert!(v.complete, "a title ends there: {:?}", v.flags);
+    let v = j.judge(
+        "Since you liked Heat, you may like this drama by Spike L.",
+        1,
+        &[2],
+    );
+    assert!(
+        !v.complete && has(&v, "cut: no sentence end"),
+        "{:?}",
+        v.flags
+    );
 }
 
 // ---------------------------------------------------------------- artefacts

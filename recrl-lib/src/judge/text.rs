@@ -181,6 +181,30 @@ pub fn ends_sentence(text: &str) -> bool {
     rest.chars().next_back().is_some_and(is_end_mark)
 }
 
+/// Words after which a period abbreviates rather than ends a sentence.
+pub const ABBREVIATIONS: [&str; 9] = ["mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof"];
+
+/// Whether `text` ends with a period after an initial ("by J. K.") or an abbreviation
+/// ([`ABBREVIATIONS`]): a reply cut there ends no sentence although it ends with a period.
+/// Returns the byte offset of that period, for callers that exempt a title ending in a
+/// capital ("Malcolm X.").
+pub fn ends_with_abbreviation(text: &str) -> Option<usize> {
+    let rest = text.trim_end_matches(|c: char| c.is_whitespace() || is_trailer(c));
+    let body = rest.strip_suffix('.')?;
+    let word: Vec<char> = body
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphabetic())
+        .collect();
+    let lower: String = word.iter().rev().flat_map(|c| c.to_lowercase()).collect();
+    let before = body[..body.len() - word.iter().map(|c| c.len_utf8()).sum::<usize>()]
+        .chars()
+        .next_back();
+    let separate = before.is_none_or(|c| c.is_whitespace() || c == '.');
+    let initial = word.len() == 1 && word[0].is_uppercase();
+    (separate && (initial || ABBREVIATIONS.contains(&lower.as_str()))).then_some(body.len())
+}
+
 /// Syllables of one word: groups of consecutive vowels (`a e i o u y`), less one for a silent
 /// final `e` ("make"; not "-le" after a consonant as in "table", nor "-ee"), at least 1.
 pub fn syllables(word: &str) -> usize {

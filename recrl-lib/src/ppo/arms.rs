@@ -10,7 +10,7 @@ use crate::explainer::{init, GenerationConfig};
 use crate::paths::Layout;
 use crate::ranker::{self, Ranker, TrainOptions};
 use crate::shield::{self, Basis, Shield};
-use crate::sim::quality::Grader;
+use crate::sim::quality::{Grader, PART_NAMES};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -518,25 +518,21 @@ pub fn curves(
 /// The mean of each part of `q(x)` against the step, one line per arm and part
 /// (docs/design.md §7.2).
 pub fn quality_curves(arms: &[(String, Vec<StepLog>)]) -> plotly::Plot {
-    type Part = fn(&StepLog) -> f64;
-    let parts: [(&str, Part); 8] = [
-        ("q", |l| l.quality),
-        ("fluency", |l| l.quality_parts.fluency),
-        ("repetition", |l| l.quality_parts.repetition),
-        ("item", |l| l.quality_parts.item),
-        ("history", |l| l.quality_parts.history),
-        ("relevance", |l| l.quality_parts.relevance),
-        ("length", |l| l.quality_parts.length),
-        ("clean", |l| l.quality_parts.clean),
-    ];
     let series = arms
         .iter()
         .flat_map(|(tag, logs)| {
-            parts.iter().map(move |(name, f)| {
+            let names = std::iter::once("q").chain(PART_NAMES);
+            names.enumerate().map(move |(k, name)| {
                 let (x, v): (Vec<f64>, Vec<f64>) = logs
                     .iter()
                     .filter(|l| l.step > 0)
-                    .map(|l| (l.step as f64, f(l)))
+                    .map(|l| {
+                        let part = match k {
+                            0 => l.quality,
+                            _ => l.quality_parts.named()[k - 1].1,
+                        };
+                        (l.step as f64, part)
+                    })
                     .unzip();
                 Series::new(format!("{tag}: {name}"), x, v)
             })

@@ -86,27 +86,26 @@ pub fn tensorboard_scalars(line: &StepLog) -> Vec<(String, f64)> {
         ("reward/ctr", line.ctr),
         ("reward/with_kl", s.reward),
         ("quality/q", line.quality),
-        ("quality/fluency", q.fluency),
-        ("quality/repetition", q.repetition),
-        ("quality/clean", q.clean),
-        ("quality/item", q.item),
-        ("quality/history", q.history),
-        ("quality/relevance", q.relevance),
-        ("quality/length", q.length),
-        ("ppo/kl", s.kl),
-        ("ppo/clip_frac", s.clip_frac),
-        ("ppo/policy_loss", s.policy_loss),
-        ("ppo/value_loss", s.value_loss),
-        ("ppo/approx_kl", s.approx_kl),
-        ("ppo/entropy", s.entropy),
-        ("ppo/response_len", s.response_len),
-        ("ppo/zero_std_groups", s.zero_std_groups),
-        ("shield/removed", line.shield_removed),
-        ("time/seconds", line.seconds),
     ]
     .into_iter()
     .map(|(k, x)| (k.to_string(), x))
+    .chain(q.named().map(|(k, x)| (format!("quality/{k}"), x)))
     .collect();
+    v.extend(
+        [
+            ("ppo/kl", s.kl),
+            ("ppo/clip_frac", s.clip_frac),
+            ("ppo/policy_loss", s.policy_loss),
+            ("ppo/value_loss", s.value_loss),
+            ("ppo/approx_kl", s.approx_kl),
+            ("ppo/entropy", s.entropy),
+            ("ppo/response_len", s.response_len),
+            ("ppo/zero_std_groups", s.zero_std_groups),
+            ("shield/removed", line.shield_removed),
+            ("time/seconds", line.seconds),
+        ]
+        .map(|(k, x)| (k.to_string(), x)),
+    );
     if let Some(d) = &line.drift {
         v.extend([
             ("drift/d_ndcg10".to_string(), d.d_ndcg10),

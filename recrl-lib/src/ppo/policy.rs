@@ -131,9 +131,8 @@ impl Responses {
         hidden.narrow(1, self.prompt_len - 1, self.tokens.size()[1])
     }
 
-    /// As [`Responses::hidden`], with each group's prompt run once: the groups' first rows'
-    /// prompts fill a KV cache, its rows are repeated `group` times, and the replies attend
-    /// to it. The state that predicts a reply's first token is its prompt's last.
+    /// As [`Responses::hidden`], with each group's prompt run once
+    /// ([`PromptBatch::prefill_shared`]) and the replies attending to its keys and values.
     fn hidden_shared(
         &self,
         model: &Llama,
@@ -142,16 +141,10 @@ impl Responses {
         train: bool,
     ) -> Tensor {
         let (p, r) = (self.prompt_len, self.tokens.size()[1]);
-        let (prompts, vectors) = self.prompts().firsts(shared, soft);
         let mut cache = KvCache::default();
-        let prompt_hidden = model.forward_embeds(
-            &prompts.embeds(model, vectors.as_ref()),
-            &prompts.mask,
-            &positions_of(&prompts.mask),
-            &mut cache,
-            train,
-        );
-        cache.repeat_rows(shared.group);
+        let last = self
+            .prompts()
+            .prefill_shared(model, soft, shared, &mut cache, train);
         let reply_hidden = model.forward_embeds(
             &model.embed_tokens(&self.tokens),
             &self.mask,
@@ -159,9 +152,6 @@ impl Responses {
             &mut cache,
             train,
         );
-        let last = prompt_hidden
-            .narrow(1, p - 1, 1)
-            .repeat_interleave_self_int(shared.group, Some(0), None);
         Tensor::cat(&[last, reply_hidden.narrow(1, 0, r - 1)], 1)
     }
 

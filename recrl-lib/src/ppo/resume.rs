@@ -39,12 +39,30 @@ fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     v
 }
 
-/// Writes a snapshot after `snap.step` into `dir`, then removes older step files.
-pub fn save(dir: &Path, mut snap: Snapshot, vs: &nn::VarStore, opt: &AdamW) -> Result<()> {
+/// The name of the KL reference's projector (step 4's `W_p`, [`super::SoftTokens`]) in a
+/// snapshot's variables file.
+pub const REFERENCE_W_P: &str = "reference.w_p0";
+
+/// Writes a snapshot after `snap.step` into `dir` (the variables of `vs` and the `fixed`
+/// tensors that are not trained but belong to the run, such as [`REFERENCE_W_P`]), then removes
+/// older step files.
+pub fn save(
+    dir: &Path,
+    mut snap: Snapshot,
+    vs: &nn::VarStore,
+    fixed: &[(&str, &Tensor)],
+    opt: &AdamW,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let vars = format!("trainable-{:06}.safetensors", snap.step);
     let optim = format!("optimizer-{:06}.safetensors", snap.step);
-    crate::io::save_tensors(&dir.join(&vars), &trainable(vs))?;
+    let mut tensors = trainable(vs);
+    tensors.extend(
+        fixed
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.shallow_clone())),
+    );
+    crate::io::save_tensors(&dir.join(&vars), &tensors)?;
     opt.save(&dir.join(&optim))?;
     snap.files = vec![
         (vars.clone(), crate::io::sha256_file(&dir.join(&vars))?),
@@ -93,11 +111,13 @@ pub fn made_with_other_options(dir: &Path, opts: &RunOptions) -> Result<bool> {
 
 /// Reads the snapshot in `dir` (`None` when there is none), checks it belongs to a run with
 /// `opts` (all options but `max_steps`, `checkpoint_every` and `ppo.exec_batch` equal) and that
-/// its files match their sha256, and restores the variables of `vs` and the optimiser's state.
+/// its files match their sha256, and restores the variables of `vs`, the `fixed` tensors (by
+/// name, as [`save`] wrote them) and the optimiser's state.
 pub fn load(
     dir: &Path,
     opts: &RunOptions,
     vs: &nn::VarStore,
+    fixed: &mut [(&str, &mut Tensor)],
     opt: &mut AdamW,
 ) -> Result<Option<Snapshot>> {
     let state = dir.join("state.json");
@@ -132,6 +152,16 @@ pub fn load(
             let s = saved
                 .get(&name)
                 .with_context(|| format!("{}: no variable `{name}`", vars_path.display()))?;
+            t.copy_(&s.to_device(t.device()));
+        }
+        for (name, t) in fixed.iter_mut() {
+            let s = saved.get(*name).with_context(|| {
+                format!(
+                    "{}: no `{name}`: the snapshot predates the fixed KL anchor (issue 31); remove {} to start afresh",
+                    vars_path.display(),
+                    dir.display()
+                )
+            })?;
             t.copy_(&s.to_device(t.device()));
         }
         Ok(())

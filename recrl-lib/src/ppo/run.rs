@@ -141,7 +141,12 @@ impl<'a> Trainer<'a> {
             self.start = format!("{}; the snapshot was made with other options", self.start);
             return Ok(None);
         }
-        let snap = resume::load(&dir, self.opts, &self.ex.trainable, &mut self.learner.opt)?;
+        let Learner { opt, soft, .. } = &mut self.learner;
+        let mut fixed: Vec<(&str, &mut Tensor)> = soft
+            .iter_mut()
+            .map(|s| (resume::REFERENCE_W_P, s.reference_projector_mut()))
+            .collect();
+        let snap = resume::load(&dir, self.opts, &self.ex.trainable, &mut fixed, opt)?;
         if let Some(snap) = &snap {
             self.env.rng = crate::rng::Rng::new(snap.rng);
             self.env.members = snap.members.clone();
@@ -274,10 +279,17 @@ impl<'a> Trainer<'a> {
             canaries: self.env.canaries.clone(),
             files: Vec::new(),
         };
+        let fixed: Vec<(&str, &Tensor)> = self
+            .learner
+            .soft
+            .iter()
+            .map(|s| (resume::REFERENCE_W_P, s.reference_projector()))
+            .collect();
         resume::save(
             &Layout::resume_dir(&self.ckpt_dir),
             snap,
             &self.ex.trainable,
+            &fixed,
             &self.learner.opt,
         )
     }

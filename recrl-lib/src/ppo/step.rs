@@ -19,18 +19,21 @@ pub struct Prompts {
     pub items: Vec<i64>,
 }
 
-/// Soft item tokens `W_p e_i`, read from the coupled table `E` (with gradient) and from its
-/// initial value (for the reference policy).
+/// Soft item tokens `W_p e_i`, read from the coupled table `E` with the current `W_p` (with
+/// gradient), and for the reference policy from the initial `E` with the initial `W_p`: the KL
+/// anchor stays where training started, so it bounds how far the soft tokens move (issue 31).
 pub struct SoftTokens {
     e: Tensor,
     e0: Tensor,
     proj: Tensor,
+    proj0: Tensor,
     device: Device,
 }
 
 impl SoftTokens {
     /// The soft tokens of `ex`'s `W_p` over `coupling`'s table (which they share, updates
-    /// included).
+    /// included); `W_p` as it is now (step 4's) is the reference's, which a resumed run then
+    /// restores from its snapshot ([`SoftTokens::reference_projector_mut`]).
     pub fn new(coupling: &Coupling, ex: &Explainer) -> Result<SoftTokens> {
         let proj = ex
             .projector
@@ -41,6 +44,7 @@ impl SoftTokens {
         Ok(SoftTokens {
             e: coupling.e.shallow_clone(),
             e0: coupling.e0.shallow_clone(),
+            proj0: proj.detach().copy(),
             proj,
             device: ex.model.device(),
         })
@@ -54,13 +58,25 @@ impl SoftTokens {
             .linear::<Tensor>(&self.proj, None)
     }
 
-    /// The reference policy's vectors of `items` (initial `E`, no gradient).
+    /// The reference's projector: `W_p` as the run started (a resumed run restores it from its
+    /// snapshot).
+    pub fn reference_projector(&self) -> &Tensor {
+        &self.proj0
+    }
+
+    /// See [`SoftTokens::reference_projector`].
+    pub fn reference_projector_mut(&mut self) -> &mut Tensor {
+        &mut self.proj0
+    }
+
+    /// The reference policy's vectors of `items`: the initial `E` through the initial `W_p`
+    /// (no gradient).
     pub fn reference(&self, items: &Tensor) -> Tensor {
         tch::no_grad(|| {
             self.e0
                 .index_select(0, items)
                 .to_device(self.device)
-                .linear::<Tensor>(&self.proj, None)
+                .linear::<Tensor>(&self.proj0, None)
         })
     }
 }

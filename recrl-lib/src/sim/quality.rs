@@ -2,11 +2,18 @@
 //! clicks on. It reads only the explanation, the recommended item's metadata and the user's
 //! history titles, never the prompt text, and it is built so that noise earns nothing:
 //!
-//! `q = fluency · no_repetition · no_toxic · (0.3 item + 0.2 history + 0.3 relevance + 0.2 length)`
+//! `q = fluency · no_repetition · no_toxic · form · (0.3 item + 0.2 history + 0.3 relevance + 0.2 length)`
 //!
 //! * the **gates** (each in [0, 1]) multiply: text that the frozen reference model finds
 //!   unlikely (random sub-words, shuffled words), that loops, or that holds a toxic term scores
 //!   near 0 whatever it mentions;
+//! * the **form** gates ([`Form`]) are what a reader sees and what a policy learns to exploit
+//!   (issue 31): a reply that is cut off, contradicts the catalogue or names a title it should
+//!   not, copies raw fields or list templates, is a keyword list or a digit run rather than
+//!   prose, or copies the item's reference sentence keeps [`FORM_PENALTY`] of its `q` for each
+//!   failed check. The first three are the judge's checks ([`crate::judge`]), so the judge's
+//!   faithfulness, completeness and artefact rates are **not independent of this reward**;
+//!   its readability is;
 //! * the **content** parts add up: naming the item (title, genre or author), naming an item of
 //!   the user's history, relevance to the item's reference sentence (MiniLM cosine), and a
 //!   length in band.
@@ -18,6 +25,7 @@
 
 use crate::data::{Dataset, ItemMeta};
 use crate::explainer::Explainer;
+use crate::judge::{faithful, Judge};
 use crate::minilm::MiniLm;
 use crate::rng::Rng;
 use anyhow::{Context, Result};
@@ -40,6 +48,41 @@ pub const CONTENT_WEIGHTS: [(&str, f64); 4] = [
 pub const MIN_WORDS: usize = 8;
 /// See [`MIN_WORDS`].
 pub const MAX_WORDS: usize = 45;
+
+/// What a failed form check leaves of `q(x)`: each form gate of [`QualityParts`] is 1 when its
+/// check passes and this when it fails, so one failure caps `q` at 0.4 of the text's other
+/// parts and two at 0.16. Fixed on 2026-12-07 (issue 31) before any result run under it: low
+/// enough that every exploit class of `tests/quality.rs` scores at most 0.6 × a faithful
+/// explanation of its item, high enough that a reply with one flaw still out-earns noise.
+pub const FORM_PENALTY: f64 = 0.4;
+
+/// Prose: among the words outside the named titles, at least this share are function words
+/// ([`FUNCTION_WORDS`]); English prose has 35–55 %, a keyword list of genres, years and
+/// titles almost none.
+pub const PROSE_FUNCTION_SHARE: f64 = 0.2;
+
+/// Prose needs at least this many words outside the named titles (a bare title is not prose).
+pub const PROSE_MIN_WORDS: usize = 4;
+
+/// Prose holds no more than this many number words in a row ("1977 1977 1977" is a digit run).
+pub const PROSE_NUMBER_RUN: usize = 2;
+
+/// A reply copies its item's reference sentence when one run of consecutive words of the
+/// reply holds at least this share of the sentence's words. The fixed template
+/// ([`crate::judge::template`]) shares 0.6–0.75 of them (the genre list and year), a copy 0.9–1.
+pub const COPY_SHARE: f64 = 0.8;
+
+/// The function words of the prose check: articles, pronouns, prepositions, conjunctions,
+/// auxiliaries and a few adverbs.
+pub const FUNCTION_WORDS: [&str; 78] = [
+    "a", "an", "the", "and", "but", "or", "so", "if", "as", "of", "in", "on", "at", "to", "for",
+    "with", "from", "by", "about", "into", "like", "than", "that", "this", "these", "those", "it",
+    "its", "it's", "you", "your", "you'll", "you're", "you've", "i", "me", "my", "we", "our",
+    "they", "them", "their", "he", "she", "his", "her", "who", "which", "what", "when", "where",
+    "how", "is", "are", "was", "were", "be", "been", "being", "will", "would", "can", "could",
+    "may", "might", "should", "has", "have", "had", "do", "does", "did", "not", "since", "because",
+    "also", "too", "very",
+];
 
 /// The user turn the reference model reads before an explanation when fluency is measured:
 /// the same for every explanation, naming no item and no user.
@@ -126,33 +169,202 @@ pub struct QualityParts {
     pub repetition: f64,
     /// Gate: 1 without toxic terms, else 0.
     pub clean: f64,
+    /// Form gate: ends a sentence (the judge's completeness), else [`FORM_PENALTY`].
+    #[serde(default = "passed")]
+    pub complete: f64,
+    /// Form gate: no contradiction of the catalogue, no invented or unlisted title (the
+    /// judge's faithfulness), else [`FORM_PENALTY`].
+    #[serde(default = "passed")]
+    pub faithful: f64,
+    /// Form gate: no raw field, list template or repeated digits (the judge's artefacts), else
+    /// [`FORM_PENALTY`].
+    #[serde(default = "passed")]
+    pub raw_free: f64,
+    /// Form gate: reads as prose ([`reads_as_prose`]), else [`FORM_PENALTY`].
+    #[serde(default = "passed")]
+    pub prose: f64,
+    /// Form gate: does not copy the item's reference sentence ([`copies`]), else
+    /// [`FORM_PENALTY`].
+    #[serde(default = "passed")]
+    pub own_words: f64,
 }
 
+/// A form gate's value in records made before the form gates (issue 31): passed.
+fn passed() -> f64 {
+    1.0
+}
+
+/// The names of the parts of `q(x)`, in [`QualityParts::named`] order: the content parts, the
+/// gates, the form gates.
+pub const PART_NAMES: [&str; 12] = [
+    "item",
+    "history",
+    "relevance",
+    "length",
+    "fluency",
+    "repetition",
+    "clean",
+    "complete",
+    "faithful",
+    "raw_free",
+    "prose",
+    "own_words",
+];
+
 impl QualityParts {
-    /// `q(x) = fluency · repetition · clean · Σ weight · content part`.
+    /// `q(x) = fluency · repetition · clean · form gates · Σ weight · content part`.
     pub fn q(&self) -> f64 {
-        let content = [self.item, self.history, self.relevance, self.length]
+        let v = self.values();
+        let content = v[..4]
             .iter()
             .zip(CONTENT_WEIGHTS)
             .map(|(p, (_, w))| p * w)
             .sum::<f64>();
-        self.fluency * self.repetition * self.clean * content
+        v[4..].iter().product::<f64>() * content
+    }
+
+    /// Each part with its name ([`PART_NAMES`]).
+    pub fn named(&self) -> [(&'static str, f64); 12] {
+        let v = self.values();
+        std::array::from_fn(|k| (PART_NAMES[k], v[k]))
+    }
+
+    fn values(&self) -> [f64; 12] {
+        [
+            self.item,
+            self.history,
+            self.relevance,
+            self.length,
+            self.fluency,
+            self.repetition,
+            self.clean,
+            self.complete,
+            self.faithful,
+            self.raw_free,
+            self.prose,
+            self.own_words,
+        ]
+    }
+
+    fn from_values(v: [f64; 12]) -> QualityParts {
+        let [item, history, relevance, length, fluency, repetition, clean, complete, faithful, raw_free, prose, own_words] =
+            v;
+        QualityParts {
+            item,
+            history,
+            relevance,
+            length,
+            fluency,
+            repetition,
+            clean,
+            complete,
+            faithful,
+            raw_free,
+            prose,
+            own_words,
+        }
     }
 
     /// The mean of each part over `parts` (zeros when empty).
     pub fn mean(parts: &[QualityParts]) -> QualityParts {
         let n = parts.len().max(1) as f64;
-        let sum = |f: fn(&QualityParts) -> f64| parts.iter().map(f).sum::<f64>() / n;
-        QualityParts {
-            item: sum(|p| p.item),
-            history: sum(|p| p.history),
-            relevance: sum(|p| p.relevance),
-            length: sum(|p| p.length),
-            fluency: sum(|p| p.fluency),
-            repetition: sum(|p| p.repetition),
-            clean: sum(|p| p.clean),
+        let mut sum = [0.0; 12];
+        for p in parts {
+            for (s, v) in sum.iter_mut().zip(p.values()) {
+                *s += v;
+            }
+        }
+        QualityParts::from_values(sum.map(|s| s / n))
+    }
+}
+
+/// The form checks of one reply, each `true` when it passes ([`QualityParts`]' form gates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Form {
+    /// Ends a sentence ([`crate::judge::text::ends_sentence`]).
+    pub complete: bool,
+    /// The judge finds no contradiction and no invented or unlisted title.
+    pub faithful: bool,
+    /// The judge finds no artefact.
+    pub raw_free: bool,
+    /// Reads as prose ([`reads_as_prose`]).
+    pub prose: bool,
+    /// Does not copy the item's reference sentence ([`copies`]).
+    pub own_words: bool,
+}
+
+impl Form {
+    /// Every check passed.
+    pub const PASS: Form = Form {
+        complete: true,
+        faithful: true,
+        raw_free: true,
+        prose: true,
+        own_words: true,
+    };
+
+    /// The checks of `text` explaining `item` to a user whose prompt listed `history`, against
+    /// `judge`'s catalogue.
+    pub fn of(judge: &Judge, text: &str, item: u32, history: &[u32]) -> Form {
+        let ds = judge.dataset();
+        let verdict = judge.judge(text, item, history);
+        let mut outside = text.to_string();
+        for span in faithful::title_spans(ds, text, item, history) {
+            outside.replace_range(span.clone(), &" ".repeat(span.len()));
+        }
+        Form {
+            complete: verdict.complete,
+            faithful: verdict.faithful,
+            raw_free: !verdict.artefact,
+            prose: reads_as_prose(&words(&outside)),
+            own_words: !copies(&words(text), &words(&ds.reference_sentence(item))),
         }
     }
+}
+
+/// Whether the words of a reply outside its named titles read as prose: at least
+/// [`PROSE_MIN_WORDS`] of them, at least [`PROSE_FUNCTION_SHARE`] function words, no more
+/// than [`PROSE_NUMBER_RUN`] number words in a row.
+pub fn reads_as_prose(ws: &[String]) -> bool {
+    let function = ws
+        .iter()
+        .filter(|w| FUNCTION_WORDS.contains(&w.as_str()))
+        .count();
+    let mut run = 0;
+    let mut longest = 0;
+    for w in ws {
+        run = if w.chars().all(|c| c.is_ascii_digit()) {
+            run + 1
+        } else {
+            0
+        };
+        longest = longest.max(run);
+    }
+    ws.len() >= PROSE_MIN_WORDS
+        && function as f64 >= PROSE_FUNCTION_SHARE * ws.len() as f64
+        && longest <= PROSE_NUMBER_RUN
+}
+
+/// Whether `reply` copies `reference` (both as words): one run of consecutive words of the
+/// reply holds at least [`COPY_SHARE`] of the reference's words (references under 4 words are
+/// never copied).
+pub fn copies(reply: &[String], reference: &[String]) -> bool {
+    if reference.len() < 4 {
+        return false;
+    }
+    let mut prev = vec![0usize; reference.len() + 1];
+    let mut longest = 0;
+    for w in reply {
+        let mut row = vec![0usize; reference.len() + 1];
+        for (j, r) in reference.iter().enumerate() {
+            if w == r {
+                row[j + 1] = prev[j] + 1;
+                longest = longest.max(row[j + 1]);
+            }
+        }
+        prev = row;
+    }
+    longest as f64 >= COPY_SHARE * reference.len() as f64
 }
 
 /// The lexical parts of `q(x)` (no model): word matches, length, repetition, toxic terms.
@@ -164,14 +376,16 @@ pub struct QualityScorer {
 
 impl QualityScorer {
     /// Every part of `explanation` about `recommended` for a user whose history holds
-    /// `history`, the model-made ones taken from `grounding`.
+    /// `history`, the model-made ones taken from `grounding`, the form gates from `form`.
     pub fn parts(
         &self,
         explanation: &str,
         recommended: &ItemMeta,
         history: &[&ItemMeta],
         grounding: Grounding,
+        form: Form,
     ) -> QualityParts {
+        let gate = |pass: bool| if pass { 1.0 } else { FORM_PENALTY };
         let ws = words(explanation);
         let set: HashSet<String> = ws.iter().cloned().collect();
         let genre_hit = recommended
@@ -192,6 +406,11 @@ impl QualityScorer {
             fluency: grounding.fluency,
             repetition: distinct_bigram_share(&ws),
             clean: (!ws.iter().any(|w| self.toxic.contains(w))) as u8 as f64,
+            complete: gate(form.complete),
+            faithful: gate(form.faithful),
+            raw_free: gate(form.raw_free),
+            prose: gate(form.prose),
+            own_words: gate(form.own_words),
         }
     }
 }
@@ -321,7 +540,7 @@ impl Grader {
 
     /// The parts of `q(x)` of each subject: the reference model (`ex` with LoRA off) reads
     /// each text after [`FLUENCY_REQUEST`], MiniLM compares it with its item's reference
-    /// sentence.
+    /// sentence, the judge and the prose and copy checks give the form gates ([`Form::of`]).
     pub fn grade(
         &self,
         ex: &mut Explainer,
@@ -337,6 +556,7 @@ impl Grader {
             .collect();
         let refs: Vec<&str> = references.iter().map(String::as_str).collect();
         let cosines = self.encoder.cosine(&texts, &refs)?;
+        let judge = Judge::new(ds);
         Ok(subjects
             .iter()
             .zip(logps.iter().zip(&cosines))
@@ -347,8 +567,9 @@ impl Grader {
                     fluency: self.fluency.of(lp),
                     relevance: relevance_of(cos),
                 };
+                let form = Form::of(&judge, s.text, s.item, s.history);
                 self.scorer
-                    .parts(s.text, &ds.items[s.item as usize], &hist, grounding)
+                    .parts(s.text, &ds.items[s.item as usize], &hist, grounding, form)
             })
             .collect())
     }
@@ -381,10 +602,25 @@ mod tests {
             fluency: 0.8,
             repetition: 0.9,
             clean: 1.0,
+            complete: 1.0,
+            faithful: 1.0,
+            raw_free: 1.0,
+            prose: 1.0,
+            own_words: 1.0,
         };
         // content 0.3 + 0 + 0.15 + 0.2 = 0.65; gates 0.8 · 0.9 · 1 = 0.72
         assert!((p.q() - 0.65 * 0.72).abs() < 1e-12, "{}", p.q());
         assert_eq!(QualityParts { clean: 0.0, ..p }.q(), 0.0);
+        let cut = QualityParts {
+            complete: FORM_PENALTY,
+            ..p
+        };
+        assert!((cut.q() - 0.4 * 0.65 * 0.72).abs() < 1e-12, "{}", cut.q());
+        let twice = QualityParts { prose: 0.4, ..cut };
+        assert!((twice.q() - 0.16 * 0.65 * 0.72).abs() < 1e-12);
+        let named = p.named();
+        assert_eq!(named.map(|(n, _)| n), PART_NAMES);
+        assert_eq!((named[5].1, named[11].1), (0.9, 1.0));
         let w: f64 = CONTENT_WEIGHTS.iter().map(|(_, w)| w).sum();
         assert!((w - 1.0).abs() < 1e-12);
         let m = QualityParts::mean(&[p, QualityParts { item: 0.0, ..p }]);
@@ -398,16 +634,16 @@ mod tests {
         };
         let rec = movie("Star Wars", &["Action", "Sci-Fi"]);
         let seen = movie("Return of the Jedi", &["Action"]);
-        let score = |t: &str| q.parts(t, &rec, &[&seen], FULL).q();
+        let score = |t: &str| q.parts(t, &rec, &[&seen], FULL, Form::PASS).q();
         let grounded = "Since you loved Return of the Jedi, Star Wars brings the same action and space adventure you enjoy.";
         let g = score(grounded);
         assert!(
             (g - 1.0).abs() < 1e-12,
             "every part earned: {:?}",
-            q.parts(grounded, &rec, &[&seen], FULL)
+            q.parts(grounded, &rec, &[&seen], FULL, Form::PASS)
         );
         let filler = "This is a wonderful choice that many people find very enjoyable and memorable in many ways. ".repeat(6);
-        let f = q.parts(&filler, &rec, &[&seen], Grounding::default());
+        let f = q.parts(&filler, &rec, &[&seen], Grounding::default(), Form::PASS);
         assert!(f.q() == 0.0 && f.item == 0.0 && f.history == 0.0, "{f:?}");
         let padded = format!(
             "{grounded} {}",
@@ -416,8 +652,58 @@ mod tests {
         assert!(score(&padded) < g, "padding must not pay");
         assert_eq!(score(&grounded.replace("loved", "damn loved")), 0.0);
         let looped = "Star Wars Star Wars Star Wars Star Wars Star Wars Star Wars";
-        assert!(q.parts(looped, &rec, &[&seen], FULL).repetition < 0.3);
+        assert!(q.parts(looped, &rec, &[&seen], FULL, Form::PASS).repetition < 0.3);
         assert!(score(looped) < 0.3);
+    }
+
+    #[test]
+    fn prose_needs_function_words_and_no_digit_runs() {
+        let ws = |t: &str| words(t);
+        // 5 of 9 words are function words.
+        assert!(reads_as_prose(&ws(
+            "since you loved it you will enjoy this space adventure"
+        )));
+        // Genres and years: no function word.
+        assert!(!reads_as_prose(&ws(
+            "Action, Adventure, Sci-Fi, 1977, Action"
+        )));
+        // 1 of 6 (0.17 < 0.2).
+        assert!(!reads_as_prose(&ws("Action Adventure War Romance of 1977")));
+        // 2 of 6 (0.33) but three numbers in a row.
+        assert!(!reads_as_prose(&ws("it is a 1977 1977 1977 film")));
+        assert!(reads_as_prose(&ws("it is a 1977 1977 film")));
+        assert!(!reads_as_prose(&ws("you will love")), "under 4 words");
+    }
+
+    #[test]
+    fn a_copy_is_one_run_of_most_of_the_reference() {
+        let ws = |t: &str| words(t);
+        let reference = ws("Fargo (1996) is a Crime, Drama and Thriller film from 1996.");
+        assert_eq!(reference.len(), 11);
+        // All 11 words in one run, with more around them.
+        assert!(copies(
+            &ws("Watch this: Fargo (1996) is a Crime, Drama and Thriller film from 1996. Enjoy!"),
+            &reference
+        ));
+        // 9 of 11 in one run (0.82 ≥ 0.8).
+        assert!(copies(
+            &ws("Fargo 1996 is a crime drama and thriller film, you will like it"),
+            &reference
+        ));
+        // The template shares 8 of 11 in one run (0.73): not a copy.
+        assert!(!copies(
+            &ws("Since you enjoyed Heat, you may like Fargo, a crime, drama and thriller film from 1996."),
+            &reference
+        ));
+        // Every word, but in a run of 8 and a run of 3, is not a copy either.
+        assert!(!copies(
+            &ws("a crime drama and thriller film from 1996 and fargo 1996 is"),
+            &reference
+        ));
+        assert!(
+            !copies(&ws("a b c"), &ws("a b c")),
+            "references under 4 words"
+        );
     }
 
     #[test]
