@@ -23,8 +23,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-/// `experiments/seeded_runs.sh`'s budget.
-const SEEDED: [&str; 14] = [
+/// `experiments/seeded_runs.sh`'s budget (replies stopped by the token cap or EOS only, as
+/// in the records and in the peer: `max_sentences=0`).
+const SEEDED: [&str; 16] = [
     "--micro_batch_size",
     "4",
     "--set",
@@ -39,6 +40,8 @@ const SEEDED: [&str; 14] = [
     "grad_accum=2",
     "--set",
     "lr=3e-4",
+    "--set",
+    "max_sentences=0",
 ];
 
 /// The update before issue 29.
@@ -49,8 +52,9 @@ const BEFORE: [&str; 4] = [
     "old_logprobs=score",
 ];
 
-/// The peer's work on recrl's side (`../shared/bench/trl-grpo/README.md`), less the group.
-const PEER: [&str; 12] = [
+/// The peer's work on recrl's side (`../shared/bench/trl-grpo/README.md`), less the group;
+/// TRL stops a completion at EOS or its length only, so recrl does too (`max_sentences=0`).
+const PEER: [&str; 14] = [
     "--set",
     "ppo_batch=8",
     "--set",
@@ -63,6 +67,8 @@ const PEER: [&str; 12] = [
     "max_new_tokens=32",
     "--set",
     "lr=3e-4",
+    "--set",
+    "max_sentences=0",
 ];
 
 fn root() -> PathBuf {

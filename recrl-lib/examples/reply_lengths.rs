@@ -33,6 +33,8 @@ struct Reply {
     eos: bool,
     /// Tokens up to and including the end of each sentence.
     sentence_ends: Vec<usize>,
+    /// Characters of the reply up to the end of its first sentence.
+    first_chars: Option<usize>,
     /// Per budget: whether the reply cut there (and to 160 characters) ends a sentence.
     complete_at: Vec<bool>,
 }
@@ -84,7 +86,8 @@ fn main() -> Result<()> {
         .iter()
         .map(|r| {
             json!({"text": r.text, "tokens": r.tokens, "eos": r.eos,
-                   "sentence_ends": r.sentence_ends, "complete_at": r.complete_at})
+                   "sentence_ends": r.sentence_ends, "first_sentence_chars": r.first_chars,
+                   "complete_at": r.complete_at})
         })
         .collect();
     if let Some(dir) = out.parent() {
@@ -130,7 +133,12 @@ fn measure(
             Ok(ends_sentence(&t))
         })
         .collect::<Result<Vec<bool>>>()?;
+    let first_chars = match sentence_ends.first() {
+        Some(&n) => Some(ex.tokenizer.decode(&tokens[..n], true)?.chars().count()),
+        None => None,
+    };
     Ok(Reply {
+        first_chars,
         text: ex.tokenizer.decode(tokens, true)?,
         tokens: tokens.len(),
         eos,
@@ -173,16 +181,16 @@ fn print_table(replies: &[Reply], max_chars: usize) {
         q(0.9, first.clone()),
         q(0.95, first.clone())
     );
-    println!("| budget | complete as cut (tokens, then {max_chars} chars) | first sentence ends within the budget |");
-    println!("|---|---|---|");
+    println!("| budget | complete as cut (tokens, then {max_chars} chars) | first sentence ends within the budget | … and within {max_chars} chars (complete with max_sentences 1) |");
+    println!("|---|---|---|---|");
     for (k, b) in BUDGETS.iter().enumerate() {
+        let within = |r: &Reply| r.sentence_ends.first().is_some_and(|&e| e <= *b);
         println!(
-            "| {b} | {:.2} | {:.2} |",
+            "| {b} | {:.2} | {:.2} | {:.2} |",
             share(replies, |r| r.complete_at[k]),
-            share(replies, |r| r
-                .sentence_ends
-                .first()
-                .is_some_and(|&e| e <= *b))
+            share(replies, within),
+            share(replies, |r| within(r)
+                && r.first_chars.is_some_and(|c| c <= max_chars))
         );
     }
 }

@@ -31,6 +31,10 @@ pub struct Config {
     pub lr: f64,
     /// Explanation length cap when sampling, in tokens.
     pub max_new_tokens: usize,
+    /// Sentences a reply may end before generation stops it (0 = off: only the end-of-sequence
+    /// token and `max_new_tokens` stop it; issue 31: replies that end by themselves).
+    #[serde(default)]
+    pub max_sentences: usize,
     /// Sampling temperature.
     pub temperature: f64,
     /// Nucleus sampling mass.
@@ -89,6 +93,9 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The simulated user of steps 5 and 6 (fixed before any result run).
     pub sim: SimConfig,
+    /// The form gates of the reward `q(x)` (fixed before any result run; issue 31).
+    #[serde(default)]
+    pub reward: RewardConfig,
     /// The held-out evaluation users of steps 5 and 6 (`data::UserSplit`).
     pub split: SplitConfig,
 }
@@ -224,6 +231,39 @@ pub struct SimConfig {
     pub sigma_b: f64,
 }
 
+/// The form gates of `q(x)` (`sim::quality::Form`, docs/design.md §7.2; issue 31): each failed
+/// check multiplies `q` by `form_penalty`. Fixed on 2026-12-07 before any result run under
+/// them; never tuned on results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewardConfig {
+    /// What a failed form check leaves of `q(x)` (0.4: one failure caps `q` at 0.4 of the
+    /// text's other parts, two at 0.16).
+    pub form_penalty: f64,
+    /// Prose: the least share of function words among the words outside the named titles
+    /// (English prose 35–55 %, a keyword list of titles, genres and years almost none).
+    pub prose_function_share: f64,
+    /// Prose: the fewest words outside the named titles (a bare title is not prose).
+    pub prose_min_words: usize,
+    /// Prose: the most number words in a row ("1977 1977 1977" is a digit run).
+    pub prose_number_run: usize,
+    /// Own words: a reply copies its item's reference sentence when one run of its words holds
+    /// this share of the sentence's words (a copy 0.9–1, the fixed template 0.6–0.75).
+    pub copy_share: f64,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig {
+            form_penalty: 0.4,
+            prose_function_share: 0.2,
+            prose_min_words: 4,
+            prose_number_run: 2,
+            copy_share: 0.8,
+        }
+    }
+}
+
 /// Serde default of counts that default to one (`group_size`).
 pub(crate) fn one() -> usize {
     1
@@ -345,6 +385,30 @@ impl Config {
             ("sim.sigma_b", self.sim.sigma_b, 0.0, true, INF, false),
             ("sim.alpha", self.sim.alpha, -INF, false, INF, false),
             ("sim.beta_q", self.sim.beta_q, -INF, false, INF, false),
+            (
+                "reward.form_penalty",
+                self.reward.form_penalty,
+                0.0,
+                true,
+                1.0,
+                true,
+            ),
+            (
+                "reward.prose_function_share",
+                self.reward.prose_function_share,
+                0.0,
+                true,
+                1.0,
+                true,
+            ),
+            (
+                "reward.copy_share",
+                self.reward.copy_share,
+                0.0,
+                false,
+                1.0,
+                true,
+            ),
             (
                 "data.rating_threshold",
                 self.data.rating_threshold,
@@ -610,6 +674,15 @@ mod tests {
         assert_eq!(c.ranker.max_len, 50); // nested override
         assert_eq!(c.ranker.hidden, 64); // nested default kept beside it
         assert_eq!(c.ranker.loss, RankerLoss::Ce);
+    }
+
+    #[test]
+    fn the_reward_and_sentence_stop_are_one_setting_for_every_dataset() {
+        for ds in DATASET_SECTIONS {
+            let c = Config::from_yaml_str(DOC, "test", ds, &NONE).unwrap();
+            assert_eq!(c.reward, RewardConfig::default(), "{ds}: reward");
+            assert_eq!(c.max_sentences, 1, "{ds}: max_sentences");
+        }
     }
 
     #[test]

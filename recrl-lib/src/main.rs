@@ -1122,11 +1122,7 @@ fn cmd_lora_init(args: &LoraInitArgs) -> Result<()> {
     if args.users > 0 {
         let users: Vec<usize> = (1..=args.users.min(ds.n_users())).collect();
         let requests = init::requests_for(&ds, &ranker, &users, 5);
-        let gen = GenerationConfig {
-            max_new_tokens: cfg.max_new_tokens,
-            seed: cfg.seed,
-            ..GenerationConfig::greedy(0)
-        };
+        let gen = GenerationConfig::greedy_of(&cfg);
         let replies = ex.explain(&ds, &requests, Some(ranker.output_table()), &gen)?;
         print!(
             "{}",

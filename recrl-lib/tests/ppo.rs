@@ -505,7 +505,8 @@ mod resume {
     /// The run's `q(x)` grader: the model's own base for fluency, MiniLM for relevance.
     fn grader(ex: &mut Explainer) -> recrl_lib::sim::Grader {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        recrl_lib::sim::Grader::load(&recrl_lib::paths::Layout::new(&root), ex).unwrap()
+        let reward = recrl_lib::config::RewardConfig::default();
+        recrl_lib::sim::Grader::load(&recrl_lib::paths::Layout::new(&root), ex, &reward).unwrap()
     }
 
     fn options(max_steps: usize, resume: bool) -> RunOptions {

@@ -8,6 +8,7 @@
 mod common;
 
 use common::successor_dataset;
+use recrl_lib::config::{Config, RewardConfig};
 use recrl_lib::data::{Dataset, DatasetName, ItemMeta};
 use recrl_lib::explainer::{Explainer, LoadOptions};
 use recrl_lib::paths::Layout;
@@ -18,6 +19,11 @@ use tch::Device;
 
 fn root() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The form gates as the configuration fixes them (`reward` section).
+fn configured_reward() -> RewardConfig {
+    Config::load_default("ml-100k").unwrap().reward
 }
 
 fn reference_model() -> Explainer {
@@ -74,7 +80,7 @@ fn grade(grader: &Grader, ex: &mut Explainer, ds: &Dataset, texts: &[&str]) -> V
 #[test]
 fn noise_scores_near_zero_and_a_grounded_explanation_scores_high() {
     let mut ex = reference_model();
-    let grader = Grader::load(&Layout::new(root()), &mut ex).unwrap();
+    let grader = Grader::load(&Layout::new(root()), &mut ex, &configured_reward()).unwrap();
     let ds = films();
     eprintln!("fluency anchors {:?}", grader.fluency);
     let noise = random_subwords(&ex, 8, 1);
@@ -383,7 +389,7 @@ fn grade_cases(
 #[test]
 fn no_exploit_earns_more_than_six_tenths_of_a_faithful_explanation() {
     let mut ex = reference_model();
-    let grader = Grader::load(&Layout::new(root()), &mut ex).unwrap();
+    let grader = Grader::load(&Layout::new(root()), &mut ex, &configured_reward()).unwrap();
     let films = catalogue(DatasetName::Ml100k, &FILMS);
     let books = catalogue(DatasetName::Bookcrossing, &BOOKS);
     let mut failures = Vec::new();

@@ -86,17 +86,6 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// The sampling settings of `cfg`: its temperature, top-p, token cap and seed.
-    pub fn sampling(cfg: &Config) -> GenerationConfig {
-        GenerationConfig {
-            max_new_tokens: cfg.max_new_tokens,
-            temperature: cfg.temperature,
-            top_p: cfg.top_p,
-            seed: cfg.seed,
-            ..GenerationConfig::default()
-        }
-    }
-
     /// The key of explaining `requests` (the panel `users`' then the membership set's
     /// `members`') with the checkpoint whose `explainer.json` has sha256 `checkpoint`: greedy, and
     /// `cfg.audit.samples` sampled with `cfg`'s temperature and top-p (`candidates` each), all
@@ -119,13 +108,8 @@ impl CacheKey {
             samples: cfg.audit.samples,
             candidates,
             max_chars: cfg.explanation_max_len,
-            greedy: GenerationConfig {
-                max_new_tokens: cfg.max_new_tokens,
-                temperature: 0.0,
-                seed: cfg.seed,
-                ..GenerationConfig::default()
-            },
-            sampled: CacheKey::sampling(cfg),
+            greedy: GenerationConfig::greedy_of(cfg),
+            sampled: GenerationConfig::sampling(cfg),
             counterfactual: cfg.audit.counterfactual,
         }
     }

@@ -186,7 +186,7 @@ pub fn run(
     };
     let mut rows = made.rows(ds, &log_dir, &key, baseline, &mut progress)?;
     progress("grading q(x): the reference model's fluency and MiniLM relevance");
-    let grader = crate::sim::Grader::load(&places.models, &mut ex)?;
+    let grader = crate::sim::Grader::load(&places.models, &mut ex, &cfg.reward)?;
     clicks::grade(&grader, &mut ex, ds, &mut rows)?;
     let states = ranker.user_states(&histories);
     let panel = clicks::Panel {
@@ -363,7 +363,7 @@ fn pairing(cfg: &Config, split: &UserSplit) -> serde_json::Value {
     serde_json::json!({
         "digest": split.digest(),
         "samples": cfg.audit.samples,
-        "sampled": explanations::CacheKey::sampling(cfg),
+        "sampled": crate::explainer::GenerationConfig::sampling(cfg),
         "max_chars": cfg.explanation_max_len,
         "simulator": simulator(cfg),
     })

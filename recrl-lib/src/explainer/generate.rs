@@ -1,8 +1,11 @@
 //! Batched generation with a KV cache: greedy or sampled (temperature, top-k, top-p),
-//! repetition penalty, stop on EOS or stop strings; returns per-token log-probs.
+//! repetition penalty, stop on EOS, stop strings or a sentence count; returns per-token
+//! log-probs.
 
 use super::model::{positions_of, KvCache, Llama};
 use super::tokenizer::TextTokenizer;
+use crate::config::Config;
+use crate::judge::text::{ends_sentence, ends_with_abbreviation};
 use crate::rng::Rng;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -23,6 +26,11 @@ pub struct GenerationConfig {
     pub repetition_penalty: f64,
     /// Stop once the reply's text contains one of these (the text is cut before it).
     pub stop_strings: Vec<String>,
+    /// Stop once the reply has ended this many sentences (0 = off): its text ends with `.`,
+    /// `!`, `?` or `…` ([`crate::judge::text::ends_sentence`]), a period not after an initial
+    /// or an abbreviation ([`crate::judge::text::ends_with_abbreviation`]).
+    #[serde(default)]
+    pub sentences: usize,
     /// Seed of the sampler.
     pub seed: u64,
 }
@@ -37,12 +45,34 @@ impl Default for GenerationConfig {
             top_k: 0,
             repetition_penalty: 1.0,
             stop_strings: vec![],
+            sentences: 0,
             seed: 0,
         }
     }
 }
 
 impl GenerationConfig {
+    /// The configuration's sampling: its token cap, sentence stop (`max_sentences`),
+    /// temperature, top-p and seed.
+    pub fn sampling(cfg: &Config) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens: cfg.max_new_tokens,
+            sentences: cfg.max_sentences,
+            temperature: cfg.temperature,
+            top_p: cfg.top_p,
+            seed: cfg.seed,
+            ..GenerationConfig::default()
+        }
+    }
+
+    /// Greedy decoding with the configuration's token cap, sentence stop and seed.
+    pub fn greedy_of(cfg: &Config) -> GenerationConfig {
+        GenerationConfig {
+            temperature: 0.0,
+            ..GenerationConfig::sampling(cfg)
+        }
+    }
+
     /// Greedy decoding of `max_new_tokens`.
     pub fn greedy(max_new_tokens: usize) -> GenerationConfig {
         GenerationConfig {
@@ -61,6 +91,8 @@ pub enum StopReason {
     Eos,
     /// A stop string.
     StopString,
+    /// The reply ended `sentences` sentences.
+    SentenceEnd,
     /// `max_new_tokens` reached.
     Length,
 }
@@ -312,6 +344,8 @@ pub fn generate_grouped(
         })
         .collect();
     let mut done = vec![false; bsz];
+    // Sentences each reply has ended, and whether its text ends one now.
+    let (mut sentences, mut at_sentence_end) = (vec![0usize; bsz], vec![false; bsz]);
     let temp = if cfg.temperature > 0.0 {
         cfg.temperature
     } else {
@@ -338,10 +372,23 @@ pub fn generate_grouped(
             if tok.eos.contains(&(chosen[b] as u32)) {
                 g.stop = StopReason::Eos;
                 done[b] = true;
-            } else if !cfg.stop_strings.is_empty() {
-                let text = tok.decode(&g.tokens, true)?;
-                if cfg.stop_strings.iter().any(|s| text.contains(s.as_str())) {
-                    g.stop = StopReason::StopString;
+                continue;
+            }
+            if cfg.stop_strings.is_empty() && cfg.sentences == 0 {
+                continue;
+            }
+            let text = tok.decode(&g.tokens, true)?;
+            if cfg.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+                g.stop = StopReason::StopString;
+                done[b] = true;
+            } else if cfg.sentences > 0 {
+                let at_end = ends_sentence(&text) && ends_with_abbreviation(&text).is_none();
+                if at_end && !at_sentence_end[b] {
+                    sentences[b] += 1;
+                }
+                at_sentence_end[b] = at_end;
+                if sentences[b] >= cfg.sentences {
+                    g.stop = StopReason::SentenceEnd;
                     done[b] = true;
                 }
             }

@@ -328,11 +328,10 @@ pub fn run_options(cfg: &Config, arm: &Arm, schedule: &Schedule) -> RunOptions {
             old_logprobs: cfg.old_logprobs,
             ..PpoConfig::default()
         },
+        // The seed is each step's (`ppo::run`).
         generation: GenerationConfig {
-            max_new_tokens: cfg.max_new_tokens,
-            temperature: cfg.temperature,
-            top_p: cfg.top_p,
-            ..GenerationConfig::default()
+            seed: 0,
+            ..GenerationConfig::sampling(cfg)
         },
         sim: cfg.sim.clone(),
         seed: cfg.seed,
@@ -415,7 +414,7 @@ pub fn run_arm(
         ranker.output_table(),
         device,
     )?;
-    let grader = Grader::load(&places.models, &mut ex)?;
+    let grader = Grader::load(&places.models, &mut ex, &cfg.reward)?;
     let setup = Setup {
         ds,
         ranker: &ranker,

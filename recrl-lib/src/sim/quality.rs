@@ -10,8 +10,8 @@
 //! * the **form** gates ([`Form`]) are what a reader sees and what a policy learns to exploit
 //!   (issue 31): a reply that is cut off, contradicts the catalogue or names a title it should
 //!   not, copies raw fields or list templates, is a keyword list or a digit run rather than
-//!   prose, or copies the item's reference sentence keeps [`FORM_PENALTY`] of its `q` for each
-//!   failed check. The first three are the judge's checks ([`crate::judge`]), so the judge's
+//!   prose, or copies the item's reference sentence keeps `reward.form_penalty` (0.4,
+//!   [`RewardConfig`]) of its `q` for each failed check. The first three are the judge's checks ([`crate::judge`]), so the judge's
 //!   faithfulness, completeness and artefact rates are **not independent of this reward**;
 //!   its readability is;
 //! * the **content** parts add up: naming the item (title, genre or author), naming an item of
@@ -23,6 +23,7 @@
 //! mapped linearly to [0, 1] between two anchors measured once per model on fixed sentences
 //! ([`Fluency::calibrate`]). Relevance maps the cosine linearly between [`RELEVANCE_COSINES`].
 
+use crate::config::RewardConfig;
 use crate::data::{Dataset, ItemMeta};
 use crate::explainer::Explainer;
 use crate::judge::{faithful, Judge};
@@ -48,29 +49,6 @@ pub const CONTENT_WEIGHTS: [(&str, f64); 4] = [
 pub const MIN_WORDS: usize = 8;
 /// See [`MIN_WORDS`].
 pub const MAX_WORDS: usize = 45;
-
-/// What a failed form check leaves of `q(x)`: each form gate of [`QualityParts`] is 1 when its
-/// check passes and this when it fails, so one failure caps `q` at 0.4 of the text's other
-/// parts and two at 0.16. Fixed on 2026-12-07 (issue 31) before any result run under it: low
-/// enough that every exploit class of `tests/quality.rs` scores at most 0.6 × a faithful
-/// explanation of its item, high enough that a reply with one flaw still out-earns noise.
-pub const FORM_PENALTY: f64 = 0.4;
-
-/// Prose: among the words outside the named titles, at least this share are function words
-/// ([`FUNCTION_WORDS`]); English prose has 35–55 %, a keyword list of genres, years and
-/// titles almost none.
-pub const PROSE_FUNCTION_SHARE: f64 = 0.2;
-
-/// Prose needs at least this many words outside the named titles (a bare title is not prose).
-pub const PROSE_MIN_WORDS: usize = 4;
-
-/// Prose holds no more than this many number words in a row ("1977 1977 1977" is a digit run).
-pub const PROSE_NUMBER_RUN: usize = 2;
-
-/// A reply copies its item's reference sentence when one run of consecutive words of the
-/// reply holds at least this share of the sentence's words. The fixed template
-/// ([`crate::judge::template`]) shares 0.6–0.75 of them (the genre list and year), a copy 0.9–1.
-pub const COPY_SHARE: f64 = 0.8;
 
 /// The function words of the prose check: articles, pronouns, prepositions, conjunctions,
 /// auxiliaries and a few adverbs.
@@ -169,22 +147,22 @@ pub struct QualityParts {
     pub repetition: f64,
     /// Gate: 1 without toxic terms, else 0.
     pub clean: f64,
-    /// Form gate: ends a sentence (the judge's completeness), else [`FORM_PENALTY`].
+    /// Form gate: ends a sentence (the judge's completeness), else `form_penalty`.
     #[serde(default = "passed")]
     pub complete: f64,
     /// Form gate: no contradiction of the catalogue, no invented or unlisted title (the
-    /// judge's faithfulness), else [`FORM_PENALTY`].
+    /// judge's faithfulness), else `form_penalty`.
     #[serde(default = "passed")]
     pub faithful: f64,
     /// Form gate: no raw field, list template or repeated digits (the judge's artefacts), else
-    /// [`FORM_PENALTY`].
+    /// `form_penalty`.
     #[serde(default = "passed")]
     pub raw_free: f64,
-    /// Form gate: reads as prose ([`reads_as_prose`]), else [`FORM_PENALTY`].
+    /// Form gate: reads as prose ([`reads_as_prose`]), else `form_penalty`.
     #[serde(default = "passed")]
     pub prose: f64,
     /// Form gate: does not copy the item's reference sentence ([`copies`]), else
-    /// [`FORM_PENALTY`].
+    /// `form_penalty`.
     #[serde(default = "passed")]
     pub own_words: f64,
 }
@@ -304,8 +282,14 @@ impl Form {
     };
 
     /// The checks of `text` explaining `item` to a user whose prompt listed `history`, against
-    /// `judge`'s catalogue.
-    pub fn of(judge: &Judge, text: &str, item: u32, history: &[u32]) -> Form {
+    /// `judge`'s catalogue, with `reward`'s thresholds.
+    pub fn of(
+        judge: &Judge,
+        reward: &RewardConfig,
+        text: &str,
+        item: u32,
+        history: &[u32],
+    ) -> Form {
         let ds = judge.dataset();
         let verdict = judge.judge(text, item, history);
         let mut outside = text.to_string();
@@ -316,16 +300,20 @@ impl Form {
             complete: verdict.complete,
             faithful: verdict.faithful,
             raw_free: !verdict.artefact,
-            prose: reads_as_prose(&words(&outside)),
-            own_words: !copies(&words(text), &words(&ds.reference_sentence(item))),
+            prose: reads_as_prose(&words(&outside), reward),
+            own_words: !copies(
+                &words(text),
+                &words(&ds.reference_sentence(item)),
+                reward.copy_share,
+            ),
         }
     }
 }
 
 /// Whether the words of a reply outside its named titles read as prose: at least
-/// [`PROSE_MIN_WORDS`] of them, at least [`PROSE_FUNCTION_SHARE`] function words, no more
-/// than [`PROSE_NUMBER_RUN`] number words in a row.
-pub fn reads_as_prose(ws: &[String]) -> bool {
+/// `prose_min_words` of them, at least `prose_function_share` function words
+/// ([`FUNCTION_WORDS`]), no more than `prose_number_run` number words in a row.
+pub fn reads_as_prose(ws: &[String], reward: &RewardConfig) -> bool {
     let function = ws
         .iter()
         .filter(|w| FUNCTION_WORDS.contains(&w.as_str()))
@@ -340,15 +328,15 @@ pub fn reads_as_prose(ws: &[String]) -> bool {
         };
         longest = longest.max(run);
     }
-    ws.len() >= PROSE_MIN_WORDS
-        && function as f64 >= PROSE_FUNCTION_SHARE * ws.len() as f64
-        && longest <= PROSE_NUMBER_RUN
+    ws.len() >= reward.prose_min_words
+        && function as f64 >= reward.prose_function_share * ws.len() as f64
+        && longest <= reward.prose_number_run
 }
 
 /// Whether `reply` copies `reference` (both as words): one run of consecutive words of the
-/// reply holds at least [`COPY_SHARE`] of the reference's words (references under 4 words are
-/// never copied).
-pub fn copies(reply: &[String], reference: &[String]) -> bool {
+/// reply holds at least `share` of the reference's words (references under 4 words are never
+/// copied).
+pub fn copies(reply: &[String], reference: &[String], share: f64) -> bool {
     if reference.len() < 4 {
         return false;
     }
@@ -364,14 +352,17 @@ pub fn copies(reply: &[String], reference: &[String]) -> bool {
         }
         prev = row;
     }
-    longest as f64 >= COPY_SHARE * reference.len() as f64
+    longest as f64 >= share * reference.len() as f64
 }
 
-/// The lexical parts of `q(x)` (no model): word matches, length, repetition, toxic terms.
+/// The lexical parts of `q(x)` (no model): word matches, length, repetition, toxic terms, and
+/// the form gates' penalty.
 #[derive(Debug, Clone, Default)]
 pub struct QualityScorer {
     /// Lower-case toxic terms (whole-word matches).
     pub toxic: HashSet<String>,
+    /// The form gates' settings (the configuration's `reward` section).
+    pub reward: RewardConfig,
 }
 
 impl QualityScorer {
@@ -385,7 +376,13 @@ impl QualityScorer {
         grounding: Grounding,
         form: Form,
     ) -> QualityParts {
-        let gate = |pass: bool| if pass { 1.0 } else { FORM_PENALTY };
+        let gate = |pass: bool| {
+            if pass {
+                1.0
+            } else {
+                self.reward.form_penalty
+            }
+        };
         let ws = words(explanation);
         let set: HashSet<String> = ws.iter().cloned().collect();
         let genre_hit = recommended
@@ -516,18 +513,26 @@ pub struct Grader {
 }
 
 impl Grader {
-    /// A grader for `ex`'s base model (calibrated now) with `encoder`.
-    pub fn new(ex: &mut Explainer, encoder: MiniLm) -> Result<Grader> {
+    /// A grader for `ex`'s base model (calibrated now) with `encoder` and the form gates of
+    /// `reward`.
+    pub fn new(ex: &mut Explainer, encoder: MiniLm, reward: &RewardConfig) -> Result<Grader> {
         Ok(Grader {
-            scorer: QualityScorer::default(),
+            scorer: QualityScorer {
+                reward: reward.clone(),
+                ..QualityScorer::default()
+            },
             fluency: Fluency::calibrate(ex)?,
             encoder,
         })
     }
 
     /// A grader with MiniLM from `models` (`checkpoints/models/all-MiniLM-L6-v2` under a
-    /// project root) on `ex`'s device.
-    pub fn load(models: &crate::paths::Layout, ex: &mut Explainer) -> Result<Grader> {
+    /// project root) on `ex`'s device, and the form gates of `reward`.
+    pub fn load(
+        models: &crate::paths::Layout,
+        ex: &mut Explainer,
+        reward: &RewardConfig,
+    ) -> Result<Grader> {
         let dir = models.model(crate::minilm::MODEL_DIR);
         let encoder = MiniLm::load(&dir, ex.model.device()).with_context(|| {
             format!(
@@ -535,7 +540,7 @@ impl Grader {
                 dir.display()
             )
         })?;
-        Grader::new(ex, encoder)
+        Grader::new(ex, encoder, reward)
     }
 
     /// The parts of `q(x)` of each subject: the reference model (`ex` with LoRA off) reads
@@ -567,7 +572,7 @@ impl Grader {
                     fluency: self.fluency.of(lp),
                     relevance: relevance_of(cos),
                 };
-                let form = Form::of(&judge, s.text, s.item, s.history);
+                let form = Form::of(&judge, &self.scorer.reward, s.text, s.item, s.history);
                 self.scorer
                     .parts(s.text, &ds.items[s.item as usize], &hist, grounding, form)
             })
@@ -612,7 +617,7 @@ mod tests {
         assert!((p.q() - 0.65 * 0.72).abs() < 1e-12, "{}", p.q());
         assert_eq!(QualityParts { clean: 0.0, ..p }.q(), 0.0);
         let cut = QualityParts {
-            complete: FORM_PENALTY,
+            complete: RewardConfig::default().form_penalty,
             ..p
         };
         assert!((cut.q() - 0.4 * 0.65 * 0.72).abs() < 1e-12, "{}", cut.q());
@@ -631,6 +636,7 @@ mod tests {
     fn lexical_parts_pay_for_grounding_not_for_padding() {
         let q = QualityScorer {
             toxic: ["damn".to_string()].into_iter().collect(),
+            ..QualityScorer::default()
         };
         let rec = movie("Star Wars", &["Action", "Sci-Fi"]);
         let seen = movie("Return of the Jedi", &["Action"]);
@@ -658,52 +664,46 @@ mod tests {
 
     #[test]
     fn prose_needs_function_words_and_no_digit_runs() {
-        let ws = |t: &str| words(t);
-        // 5 of 9 words are function words.
-        assert!(reads_as_prose(&ws(
+        let r = RewardConfig::default();
+        let prose = |t: &str| reads_as_prose(&words(t), &r);
+        // 6 of 10 words are function words.
+        assert!(prose(
             "since you loved it you will enjoy this space adventure"
-        )));
+        ));
         // Genres and years: no function word.
-        assert!(!reads_as_prose(&ws(
-            "Action, Adventure, Sci-Fi, 1977, Action"
-        )));
+        assert!(!prose("Action, Adventure, Sci-Fi, 1977, Action"));
         // 1 of 6 (0.17 < 0.2).
-        assert!(!reads_as_prose(&ws("Action Adventure War Romance of 1977")));
+        assert!(!prose("Action Adventure War Romance of 1977"));
         // 2 of 6 (0.33) but three numbers in a row.
-        assert!(!reads_as_prose(&ws("it is a 1977 1977 1977 film")));
-        assert!(reads_as_prose(&ws("it is a 1977 1977 film")));
-        assert!(!reads_as_prose(&ws("you will love")), "under 4 words");
+        assert!(!prose("it is a 1977 1977 1977 film"));
+        assert!(prose("it is a 1977 1977 film"));
+        assert!(!prose("you will love"), "under 4 words");
     }
 
     #[test]
     fn a_copy_is_one_run_of_most_of_the_reference() {
         let ws = |t: &str| words(t);
+        let copy = |reply: &str, reference: &[String]| copies(&ws(reply), reference, 0.8);
         let reference = ws("Fargo (1996) is a Crime, Drama and Thriller film from 1996.");
         assert_eq!(reference.len(), 11);
         // All 11 words in one run, with more around them.
-        assert!(copies(
-            &ws("Watch this: Fargo (1996) is a Crime, Drama and Thriller film from 1996. Enjoy!"),
+        assert!(copy(
+            "Watch this: Fargo (1996) is a Crime, Drama and Thriller film from 1996. Enjoy!",
             &reference
         ));
         // 9 of 11 in one run (0.82 ≥ 0.8).
-        assert!(copies(
-            &ws("Fargo 1996 is a crime drama and thriller film, you will like it"),
+        assert!(copy(
+            "Fargo 1996 is a crime drama and thriller film, you will like it",
             &reference
         ));
         // The template shares 8 of 11 in one run (0.73): not a copy.
-        assert!(!copies(
-            &ws("Since you enjoyed Heat, you may like Fargo, a crime, drama and thriller film from 1996."),
-            &reference
-        ));
+        assert!(!copy("Since you enjoyed Heat, you may like Fargo, a crime, drama and thriller film from 1996.", &reference));
         // Every word, but in a run of 8 and a run of 3, is not a copy either.
-        assert!(!copies(
-            &ws("a crime drama and thriller film from 1996 and fargo 1996 is"),
+        assert!(!copy(
+            "a crime drama and thriller film from 1996 and fargo 1996 is",
             &reference
         ));
-        assert!(
-            !copies(&ws("a b c"), &ws("a b c")),
-            "references under 4 words"
-        );
+        assert!(!copy("a b c", &ws("a b c")), "references under 4 words");
     }
 
     #[test]
