@@ -683,3 +683,77 @@ fn peft_adapters_load_both_ways_with_equal_logits() {
         assert!(diff < 1e-4, "{dir}: merged adapter vs PEFT {diff}");
     }
 }
+
+/// `sentences: 1` stops each reply at its first sentence end: the reply is the unstopped
+/// greedy reply's prefix up to that end, ends a sentence, and says why it stopped; a reply that
+/// reaches the cap first keeps the cap's reason (SmolLM2, greedy, batched with padding).
+#[test]
+fn smollm2_stops_a_reply_at_its_first_sentence_end() {
+    use recrl_lib::explainer::StopReason;
+    use recrl_lib::judge::text::ends_sentence;
+    let ex = Explainer::load(&smollm2_path(), Device::Cpu, LoadOptions::default()).unwrap();
+    let prompts: Vec<Vec<u32>> = [
+        "Why might I like the film Fargo? Answer in two sentences.",
+        "Recommend a mystery novel to me and say why.",
+        "Describe Star Wars in a few sentences.",
+    ]
+    .iter()
+    .map(|m| ex.chat_prefix(m).unwrap())
+    .collect();
+    let batch = PromptBatch::new(
+        &prompts,
+        &[vec![], vec![], vec![]],
+        ex.tokenizer.pad,
+        Device::Cpu,
+    );
+    let run = |sentences: usize, cap: usize| {
+        let cfg = GenerationConfig {
+            sentences,
+            ..GenerationConfig::greedy(cap)
+        };
+        generate(&ex.model, &ex.tokenizer, &batch, None, &cfg).unwrap()
+    };
+    let free = run(0, 64);
+    let stopped = run(1, 64);
+    for (f, s) in free.iter().zip(&stopped) {
+        eprintln!("{:?} → {:?} ({:?})", f.text, s.text, s.stop);
+        assert!(
+            f.tokens.starts_with(&s.tokens),
+            "a prefix of the free reply"
+        );
+        assert_eq!(s.logprobs[..], f.logprobs[..s.tokens.len()]);
+        if s.stop == StopReason::SentenceEnd {
+            assert!(ends_sentence(&s.text), "{:?}", s.text);
+            let shorter = ex
+                .tokenizer
+                .decode(&s.tokens[..s.tokens.len() - 1], true)
+                .unwrap();
+            assert!(
+                !ends_sentence(&shorter),
+                "the first end, not a later one: {shorter:?}"
+            );
+        } else {
+            assert_eq!(
+                s.tokens, f.tokens,
+                "no sentence end: as free ({:?})",
+                s.stop
+            );
+        }
+    }
+    assert!(
+        stopped
+            .iter()
+            .filter(|s| s.stop == StopReason::SentenceEnd)
+            .count()
+            >= 2,
+        "most replies end a first sentence within 64 tokens"
+    );
+    assert!(stopped
+        .iter()
+        .zip(&free)
+        .any(|(s, f)| s.tokens.len() < f.tokens.len()));
+    // A cap before the first end keeps the cap's reason.
+    for s in run(1, 3) {
+        assert_eq!(s.stop, StopReason::Length);
+    }
+}
