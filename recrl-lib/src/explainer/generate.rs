@@ -344,8 +344,7 @@ pub fn generate_grouped(
         })
         .collect();
     let mut done = vec![false; bsz];
-    // Sentences each reply has ended, and whether its text ends one now.
-    let (mut sentences, mut at_sentence_end) = (vec![0usize; bsz], vec![false; bsz]);
+    let mut sentences = vec![Sentences::default(); bsz];
     let temp = if cfg.temperature > 0.0 {
         cfg.temperature
     } else {
@@ -369,28 +368,9 @@ pub fn generate_grouped(
             g.tokens.push(chosen[b] as u32);
             g.logprobs.push(lp[b]);
             seen[b].push(chosen[b]);
-            if tok.eos.contains(&(chosen[b] as u32)) {
-                g.stop = StopReason::Eos;
+            if let Some(why) = stop_after(g, tok, cfg, &mut sentences[b])? {
+                g.stop = why;
                 done[b] = true;
-                continue;
-            }
-            if cfg.stop_strings.is_empty() && cfg.sentences == 0 {
-                continue;
-            }
-            let text = tok.decode(&g.tokens, true)?;
-            if cfg.stop_strings.iter().any(|s| text.contains(s.as_str())) {
-                g.stop = StopReason::StopString;
-                done[b] = true;
-            } else if cfg.sentences > 0 {
-                let at_end = ends_sentence(&text) && ends_with_abbreviation(&text).is_none();
-                if at_end && !at_sentence_end[b] {
-                    sentences[b] += 1;
-                }
-                at_sentence_end[b] = at_end;
-                if sentences[b] >= cfg.sentences {
-                    g.stop = StopReason::SentenceEnd;
-                    done[b] = true;
-                }
             }
         }
         if done.iter().all(|&d| d) {
@@ -420,6 +400,45 @@ pub fn generate_grouped(
         g.text = text;
     }
     Ok(out)
+}
+
+/// The sentences a reply has ended so far, and whether its text ends one now.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sentences {
+    ended: usize,
+    at_end: bool,
+}
+
+/// Why reply `g` stops after its newest token, if it does: an end-of-sequence token, a stop
+/// string, or its `cfg.sentences`-th sentence end (a period after an initial or an
+/// abbreviation is none; `count` carries the reply's count from token to token).
+fn stop_after(
+    g: &Generation,
+    tok: &TextTokenizer,
+    cfg: &GenerationConfig,
+    count: &mut Sentences,
+) -> Result<Option<StopReason>> {
+    if g.tokens.last().is_some_and(|t| tok.eos.contains(t)) {
+        return Ok(Some(StopReason::Eos));
+    }
+    if cfg.stop_strings.is_empty() && cfg.sentences == 0 {
+        return Ok(None);
+    }
+    let text = tok.decode(&g.tokens, true)?;
+    if cfg.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+        return Ok(Some(StopReason::StopString));
+    }
+    if cfg.sentences > 0 {
+        let at_end = ends_sentence(&text) && ends_with_abbreviation(&text).is_none();
+        if at_end && !count.at_end {
+            count.ended += 1;
+        }
+        count.at_end = at_end;
+        if count.ended >= cfg.sentences {
+            return Ok(Some(StopReason::SentenceEnd));
+        }
+    }
+    Ok(None)
 }
 
 /// The prompts' final hidden states (the last predicts the first reply token), their keys and
