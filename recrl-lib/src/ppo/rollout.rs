@@ -6,6 +6,7 @@ use super::options::RunOptions;
 use super::step::Prompts;
 use crate::data::Dataset;
 use crate::explainer::{init::requests_for, prompt, ExplainRequest, Explainer, Generation};
+use crate::judge::Judge;
 use crate::ranker::Ranker;
 use crate::rng::Rng;
 use crate::sim::canary::{self, Canary};
@@ -23,6 +24,8 @@ pub struct Env<'a> {
     /// The current `E` (it shares the coupled table's storage, updates included).
     e: Tensor,
     grader: Grader,
+    /// The judge's catalogue index for the form gates of `q(x)`, built once per run.
+    judge: Judge<'a>,
     /// The users rollouts draw: the split's RL users, ascending (never an evaluation user).
     train_users: Vec<usize>,
     sim: SimUser,
@@ -63,6 +66,7 @@ impl<'a> Env<'a> {
             opts,
             e: e.shallow_clone(),
             grader,
+            judge: Judge::new(ds),
             train_users,
             sim,
             all_h,
@@ -126,7 +130,7 @@ impl<'a> Env<'a> {
                 history: &req.history,
             })
             .collect();
-        let parts = self.grader.grade(ex, self.ds, &subjects)?;
+        let parts = self.grader.grade_with(ex, &self.judge, &subjects)?;
         let mut rewards = Vec::with_capacity(parts.len());
         for (req, p) in requests.iter().zip(&parts) {
             let idx = self.train_users.binary_search(&req.user).unwrap_or(0) as i64;

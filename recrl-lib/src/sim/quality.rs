@@ -552,6 +552,18 @@ impl Grader {
         ds: &Dataset,
         subjects: &[Subject],
     ) -> Result<Vec<QualityParts>> {
+        self.grade_with(ex, &Judge::new(ds), subjects)
+    }
+
+    /// As [`Grader::grade`], with `judge`'s catalogue index (built once by a caller that
+    /// grades many batches of one dataset, such as a PPO run's environment).
+    pub fn grade_with(
+        &self,
+        ex: &mut Explainer,
+        judge: &Judge,
+        subjects: &[Subject],
+    ) -> Result<Vec<QualityParts>> {
+        let ds = judge.dataset();
         let texts: Vec<&str> = subjects.iter().map(|s| s.text).collect();
         let prefix = ex.chat_prefix(FLUENCY_REQUEST)?;
         let logps = ex.reference_log_probs(&prefix, &texts)?;
@@ -561,7 +573,6 @@ impl Grader {
             .collect();
         let refs: Vec<&str> = references.iter().map(String::as_str).collect();
         let cosines = self.encoder.cosine(&texts, &refs)?;
-        let judge = Judge::new(ds);
         Ok(subjects
             .iter()
             .zip(logps.iter().zip(&cosines))
@@ -572,7 +583,7 @@ impl Grader {
                     fluency: self.fluency.of(lp),
                     relevance: relevance_of(cos),
                 };
-                let form = Form::of(&judge, &self.scorer.reward, s.text, s.item, s.history);
+                let form = Form::of(judge, &self.scorer.reward, s.text, s.item, s.history);
                 self.scorer
                     .parts(s.text, &ds.items[s.item as usize], &hist, grounding, form)
             })
