@@ -4,6 +4,7 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=TCH_LINK_CUDA");
+    git_version();
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
@@ -55,4 +56,42 @@ fn cuda_wheels_present(torch_lib: &Path) -> bool {
             })
             .unwrap_or(false)
     })
+}
+
+/// The checkout's commit and whether tracked files differ from it, for `record::code`
+/// (RECRL_GIT_COMMIT, RECRL_GIT_DIRTY: "unknown" without git or a repository). Re-run when
+/// the package's files, HEAD or the index change.
+fn git_version() {
+    for p in [
+        "src",
+        "Cargo.toml",
+        "build.rs",
+        "../.git/HEAD",
+        "../.git/index",
+    ] {
+        if Path::new(p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"]);
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| (!s.is_empty()).to_string());
+    println!(
+        "cargo:rustc-env=RECRL_GIT_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
+    println!(
+        "cargo:rustc-env=RECRL_GIT_DIRTY={}",
+        dirty.unwrap_or_else(|| "unknown".into())
+    );
 }

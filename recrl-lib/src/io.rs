@@ -327,6 +327,80 @@ pub fn read_json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Ve
         .collect()
 }
 
+/// The exclusive owner of a run (or any output folder): an advisory `flock` on a lock file that
+/// holds the owner's pid and host. The kernel drops the lock when the owner exits or is killed,
+/// so a lock file left by a killed process is simply taken over; while the owner lives, a second
+/// [`Owner::acquire`] of the same file (another process, or a second handle in this one) is
+/// refused with the holder's pid and host.
+#[derive(Debug)]
+pub struct Owner {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl Owner {
+    /// Takes the lock `path` (created, with its folder, if missing) for `what` (e.g. "PPO run
+    /// ml-100k/shielded_s1"), or says who holds it.
+    pub fn acquire(path: &Path, what: &str) -> Result<Owner> {
+        use std::io::{Read, Seek};
+        use std::os::unix::io::AsRawFd;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("opening the lock {}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "{what} is in use by another process ({}; lock {}): wait for it to finish or stop it; a second process on the same run is refused",
+                holder.trim(),
+                path.display()
+            );
+        }
+        let me = format!("pid {} on host {}", std::process::id(), hostname());
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(me.as_bytes())?;
+        file.sync_data()?;
+        Ok(Owner {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // the lock goes with the descriptor; the file stays (removing it would race a waiter)
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// This machine's host name (`localhost` when it cannot be read or is not a plain name).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,5 +432,42 @@ mod tests {
             sha256_file(&path).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn a_run_has_one_owner_and_a_killed_owners_lock_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/ml-100k/.shielded_s1.lock");
+        let first = Owner::acquire(&path, "PPO run ml-100k/shielded_s1").unwrap();
+        let err = Owner::acquire(&path, "PPO run ml-100k/shielded_s1").unwrap_err();
+        let msg = format!("{err:#}");
+        let me = format!("pid {} on host {}", std::process::id(), hostname());
+        assert!(msg.contains(&me) && msg.contains("in use"), "{msg}");
+        drop(first);
+        let again = Owner::acquire(&path, "x").unwrap();
+        drop(again);
+        // another process holds it (Python's flock), then is killed with SIGKILL
+        let mut holder = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.flock(f,fcntl.LOCK_EX); f.write('pid python'); f.flush(); print('held',flush=True); time.sleep(60)",
+                path.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "held");
+        let err = Owner::acquire(&path, "x").unwrap_err();
+        assert!(format!("{err:#}").contains("pid python"), "{err:#}");
+        holder.kill().unwrap(); // SIGKILL
+        holder.wait().unwrap();
+        let taken = Owner::acquire(&path, "x").unwrap();
+        assert_eq!(std::fs::read_to_string(taken.path()).unwrap(), me);
     }
 }

@@ -44,6 +44,7 @@ pub mod minilm;
 pub mod paths;
 pub mod ppo;
 pub mod ranker;
+pub mod record;
 pub mod report;
 pub mod rng;
 pub mod shield;

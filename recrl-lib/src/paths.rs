@@ -42,6 +42,15 @@ pub fn relative_to(root: &Path, path: &Path) -> PathBuf {
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The lock file of the one process that may write `path` (a run's log folder, a checkpoint's
+/// stem): `<parent>/.<name>.lock`, outside the folder itself, so it stays put when a fresh
+/// run moves an earlier folder aside ([`crate::io::Owner`]).
+pub fn owner_lock(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let parent = path.parent().unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.lock"))
+}
+
 /// Checks a run tag (`--tag`, an arm name): it names the folders `logs/<ds>/<tag>/` and
 /// `checkpoints/ppo_<ds>_<tag>/`, so it must stay inside them. Allowed: 1 to [`MAX_TAG_LEN`]
 /// ASCII letters, digits, `_`, `-` and `.`, starting with a letter or digit; not `ranker` (the

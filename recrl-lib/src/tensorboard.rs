@@ -25,7 +25,7 @@ impl EventWriter {
     /// (`events.out.tfevents.<seconds>.<host>`, with `.<n>` added if taken), opened with the
     /// version event. Every run session gets its own file; TensorBoard reads all of a folder's.
     pub fn create(dir: &Path) -> std::io::Result<EventWriter> {
-        EventWriter::create_at(dir, now(), &hostname())
+        EventWriter::create_at(dir, now(), &crate::io::hostname())
     }
 
     /// [`EventWriter::create`] with the wall time and host name given (tests).
@@ -164,18 +164,6 @@ fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        })
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ const RANKS: &[(&str, u32)] = &[
     ("stats", 1),
     ("tensorboard", 1),
     ("env", 2),
+    ("record", 2),
     ("rng", 3),
     ("config", 4),
     ("assets", 5),

@@ -328,6 +328,7 @@ fn a_sweep_runs_every_step_in_order_then_skips_what_is_done() {
         );
     }
     assert!(r.join("results/aggregate_results.csv").is_file(), "{text}");
+    the_records_say_what_they_depend_on(r);
     // again: every step with an output is skipped
     let (code, text) = recrl(r, &["sweep", "--file", f]);
     assert_eq!(code, 0, "{text}");
@@ -373,5 +374,77 @@ fn a_sweep_runs_every_step_in_order_then_skips_what_is_done() {
         text.contains("TinyLlama-1.1B-Chat is missing")
             && text.contains("huggingface-cli download"),
         "{text}"
+    );
+}
+
+/// The records of a sweep's run and audit (issue 30): the resolved configuration, the shield's
+/// τ and k, the protocol, the code version and the sha256 of every input, paths relative to the
+/// project root; no absolute path of the machine anywhere in them.
+fn the_records_say_what_they_depend_on(r: &Path) {
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(r.join(f)).unwrap()).unwrap()
+    };
+    let sha256sum = |f: &str| -> String {
+        let out = Command::new("sha256sum").arg(r.join(f)).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)[..64].to_string()
+    };
+    let run = read("logs/ml-100k/shielded_s1/run.json");
+    let audit = read("logs/ml-100k/shielded_s1/audit.json");
+    for (name, rec) in [("run.json", &run), ("audit.json", &audit)] {
+        let p = &rec["provenance"];
+        assert_eq!(p["protocol"], 3, "{name}");
+        let commit = p["code"]["commit"].as_str().unwrap();
+        assert!(
+            commit == "unknown" || commit.len() == 40,
+            "{name}: {commit}"
+        );
+        for f in [
+            "checkpoints/sasrec_ml-100k.safetensors",
+            "checkpoints/sasrec_ml-100k.json",
+            "checkpoints/models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+        ] {
+            assert_eq!(
+                p["inputs"][f].as_str(),
+                Some(sha256sum(f).as_str()),
+                "{name}: {f}"
+            );
+        }
+        assert!(
+            p["inputs"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.starts_with("data/proc/ml-100k/")),
+            "{name}: {p}"
+        );
+        assert_eq!(
+            rec["config"]["lora_rank"], 16,
+            "{name}: the YAML's lora_rank"
+        );
+        let text = serde_json::to_string(rec).unwrap();
+        let abs = r.display().to_string();
+        assert!(
+            !text.contains(&abs),
+            "{name} holds the machine's path {abs}: {text}"
+        );
+    }
+    let inputs = &run["provenance"]["inputs"];
+    for f in [
+        "checkpoints/basis_ml-100k.json",
+        "checkpoints/lora_init_ml-100k/explainer.json",
+    ] {
+        assert_eq!(
+            inputs[f].as_str(),
+            Some(sha256sum(f).as_str()),
+            "run.json: {f}"
+        );
+    }
+    let basis = read("checkpoints/basis_ml-100k.json");
+    assert_eq!(run["shield"]["k"], basis["k"], "{}", run["shield"]);
+    assert_eq!(run["shield"]["tau"], run["config"]["shield"]["tau"]);
+    let ckpt = "checkpoints/ppo_ml-100k_shielded_s1/explainer.json";
+    assert_eq!(
+        audit["provenance"]["inputs"][ckpt].as_str(),
+        Some(sha256sum(ckpt).as_str())
     );
 }

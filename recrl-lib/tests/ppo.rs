@@ -590,6 +590,7 @@ mod resume {
                 ranker: &rk,
                 shield: None,
                 grader: grader(&mut ex),
+                record: serde_json::Value::Null,
                 start: "test".into(),
                 opts,
                 log_dir: root.path().join("logs").join(name),

@@ -339,6 +339,8 @@ fn write_panel_audit(dir: &Path, ctr: f64, gain: f64, se: f64) {
         popularity: Default::default(),
         examples: Default::default(),
         panel: vec![],
+        config: None,
+        provenance: None,
         checks: vec![],
         pass: true,
     };
@@ -574,6 +576,8 @@ fn held_out_panels_pair_with_best_of_n_and_keep_the_protocols_apart() {
             popularity: Default::default(),
             examples: Default::default(),
             panel: if version.is_some() { panel } else { vec![] },
+            config: None,
+            provenance: None,
             checks: vec![],
             pass: true,
         }

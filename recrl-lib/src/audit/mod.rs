@@ -94,6 +94,13 @@ pub struct AuditReport {
     /// The held-out panel, user by user (empty in records of protocol 1).
     #[serde(default)]
     pub panel: Vec<clicks::PanelUser>,
+    /// The resolved configuration the audit ran with (absent in records before issue 30).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// What it depends on: protocol, code version, the sha256 of every input (absent in
+    /// records before issue 30).
+    #[serde(default)]
+    pub provenance: Option<crate::record::Provenance>,
     /// Threshold checks.
     pub checks: Vec<Check>,
     /// All checks pass.
@@ -145,6 +152,10 @@ pub fn run(
 ) -> Result<AuditReport> {
     let (root, device) = (places.out.root(), places.device);
     let (log_dir, ckpt_dir) = dirs(root, ds.name.as_str(), tag)?;
+    let _owner = crate::io::Owner::acquire(
+        &crate::paths::owner_lock(&log_dir),
+        &format!("the run folder {} (audit)", log_dir.display()),
+    )?;
     anyhow::ensure!(
         ckpt_dir.join(crate::paths::files::EXPLAINER).is_file(),
         "no checkpoint for tag {tag:?}: {} is missing (run step 4 for \"{BASE_TAG}\" and the other baselines, step 5 for an arm)",
@@ -228,6 +239,13 @@ pub fn run(
     report.tag = tag.into();
     report.checkpoint = crate::paths::relative_to(root, &ckpt_dir);
     report.protocol = protocol(cfg, &key, &rows, (&lexicon, &swap), (&split, baseline));
+    let mut inputs = places.inputs(ds, cfg);
+    inputs.extend([ckpt_dir.clone(), lexicons.clone()]);
+    report.config = Some(serde_json::to_value(cfg)?);
+    report.provenance = Some(crate::record::Provenance::of(
+        places.models.root(),
+        &inputs,
+    )?);
     crate::io::write_atomic(
         &log_dir.join(crate::paths::files::AUDIT),
         serde_json::to_string_pretty(&report)?.as_bytes(),
@@ -507,12 +525,8 @@ fn protocol(
     })
 }
 
-/// The audit protocol's version: 2 is the held-out panel with the judge and the baselines
-/// (issue 28); 3 the same under the reward with form gates (`sim::quality::Form`) and the
-/// fixed KL anchor (issue 31), so its judge faithfulness, completeness and artefact rates are
-/// shared with the reward; records without one are version 1 (a panel of training users, one
-/// sample each).
-pub const PROTOCOL: u32 = 3;
+/// The results protocol of the audit's records ([`crate::record::PROTOCOL`]).
+pub use crate::record::PROTOCOL;
 
 /// Makes the checkpoint of `tag` under `places.out` when it is missing: the step-4
 /// initialisation for a baseline, else a PPO run of the arm with `cfg`'s steps (for smoke
@@ -666,6 +680,8 @@ pub fn measure(inp: &Inputs, thresholds: &Thresholds) -> Result<AuditReport> {
         popularity,
         examples,
         panel: Vec::new(),
+        config: None,
+        provenance: None,
         checks,
     })
 }

@@ -52,7 +52,10 @@ pub fn start_for_ppo(
         Ok(format!("new LoRA (B = 0) and W_p: {why}"))
     };
     if !meta_path.is_file() {
-        let why = format!("no step-4 checkpoint in {}", step4_dir.display());
+        let why = format!(
+            "no step-4 checkpoint in {}",
+            crate::paths::relative_to(models_root, step4_dir).display()
+        );
         let note = fresh(&mut ex, why)?;
         return Ok((ex, note));
     }
@@ -85,7 +88,7 @@ pub fn start_for_ppo(
     );
     let note = format!(
         "LoRA and W_p from the step-4 checkpoint {}",
-        step4_dir.display()
+        crate::paths::relative_to(models_root, step4_dir).display()
     );
     Ok((ex, note))
 }
@@ -118,6 +121,10 @@ pub fn init_and_save(
     ranker: &Ranker,
     dir: &Path,
 ) -> Result<ParamCounts> {
+    let _owner = crate::io::Owner::acquire(
+        &crate::paths::owner_lock(dir),
+        &format!("the step-4 checkpoint {}", dir.display()),
+    )?;
     ex.init_lora(&lora_config(cfg))?;
     ex.init_projector(ranker.output_table());
     ex.save(dir)?;

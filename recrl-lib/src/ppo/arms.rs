@@ -9,6 +9,7 @@ use crate::display::charts::{self, Series};
 use crate::explainer::{init, GenerationConfig};
 use crate::paths::Layout;
 use crate::ranker::{self, Ranker, TrainOptions};
+use crate::record::Provenance;
 use crate::shield::{self, Basis, Shield};
 use crate::sim::quality::{Grader, PART_NAMES};
 use anyhow::Result;
@@ -364,6 +365,20 @@ pub struct Places {
 }
 
 impl Places {
+    /// The inputs every run and audit of `ds` reads, for its record
+    /// ([`crate::record::Provenance`]): the processed dataset, the ranker's checkpoint, the
+    /// configured explainer model and the MiniLM encoder of `q(x)`.
+    pub fn inputs(&self, ds: &Dataset, cfg: &Config) -> Vec<PathBuf> {
+        let (w, j) = crate::paths::ranker_files_in(&self.ranker_dir, ds.name.as_str());
+        vec![
+            self.models.proc_dir(ds.name.as_str()),
+            w,
+            j,
+            self.models.root().join(&cfg.explainer_model),
+            crate::minilm::default_dir(self.models.root()),
+        ]
+    }
+
     /// Everything under one project root: models there, the ranker and basis from its
     /// `checkpoints/`.
     pub fn project(root: &Path, device: Device) -> Places {
@@ -415,11 +430,30 @@ pub fn run_arm(
         device,
     )?;
     let grader = Grader::load(&places.models, &mut ex, &cfg.reward)?;
+    let mut inputs = places.inputs(ds, cfg);
+    inputs.push(places.out.lora_init_dir(ds.name.as_str()));
+    if arm.coupled == Coupled::Shielded && arm.tau.is_none() {
+        let (w, j) = crate::paths::basis_files_in(&places.basis_dir, ds.name.as_str());
+        inputs.extend([w, j]);
+    }
+    let record = serde_json::json!({
+        "config": cfg,
+        "arm": { "coupled": arm.coupled, "tau": arm.tau, "sets": arm.sets },
+        "shield": guard.as_ref().map(|g| serde_json::json!({
+            "tau": g.basis.tau,
+            "k": g.basis.k(),
+            "d": g.basis.d(),
+            "probe_users": g.basis.probes,
+            "basis": if arm.tau.is_some() { "refitted at the arm's τ" } else { "checkpoints/basis_<ds> (step 3)" },
+        })),
+        "provenance": Provenance::of(places.models.root(), &inputs)?,
+    });
     let setup = Setup {
         ds,
         ranker: &ranker,
         shield: guard,
         grader,
+        record,
         start,
         opts: &run_options(cfg, arm, schedule),
         log_dir: places.out.run_logs(ds.name.as_str(), &arm.tag),

@@ -38,6 +38,9 @@ pub struct Setup<'a> {
     pub shield: Option<Shield>,
     /// The grader of `q(x)` ([`Grader::load`]).
     pub grader: Grader,
+    /// What the run depends on, merged into `run.json`: the resolved configuration, the arm,
+    /// the shield's τ and k, and the [`crate::record::Provenance`] (an object; `null` for none).
+    pub record: serde_json::Value,
     /// Where LoRA and `W_p` started (the step-0 log line and `run.json` say it).
     pub start: String,
     /// The run's settings.
@@ -60,6 +63,7 @@ pub struct Trainer<'a> {
     env: Env<'a>,
     base: Baseline,
     start: String,
+    record: serde_json::Value,
 }
 
 impl<'a> Trainer<'a> {
@@ -72,6 +76,7 @@ impl<'a> Trainer<'a> {
             ranker,
             shield,
             grader,
+            record,
             start,
             opts,
             log_dir,
@@ -124,6 +129,7 @@ impl<'a> Trainer<'a> {
             env,
             base,
             start,
+            record,
         })
     }
 
@@ -320,6 +326,11 @@ impl<'a> Trainer<'a> {
         record["device"] = format!("{:?}", self.ex.model.device()).into();
         record["fluency_anchors"] = serde_json::to_value(self.env.fluency())?;
         record["start"] = self.start.clone().into();
+        if let serde_json::Value::Object(extra) = &self.record {
+            for (k, v) in extra {
+                record[k] = v.clone();
+            }
+        }
         record["wall_seconds_this_session"] = started.elapsed().as_secs_f64().into();
         record["resumed_from_step"] = resumed_from_step.into();
         crate::io::write_atomic(
@@ -368,6 +379,10 @@ pub fn train(
     mut on_step: impl FnMut(&StepLog, &[(String, String)]),
 ) -> Result<Vec<StepLog>> {
     let max_steps = setup.opts.max_steps;
+    let _owner = crate::io::Owner::acquire(
+        &crate::paths::owner_lock(&setup.log_dir),
+        &format!("PPO run {}", setup.log_dir.display()),
+    )?;
     let mut trainer = Trainer::new(setup, ex)?;
     let resumed = trainer.resume()?;
     let (first, mut logs, mut out) = match &resumed {

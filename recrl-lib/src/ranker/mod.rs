@@ -167,6 +167,10 @@ pub fn train_and_save(
     on_event: impl FnMut(TrainEvent),
 ) -> Result<(Ranker, TrainReport)> {
     let layout = Layout::new(root);
+    let _owner = crate::io::Owner::acquire(
+        &crate::paths::owner_lock(&layout.ranker_files(ds.name.as_str()).0),
+        &format!("the ranker checkpoint of {}", ds.name.as_str()),
+    )?;
     let mut opts = opts.clone();
     opts.log_path
         .get_or_insert_with(|| layout.ranker_log(ds.name.as_str()));

@@ -48,8 +48,13 @@ impl RunRecord {
                 .map(|p| crate::io::read_json_lines(&p))
                 .transpose()?
                 .unwrap_or_default(),
-            run: run.map(|p| crate::io::read_json(&p)).transpose()?,
-            audit: audit.map(|p| AuditReport::read(&p)).transpose()?,
+            run: run.map(|p| read_checked(&p, &run_fields)).transpose()?,
+            audit: audit
+                .map(|p| {
+                    read_checked(&p, &|_| vec!["config", "provenance"])?;
+                    AuditReport::read(&p)
+                })
+                .transpose()?,
             text: text.map(|p| super::scores::read(&p)).transpose()?,
         }))
     }
@@ -92,6 +97,35 @@ impl RunRecord {
     pub fn last_drift(&self) -> Option<&crate::ppo::Drift> {
         self.steps.iter().rev().find_map(|l| l.drift.as_ref())
     }
+}
+
+/// The fields of a `run.json` that step 7 reads: the seed, the coupling, the PPO settings, the
+/// resolved configuration, the provenance, and the shield's τ and k for a shielded run.
+fn run_fields(run: &serde_json::Value) -> Vec<&'static str> {
+    let mut need = vec!["seed", "coupled", "ppo", "config", "provenance"];
+    if run["coupled"] == "shielded" {
+        need.push("shield");
+    }
+    need
+}
+
+/// Reads a record file and checks that it has the fields `need` names for it: a missing one is
+/// an error naming the file and the field, never a guess. Records made before issue 30 are
+/// migrated by `scripts/migrate_records.py`, which writes `"unknown"` where nothing recorded
+/// the value.
+fn read_checked(
+    path: &Path,
+    need: &dyn Fn(&serde_json::Value) -> Vec<&'static str>,
+) -> Result<serde_json::Value> {
+    let v: serde_json::Value = crate::io::read_json(path)?;
+    for field in need(&v) {
+        anyhow::ensure!(
+            v.get(field).is_some(),
+            "{}: field `{field}` is missing (a record from before issue 30: migrate it with scripts/migrate_records.py)",
+            path.display()
+        );
+    }
+    Ok(v)
 }
 
 /// Every run folder under `logs_dir` (`<ds>/<tag>/`), sorted by dataset and tag.

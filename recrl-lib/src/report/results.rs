@@ -109,20 +109,10 @@ fn end_ctr(r: &RunRecord) -> Option<f64> {
     mean_of(r.window(false), |l| l.ctr)
 }
 
-/// The energy threshold τ of a shielded run: its arm's `tau<τ>`, else the dataset's configured
-/// `shield.tau` (the step-3 basis); `None` for a run that is not shielded.
+/// The energy threshold τ of a shielded run, as its `run.json` records it (`shield.tau`);
+/// `None` for a run that is not shielded or whose migrated record says "unknown".
 fn tau_of(r: &RunRecord) -> Option<f64> {
-    let coupled = r.run.as_ref()?["coupled"].as_str()?.to_string();
-    if coupled != "shielded" {
-        return None;
-    }
-    let arm = crate::ppo::arms::Arm::named(&r.tag).ok();
-    match arm.and_then(|a| a.tau) {
-        Some(t) => Some(t),
-        None => crate::config::Config::load_default(&r.dataset)
-            .ok()
-            .map(|c| c.shield.tau),
-    }
+    r.run.as_ref()?["shield"]["tau"].as_f64()
 }
 
 /// The τ trade-off: against 1 − τ (log axis) of each shielded run, its CTR over the last 10

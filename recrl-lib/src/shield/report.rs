@@ -22,6 +22,14 @@ pub fn fit_and_save(
     cfg: &ShieldConfig,
     seed: u64,
 ) -> Result<(Basis, BasisMeta, tch::Tensor)> {
+    let _owner = crate::io::Owner::acquire(
+        &crate::paths::owner_lock(
+            &crate::paths::Layout::new(root)
+                .basis_files(ds.name.as_str())
+                .0,
+        ),
+        &format!("the shield basis of {}", ds.name.as_str()),
+    )?;
     let h = probe_states(ranker, ds, cfg.probe_users, seed);
     let basis = Basis::fit(&h, cfg.tau)?;
     let meta = basis.save(
