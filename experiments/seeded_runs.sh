@@ -18,7 +18,9 @@
 # aggregate) is copied into the committed experiments/records/DATASET/TAG/ as soon as it is
 # complete; commit that folder as records land. A tag whose record is complete under protocol 3
 # is skipped, so rerunning the same command after a stop resumes: a PPO run from its last
-# snapshot, an audit from its cached explanations. Records of protocol 1 (before issue 28) are in
+# snapshot, an audit from its cached explanations. The ranker is kept in experiments/inputs/DS/
+# so that every session's runs use the same one (the records' provenance has its sha256).
+# Records of protocol 1 (before issue 28) are in
 # experiments/superseded/records/ and are never pooled with these.
 # Env: RECRL (binary, default target/release/recrl; give a copy that does not change under a
 # rebuild), JOBS (parallel arms, default 2), BASELINES (default: base base_no_soft template
@@ -74,7 +76,15 @@ for dir in "$RECORDS"/*/; do # records of earlier sessions, for the aggregate
   [ -d "logs/$DS/$tag" ] || { mkdir -p "logs/$DS/$tag" && cp "$dir"* "logs/$DS/$tag/"; }
 done
 "$R" data --dataset "$DS"
+# the ranker every result run of DS uses: the one committed in experiments/inputs/DS/ (trained
+# once by the first session that ran this script; CPUs of other machines may round differently),
+# else trained here and committed from here on (commit experiments/inputs/ with the records)
+INPUTS=experiments/inputs/$DS
+if [ -f "$INPUTS/sasrec_$DS.json" ]; then
+  for f in "$INPUTS"/sasrec_"$DS".*; do cmp -s "$f" "checkpoints/$(basename "$f")" || cp "$f" checkpoints/; done
+fi
 [ -f "checkpoints/sasrec_$DS.json" ] || "$R" train-ranker --dataset "$DS"
+[ -f "$INPUTS/sasrec_$DS.json" ] || { mkdir -p "$INPUTS" && cp checkpoints/sasrec_"$DS".* "$INPUTS"/; }
 [ -f "checkpoints/basis_$DS.json" ] || "$R" basis --dataset "$DS"
 [ -f "checkpoints/lora_init_$DS/explainer.json" ] || "$R" lora-init --dataset "$DS"
 mkdir -p "logs/$DS"

@@ -2,7 +2,9 @@
 """Lists the longest non-test functions of Rust files (rustfmt layout: a function ends at the
 first line that closes its brace at the indentation of its `fn` line).
     scripts/longest_fns.py [--top N] [--max LINES] PATH...   (files or folders)
-With --max, exits 1 when a function is longer than LINES (a structure check for CI)."""
+With --max, exits 1 when a function is longer than LINES (a structure check for CI). Tests are
+excepted: `#[cfg(test)] mod NAME { … }` blocks and files that hold only tests (`tests.rs`,
+declared `#[cfg(test)] mod tests;`)."""
 import argparse, pathlib, re, sys
 
 FN = re.compile(r'^(\s*)(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?(extern\s+"[^"]*"\s+)?fn\s+(\w+)')
@@ -46,6 +48,8 @@ def main():
     for p in a.paths:
         p = pathlib.Path(p)
         for f in ([p] if p.is_file() else sorted(p.rglob('*.rs'))):
+            if f.name == 'tests.rs':
+                continue
             found += [(n, f, line, name) for name, line, n in functions(f)]
     found.sort(reverse=True)
     for n, f, line, name in found[:a.top]:

@@ -98,6 +98,33 @@ pub struct Config {
     pub reward: RewardConfig,
     /// The held-out evaluation users of steps 5 and 6 (`data::UserSplit`).
     pub split: SplitConfig,
+    /// The PPO objective's constants (clip, value weight, gradient clip, γ, λ): the seed's
+    /// hard-coded values, keys since issue 30.
+    #[serde(default = "PpoKeys::embedded")]
+    pub ppo: PpoKeys,
+}
+
+/// Step 5: the constants of the PPO objective (`ppo` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PpoKeys {
+    /// Clip range ε of the probability ratio.
+    pub clip: f64,
+    /// Weight of the value loss (PPO's value head).
+    pub vf_coef: f64,
+    /// Gradient norm clip of each optimiser step.
+    pub max_grad_norm: f64,
+    /// Discount γ of the token rewards.
+    pub gamma: f64,
+    /// GAE λ.
+    pub lambda: f64,
+}
+
+impl PpoKeys {
+    /// The embedded configuration's `ppo` section (for files written before it existed).
+    fn embedded() -> PpoKeys {
+        Config::defaults().ppo
+    }
 }
 
 /// Step 1: turning raw interactions into sequences.
@@ -253,14 +280,9 @@ pub struct RewardConfig {
 }
 
 impl Default for RewardConfig {
+    /// The embedded configuration's `reward` section (one declaration: the YAML's).
     fn default() -> Self {
-        RewardConfig {
-            form_penalty: 0.4,
-            prose_function_share: 0.2,
-            prose_min_words: 4,
-            prose_number_run: 2,
-            copy_share: 0.8,
-        }
+        Config::defaults().reward
     }
 }
 
@@ -287,6 +309,25 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The `defaults` section of the configuration compiled into the crate, with no dataset's
+    /// section over it: what the library's `Default`s are (`PpoConfig`, `RewardConfig`, the
+    /// ranker's options), so a crate user gets the CLI's settings.
+    pub fn defaults() -> Config {
+        static DEFAULTS: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+        DEFAULTS
+            .get_or_init(|| {
+                let origin = "the embedded experiments/recrl_default.yaml";
+                let top = parse_sections(EMBEDDED_YAML, origin).expect("embedded configuration");
+                let values = top.get("defaults").cloned().expect("a `defaults` section");
+                let cfg: Config = serde_path_to_error::deserialize(values).unwrap_or_else(|e| {
+                    panic!("{origin}, `defaults`, key `{}`: {}", e.path(), e.inner())
+                });
+                cfg.check().expect("embedded defaults pass the checks");
+                cfg
+            })
+            .clone()
+    }
+
     /// Loads `dataset`'s configuration from the project's `experiments/recrl_default.yaml`,
     /// or from the copy compiled into the crate when the project has none.
     pub fn load_default(dataset: &str) -> Result<Self> {
@@ -361,6 +402,12 @@ impl Config {
             r.heads,
             r.hidden
         );
+        self.check_ranges()
+    }
+
+    /// [`Config::check`]'s ranges of the real-valued keys.
+    fn check_ranges(&self) -> Result<()> {
+        let (r, sh) = (&self.ranker, &self.shield);
         const INF: f64 = f64::INFINITY;
         // (key, value, lower end, included, upper end, included); all must be finite.
         let ranges = [
@@ -383,6 +430,18 @@ impl Config {
                 false,
             ),
             ("sim.sigma_b", self.sim.sigma_b, 0.0, true, INF, false),
+            ("ppo.clip", self.ppo.clip, 0.0, false, INF, false),
+            ("ppo.vf_coef", self.ppo.vf_coef, 0.0, true, INF, false),
+            (
+                "ppo.max_grad_norm",
+                self.ppo.max_grad_norm,
+                0.0,
+                false,
+                INF,
+                false,
+            ),
+            ("ppo.gamma", self.ppo.gamma, 0.0, true, 1.0, true),
+            ("ppo.lambda", self.ppo.lambda, 0.0, true, 1.0, true),
             ("sim.alpha", self.sim.alpha, -INF, false, INF, false),
             ("sim.beta_q", self.sim.beta_q, -INF, false, INF, false),
             (
@@ -682,7 +741,15 @@ mod tests {
             let c = Config::from_yaml_str(DOC, "test", ds, &NONE).unwrap();
             assert_eq!(c.reward, RewardConfig::default(), "{ds}: reward");
             assert_eq!(c.max_sentences, 1, "{ds}: max_sentences");
+            assert_eq!(c.ppo, Config::defaults().ppo, "{ds}: ppo");
         }
+        // the values fixed before the result runs of issue 31 (2026-12-07)
+        let r = RewardConfig::default();
+        assert_eq!(
+            (r.form_penalty, r.prose_function_share, r.prose_min_words),
+            (0.4, 0.2, 4)
+        );
+        assert_eq!((r.prose_number_run, r.copy_share), (2, 0.8));
     }
 
     #[test]

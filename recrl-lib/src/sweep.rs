@@ -8,9 +8,9 @@
 //! 2. per dataset × arm × seed (one *run*): `ppo --resume`, then its `audit`;
 //! 3. `aggregate` of everything under `logs/`.
 //!
-//! `recrl sweep --file F` runs the plan one command after another, skipping what is done and
-//! resuming what was interrupted (a PPO run continues from its last snapshot), so the same
-//! command picks up after a kill. `recrl sweep --file F --slurm DIR` writes the same plan as
+//! `recrl sweep --file F` runs the plan one command after another ([`execute`]), skipping what
+//! is done and resuming what was interrupted (a PPO run continues from its last snapshot), so
+//! the same command picks up after a kill. `recrl sweep --file F --slurm DIR` writes the same plan as
 //! Slurm batch scripts: one job for the preparation, a job array with one task per run, and
 //! the aggregate as a job that depends on the array ([`slurm_scripts`]).
 
@@ -352,6 +352,130 @@ pub fn slurm_scripts(
     ]
 }
 
+/// What `recrl sweep` does with a sweep file other than running all of it (its flags).
+#[derive(Debug, Clone, Default)]
+pub struct Execution {
+    /// Describe the plan (each step done or to do, and its command) and run nothing.
+    pub dry_run: bool,
+    /// Only the steps of this stage ([`Stage::Prepare`] or [`Stage::Aggregate`]).
+    pub stage: Option<Stage>,
+    /// Only run K of [`Sweep::runs`] (0-based): its PPO and its audit.
+    pub run: Option<usize>,
+    /// Write the Slurm batch scripts ([`slurm_scripts`]) into this folder instead.
+    pub slurm: Option<PathBuf>,
+    /// The `recrl` binary the steps and the scripts call (default: the running executable).
+    pub recrl: Option<PathBuf>,
+}
+
+/// `recrl sweep`: the sweep file `file` of the project at `root`, done as `how` says. Its plan
+/// described ([`describe`]; a missing model only noted), its Slurm scripts written, or its
+/// steps run one `recrl` command after another (all, or `how.stage`'s, or run `how.run`'s),
+/// skipping the steps that are done and stopping at the first that fails. `say` gets the lines
+/// for the user: the plan, or each step's start and end.
+pub fn execute(root: &Path, file: &Path, how: &Execution, mut say: impl FnMut(&str)) -> Result<()> {
+    let sweep = Sweep::load(file)?;
+    let plan = plan(root, &sweep);
+    if how.dry_run {
+        if let Err(e) = sweep.check_model(root) {
+            say(&format!("note: {e:#}"));
+        }
+        describe(&plan).lines().for_each(&mut say);
+        return Ok(());
+    }
+    sweep.check_model(root)?;
+    if let Some(dir) = &how.slurm {
+        return write_slurm(root, &sweep, file, dir, how, say);
+    }
+    let runs = sweep.runs().len();
+    if let Some(k) = how.run {
+        ensure!(
+            k < runs,
+            "--run {k}: the sweep has {runs} runs (0 to {})",
+            runs.saturating_sub(1)
+        );
+    }
+    let chosen: Vec<&Step> = plan
+        .iter()
+        .filter(|s| match (&how.stage, how.run) {
+            (Some(stage), _) => s.stage == *stage,
+            (None, Some(k)) => s.stage == Stage::Run(k),
+            (None, None) => true,
+        })
+        .collect();
+    run_steps(root, &chosen, &recrl_binary(how)?, say)
+}
+
+/// `how.recrl`, else the running executable.
+fn recrl_binary(how: &Execution) -> Result<PathBuf> {
+    match &how.recrl {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe().context("locating the recrl binary"),
+    }
+}
+
+/// Writes [`slurm_scripts`] into `dir` (with absolute paths of the sweep file and the
+/// folder), `submit.sh` executable.
+fn write_slurm(
+    root: &Path,
+    sweep: &Sweep,
+    file: &Path,
+    dir: &Path,
+    how: &Execution,
+    mut say: impl FnMut(&str),
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let abs = |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
+    let (file, dir) = (abs(file)?, abs(dir)?);
+    let exe = recrl_binary(how)?;
+    for (name, text) in slurm_scripts(sweep, &file, root, &exe, &dir) {
+        crate::io::write_atomic(&dir.join(&name), text.as_bytes())?;
+    }
+    std::fs::set_permissions(
+        dir.join("submit.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )?;
+    say(&format!(
+        "Slurm scripts for {} run(s) in {}; submit with: bash {}",
+        sweep.runs().len(),
+        dir.display(),
+        dir.join("submit.sh").display()
+    ));
+    Ok(())
+}
+
+/// Runs `chosen` with the `recrl` binary `exe` in `root`, one after another: a step that is
+/// done is skipped, one that fails stops the sweep with an error that says how to go on.
+fn run_steps(root: &Path, chosen: &[&Step], exe: &Path, mut say: impl FnMut(&str)) -> Result<()> {
+    let n = chosen.len();
+    for (k, step) in chosen.iter().enumerate() {
+        if step.is_done() {
+            say(&format!("[{}/{n}] {}: done, skipped", k + 1, step.name));
+            continue;
+        }
+        say(&format!("[{}/{n}] {} ...", k + 1, step.name));
+        let t0 = std::time::Instant::now();
+        let status = std::process::Command::new(exe)
+            .args(&step.args)
+            .current_dir(root)
+            .env("RECRL_ROOT", root)
+            .status()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        ensure!(
+            status.success(),
+            "{} failed ({status}): recrl {}\nrun the same `recrl sweep` again once fixed: finished steps are skipped and the PPO run resumes from its last snapshot",
+            step.name,
+            step.args.join(" ")
+        );
+        say(&format!(
+            "[{}/{n}] {} done in {:.0} s",
+            k + 1,
+            step.name,
+            t0.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,5 +615,108 @@ mod tests {
         assert!(submit.contains("--dependency=afterok:$prep runs.sbatch"));
         assert!(submit.contains("--dependency=afterany:$runs aggregate.sbatch"));
         assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    /// A project root with a sweep file of two runs (one arm, two seeds) of ml-100k.
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("sweep.yaml");
+        std::fs::write(
+            &file,
+            "datasets: [ml-100k]\narms: [shielded]\nseeds: [1, 2]\n",
+        )
+        .unwrap();
+        (root, file)
+    }
+
+    /// What [`execute`] returns and the lines it said.
+    fn said(root: &Path, file: &Path, how: &Execution) -> (Result<()>, Vec<String>) {
+        let mut lines = Vec::new();
+        let done = execute(root, file, how, |l| lines.push(l.to_string()));
+        (done, lines)
+    }
+
+    #[test]
+    fn execute_describes_the_plan_or_runs_what_is_chosen_and_not_done() {
+        let (root, file) = scratch();
+        let r = root.path();
+        let dry = Execution {
+            dry_run: true,
+            ..Execution::default()
+        };
+        let (done, lines) = said(r, &file, &dry);
+        done.unwrap();
+        let described = describe(&plan(r, &Sweep::load(&file).unwrap()));
+        assert_eq!(lines.join("\n") + "\n", described);
+        let ok = Execution {
+            recrl: Some("/bin/true".into()),
+            ..Execution::default()
+        };
+        let second = Execution {
+            run: Some(1),
+            ..ok.clone()
+        };
+        let (done, lines) = said(r, &file, &second);
+        done.unwrap();
+        assert_eq!(lines[0], "[1/2] ppo ml-100k shielded_s2 ...");
+        assert!(lines[1].starts_with("[1/2] ppo ml-100k shielded_s2 done in "));
+        assert_eq!(lines[2], "[2/2] audit ml-100k shielded_s2 ...");
+        let ranker = Layout::new(r).checkpoints().join("sasrec_ml-100k.json");
+        std::fs::create_dir_all(ranker.parent().unwrap()).unwrap();
+        std::fs::write(&ranker, "{}").unwrap();
+        let prepare = Execution {
+            stage: Some(Stage::Prepare),
+            ..ok.clone()
+        };
+        let (done, lines) = said(r, &file, &prepare);
+        done.unwrap();
+        assert_eq!(lines.len(), 15, "{lines:?}");
+        assert_eq!(lines[2], "[2/8] train-ranker ml-100k: done, skipped");
+        let third = Execution {
+            run: Some(2),
+            ..ok.clone()
+        };
+        let err = said(r, &file, &third).0.unwrap_err().to_string();
+        assert_eq!(err, "--run 2: the sweep has 2 runs (0 to 1)");
+        let failing = Execution {
+            recrl: Some("/bin/false".into()),
+            ..Execution::default()
+        };
+        let (done, lines) = said(r, &file, &failing);
+        let err = done.unwrap_err().to_string();
+        assert!(
+            err.starts_with("data ml-100k failed (exit status: 1): recrl data --dataset ml-100k\nrun the same `recrl sweep` again"),
+            "{err}"
+        );
+        assert_eq!(lines, ["[1/13] data ml-100k ..."]);
+    }
+
+    #[test]
+    fn execute_writes_the_slurm_scripts_instead() {
+        use std::os::unix::fs::PermissionsExt;
+        let (root, file) = scratch();
+        let dir = root.path().join("slurm");
+        let how = Execution {
+            slurm: Some(dir.clone()),
+            recrl: Some("/opt/recrl".into()),
+            ..Execution::default()
+        };
+        let (done, lines) = said(root.path(), &file, &how);
+        done.unwrap();
+        let submit = dir.join("submit.sh");
+        assert_eq!(
+            lines,
+            [format!(
+                "Slurm scripts for 2 run(s) in {}; submit with: bash {}",
+                dir.display(),
+                submit.display()
+            )]
+        );
+        for name in ["prepare.sbatch", "runs.sbatch", "aggregate.sbatch"] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert!(text.contains("exec /opt/recrl sweep --file "), "{name}");
+        }
+        let mode = std::fs::metadata(&submit).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
     }
 }

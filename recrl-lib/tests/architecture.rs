@@ -5,7 +5,9 @@
 //! The check reads `recrl-lib/src/**/*.rs` as text (no tch, no compilation), drops comments,
 //! doc comments and string literals, resolves `crate::`, `super::` and `self::` paths (inline
 //! `mod NAME { … }` blocks such as `mod tests` included) and compares the result with [`RANKS`].
-//! `lib.rs` is the crate root and `main.rs` is the CLI on top of everything; neither is checked.
+//! `lib.rs` is the crate root and the `recrl` binary (`bin/recrl/`) is the CLI on top of
+//! everything; neither is checked. A last rule: `audit` and `report`, which read runs, never
+//! reference what launches one ([`LAUNCHERS`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -38,6 +40,23 @@ const RANKS: &[(&str, u32)] = &[
     ("report", 70),
     ("sweep", 80),
 ];
+
+/// What launches a run of step 5 (`ppo::arms::launch` and its re-exports, the loop): only the
+/// CLI and the notebooks call these; the modules of [`READERS`] must not reference them.
+const LAUNCHERS: &[&[&str]] = &[
+    &["ppo", "arms", "launch"],
+    &["ppo", "arms", "run_arm"],
+    &["ppo", "arms", "run_arm_shown"],
+    &["ppo", "arms", "prepare"],
+    &["ppo", "arms", "ensure_checkpoint"],
+    &["ppo", "run_arm"],
+    &["ppo", "run", "train"],
+    &["ppo", "train"],
+];
+
+/// The modules that read runs and never start one (ARCHITECTURE.md, "Where each piece of
+/// `ppo::arms` lives").
+const READERS: &[&str] = &["audit", "report"];
 
 /// Items of the crate root (`lib.rs`) that are not modules: `crate::VERSION` and the
 /// re-exported `tch` and `plotly` sit below every module.
@@ -131,7 +150,7 @@ fn check(files: &[Source]) -> Vec<String> {
     let rank: BTreeMap<&str, u32> = RANKS.iter().copied().collect();
     let files: Vec<&Source> = files
         .iter()
-        .filter(|f| f.rel != "lib.rs" && f.rel != "main.rs")
+        .filter(|f| f.rel != "lib.rs" && !f.rel.starts_with("bin/"))
         .collect();
     let module_paths: BTreeMap<Vec<String>, String> = files
         .iter()
@@ -152,6 +171,15 @@ fn check(files: &[Source]) -> Vec<String> {
             };
             if ROOT_ITEMS.contains(&target.as_str()) {
                 continue;
+            }
+            if READERS.contains(&top) && launches(&r.resolved) {
+                problems.push(format!(
+                    "{} -> {} ({} at line {}): launches a run (only the CLI and the notebooks do)",
+                    f.rel,
+                    r.resolved.join("::"),
+                    r.written,
+                    r.line
+                ));
             }
             if target != top {
                 match (rank.get(top), rank.get(target.as_str())) {
@@ -197,6 +225,13 @@ fn check(files: &[Source]) -> Vec<String> {
     }
     problems.extend(cycles(&file_edges));
     problems
+}
+
+/// Whether `path` (resolved from the crate root) is one of [`LAUNCHERS`] or inside one.
+fn launches(path: &[String]) -> bool {
+    LAUNCHERS
+        .iter()
+        .any(|l| path.len() >= l.len() && path.iter().zip(l.iter()).all(|(a, b)| a == b))
 }
 
 fn unknown_module(name: &str, seen_in: &str) -> String {
@@ -600,7 +635,10 @@ mod checker {
     fn a_clean_tree_passes() {
         let files = tree(&[
             ("lib.rs", "pub mod io; pub mod data; pub mod ppo;"),
-            ("main.rs", "use recrl_lib::ppo; fn main() {}"),
+            (
+                "bin/recrl/main.rs",
+                "mod keys;\nuse recrl_lib::ppo;\nuse crate::keys::RunKeys;\nfn main() {}",
+            ),
             ("io.rs", "pub fn read() {}"),
             (
                 "data/mod.rs",
@@ -679,6 +717,30 @@ mod checker {
                 "cycle: ppo/resume.rs -> ppo/run.rs (super::run::RunOptions at line 1); \
                   ppo/run.rs -> ppo/resume.rs (super::resume at line 2)"
                     .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn readers_of_runs_that_launch_one_fail() {
+        let files = tree(&[
+            ("ppo/mod.rs", "pub mod arms;"),
+            ("ppo/arms/mod.rs", "pub mod launch;\npub use launch::run_arm;"),
+            ("ppo/arms/launch.rs", "use super::Arm;"),
+            (
+                "audit/mod.rs",
+                "use crate::ppo::arms::{Baseline, Places};\nfn f() { crate::ppo::arms::run_arm(); }",
+            ),
+            ("report/run.rs", "use crate::ppo::arms::launch::prepare;"),
+            ("sweep.rs", "use crate::ppo::arms::run_arm;"),
+        ]);
+        assert_eq!(
+            check(&files),
+            [
+                "audit/mod.rs -> ppo::arms::run_arm (crate::ppo::arms::run_arm at line 2): \
+                 launches a run (only the CLI and the notebooks do)",
+                "report/run.rs -> ppo::arms::launch::prepare (crate::ppo::arms::launch::prepare \
+                 at line 1): launches a run (only the CLI and the notebooks do)",
             ]
         );
     }

@@ -329,6 +329,7 @@ fn a_sweep_runs_every_step_in_order_then_skips_what_is_done() {
     }
     assert!(r.join("results/aggregate_results.csv").is_file(), "{text}");
     the_records_say_what_they_depend_on(r);
+    a_second_process_on_a_run_is_refused_until_the_first_is_killed(r);
     // again: every step with an output is skipped
     let (code, text) = recrl(r, &["sweep", "--file", f]);
     assert_eq!(code, 0, "{text}");
@@ -447,4 +448,67 @@ fn the_records_say_what_they_depend_on(r: &Path) {
         audit["provenance"]["inputs"][ckpt].as_str(),
         Some(sha256sum(ckpt).as_str())
     );
+}
+
+/// One owner per run (issue 30): while `recrl ppo` runs a tag, the same command with `--resume`
+/// or `--overwrite`, and an audit of the tag, are refused with the holder's pid; after the
+/// holder is killed with SIGKILL, `--resume` takes the run over.
+fn a_second_process_on_a_run_is_refused_until_the_first_is_killed(r: &Path) {
+    let ppo = |extra: &[&str]| {
+        let mut args = vec![
+            "ppo",
+            "--dataset",
+            "ml-100k",
+            "--preset",
+            "smoke",
+            "--tag",
+            "twin",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let mut first = Command::new(env!("CARGO_BIN_EXE_recrl"))
+        .args(ppo(&["--max_steps", "200"]))
+        .env("RECRL_ROOT", r)
+        .env("RECRL_DEVICE", "cpu")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = r.join("logs/ml-100k/.twin.lock");
+    let holder = format!("pid {} on host", first.id());
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.starts_with(&holder)) {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "the first run never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for args in [
+        ppo(&["--resume"]),
+        ppo(&["--overwrite"]),
+        ["audit", "--dataset", "ml-100k", "--tag", "twin"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    ] {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, text) = recrl(r, &a);
+        assert_eq!(code, 1, "{args:?}: {text}");
+        assert!(
+            text.contains("in use by another process") && text.contains(&holder),
+            "{args:?}: {text}"
+        );
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let (code, text) = recrl(
+        r,
+        &ppo(&["--resume", "--overwrite", "--max_steps", "1"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "after the holder was killed: {text}");
 }

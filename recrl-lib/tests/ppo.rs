@@ -14,6 +14,70 @@ use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 mod common;
 use common::{successor_dataset, torch_rng};
 
+/// The seed's PPO settings, which these tests were written against (value head and GAE, one
+/// rollout per prompt, micro-batches of 8, no accumulation): `PpoConfig::default()` is the
+/// configuration's (GRPO, groups of 4) since issue 30.
+fn seed_ppo() -> PpoConfig {
+    PpoConfig {
+        epochs: 4,
+        micro_batch_size: 8,
+        grad_accum: 1,
+        exec_batch: 0,
+        group_size: 1,
+        algorithm: Algorithm::Ppo,
+        sim_batch: 0,
+        ..PpoConfig::default()
+    }
+}
+
+/// The library's PPO defaults are the configuration's: a crate user gets the CLI's algorithm,
+/// batch shape and objective constants (issue 30).
+#[test]
+fn ppo_defaults_are_the_configurations() {
+    let cfg = recrl_lib::config::Config::load_default("ml-100k").unwrap();
+    let d = PpoConfig::default();
+    assert_eq!(
+        (
+            d.algorithm,
+            d.group_size,
+            d.micro_batch_size,
+            d.grad_accum,
+            d.epochs
+        ),
+        (
+            cfg.algorithm,
+            cfg.group_size,
+            cfg.micro_batch_size,
+            cfg.grad_accum,
+            cfg.epochs
+        )
+    );
+    assert_eq!((d.kl_beta, d.temperature), (cfg.kl_beta, cfg.temperature));
+    // the objective's constants are keys now, with the seed's values
+    assert_eq!(
+        (d.clip, d.vf_coef, d.max_grad_norm, d.gamma, d.lambda),
+        (0.2, 0.5, 1.0, 1.0, 0.95)
+    );
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/recrl_default.yaml"),
+    )
+    .unwrap();
+    for key in [
+        "clip: 0.2",
+        "vf_coef: 0.5",
+        "max_grad_norm: 1.0",
+        "gamma: 1.0",
+        "lambda: 0.95",
+    ] {
+        assert!(text.contains(key), "{key} in the YAML");
+    }
+    assert_eq!(
+        recrl_lib::config::RewardConfig::default(),
+        cfg.reward,
+        "the reward's defaults are the file's"
+    );
+}
+
 fn tiny() -> Explainer {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/explainer/tiny-llama");
     let mut ex = Explainer::load(&dir, Device::Cpu, LoadOptions::default()).unwrap();
@@ -148,7 +212,7 @@ fn synthetic_reward_run(group_size: usize, algorithm: Algorithm) -> (Vec<f64>, V
             kl_beta: 0.01,
             group_size,
             algorithm,
-            ..Default::default()
+            ..seed_ppo()
         },
     };
     let many: Vec<Vec<u32>> = if group_size > 1 {
@@ -269,7 +333,7 @@ mod shield_in_ppo {
                 epochs: 2,
                 temperature: 1.0,
                 kl_beta: 0.01,
-                ..Default::default()
+                ..seed_ppo()
             },
         };
         // Prompts with two soft slots each, about items 1..8.
@@ -408,7 +472,7 @@ fn micro_batches_with_accumulation_give_the_full_batch_update() {
             micro_batch_size: micro,
             grad_accum: accum,
             max_grad_norm: 1e9,
-            ..Default::default()
+            ..seed_ppo()
         };
         let (vars, _, steps) = one_update(&cfg);
         assert_eq!(
@@ -452,7 +516,7 @@ fn exec_batch_runs_the_same_update_in_fewer_passes() {
                 group_size,
                 algorithm,
                 max_grad_norm: 1e9,
-                ..Default::default()
+                ..seed_ppo()
             };
             let (seed_vars, seed_stats, seed_steps) = one_update(&cfg(0));
             assert_eq!(seed_steps, 4, "2 optimiser steps an epoch, 2 epochs");
@@ -520,7 +584,7 @@ mod resume {
             ppo: PpoConfig {
                 epochs: 1,
                 micro_batch_size: 2,
-                ..Default::default()
+                ..seed_ppo()
             },
             generation: sampling(4, 0.7, 0),
             sim: recrl_lib::config::Config::load_default("ml-100k")
@@ -1086,7 +1150,7 @@ mod shared_prompts {
             group_size: GROUP,
             algorithm,
             max_grad_norm: 1e9,
-            ..Default::default()
+            ..seed_ppo()
         }
     }
 }

@@ -339,8 +339,8 @@ fn write_panel_audit(dir: &Path, ctr: f64, gain: f64, se: f64) {
         popularity: Default::default(),
         examples: Default::default(),
         panel: vec![],
-        config: None,
-        provenance: None,
+        config: Some("unknown".into()),
+        provenance: Some("unknown".into()),
         checks: vec![],
         pass: true,
     };
@@ -460,7 +460,7 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
 
     let figs = tmp.path().join("figures");
     let files = results::save_all(&records, &figs, false).unwrap();
-    assert_eq!(files.len(), 7);
+    assert_eq!(files.len(), 8);
     for f in &files {
         let html = std::fs::read_to_string(f).unwrap();
         assert!(
@@ -471,10 +471,17 @@ fn two_fake_runs_aggregate_into_the_expected_csv_latex_and_figures() {
     }
     let stability = std::fs::read_to_string(figs.join("ranking_stability.html")).unwrap();
     assert!(stability.contains("no_proj") && stability.contains("-0.002"));
-    let ablation = std::fs::read_to_string(figs.join("ablation_bars.html")).unwrap();
+    // one point per dataset · arm with its interval: shielded's panel CTR 0.71, one seed, so
+    // no interval over seeds (its audit here has no panel users either)
+    let arms = std::fs::read_to_string(figs.join("arms_ctr.html")).unwrap();
     assert!(
-        ablation.contains("panel CTR gain over base") && ablation.contains("[null,0.015]"),
-        "the panel gain's error bars: shielded's se, none for no_proj"
+        arms.contains("ml-100k · shielded (p1, 1 seed(s))") && arms.contains("[0.71]"),
+        "the seeded CTR figure: one point for shielded"
+    );
+    let drift = std::fs::read_to_string(figs.join("arms_drift.html")).unwrap();
+    assert!(
+        drift.contains("max |δs|") && drift.contains("ml-100k · no_proj (p1, 1 seed(s))"),
+        "the seeded drift figure: a point per PPO arm"
     );
 }
 
@@ -576,8 +583,8 @@ fn held_out_panels_pair_with_best_of_n_and_keep_the_protocols_apart() {
             popularity: Default::default(),
             examples: Default::default(),
             panel: if version.is_some() { panel } else { vec![] },
-            config: None,
-            provenance: None,
+            config: Some("unknown".into()),
+            provenance: Some("unknown".into()),
             checks: vec![],
             pass: true,
         }
@@ -645,6 +652,23 @@ fn held_out_panels_pair_with_best_of_n_and_keep_the_protocols_apart() {
     assert!((m - 0.2 / 3.0).abs() < 1e-12, "{m}");
     assert!((h.unwrap() - 4.303 / 30.0).abs() < 1e-9, "{h:?}");
     assert_eq!(sh.cells[col("faithfulness")], Some((0.7, None)));
+    // its audit has no gains over base (made before base's audit): paired here with base's
+    // panel, user by user: differences 0.2, 0.1, 0.2 → mean 1/6, se 1/30; ratio (2/3) / 0.5
+    let (m, h) = sh.cells[col("panel_ctr_gain")].unwrap();
+    assert!((m - 1.0 / 6.0).abs() < 1e-12, "{m}");
+    assert!((h.unwrap() - 4.303 / 30.0).abs() < 1e-9, "{h:?}");
+    let (r, _) = sh.cells[col("panel_ctr_ratio")].unwrap();
+    assert!((r - 4.0 / 3.0).abs() < 1e-12, "{r}");
+    let (f, fh) = sh.cells[col("faithfulness_gain")].unwrap();
+    assert!(
+        (f + 0.2).abs() < 1e-12 && fh.unwrap().abs() < 1e-12,
+        "{f} {fh:?}"
+    );
+    assert_eq!(
+        rows[1].cells[col("panel_ctr_gain")],
+        None,
+        "base: not against itself"
+    );
     assert!((sh.cells[col("panel_ctr")].unwrap().0 - 2.0 / 3.0).abs() < 1e-12);
     assert_eq!(
         rows[2].cells[col("gain_over_best_of_n")],

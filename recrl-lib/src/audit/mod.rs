@@ -21,6 +21,7 @@ use crate::data::UserSplit;
 use crate::explainer::{init, Explainer};
 use crate::ppo::arms::{Baseline, Places};
 use crate::ranker::Ranker;
+use crate::record::Provenance;
 use crate::sim::canary;
 use crate::stats::{mean, quantile};
 use anyhow::{Context, Result};
@@ -42,20 +43,9 @@ pub const TOXIC_AT: f64 = 0.75;
 /// Explanations sharing this many words with RL training text count as memorised.
 pub const MEMORISED_AT: usize = 8;
 
-/// The checkpoint an audit tag reads: `checkpoints/lora_init_<ds>` for a baseline
-/// ([`Baseline`]: `base`, `base_no_soft`, `template`, `best_of_n`), else the
-/// PPO arm's `checkpoints/ppo_<ds>_<tag>`; and its log folder `logs/<ds>/<tag>`. A tag that
-/// would leave those folders is refused ([`crate::paths::check_tag`]).
-pub fn dirs(root: &Path, dataset: &str, tag: &str) -> Result<(PathBuf, PathBuf)> {
-    crate::paths::check_tag(tag)?;
-    let layout = crate::paths::Layout::new(root);
-    let ckpt = if Baseline::named(tag).is_some() {
-        layout.lora_init_dir(dataset)
-    } else {
-        layout.ppo_dir(dataset, tag)
-    };
-    Ok((layout.run_logs(dataset, tag), ckpt))
-}
+/// The checkpoint an audit tag reads and its log folder: [`crate::ppo::arms::dirs`] (a
+/// baseline reads step 4's checkpoint, an arm its PPO checkpoint).
+pub use crate::ppo::arms::dirs;
 
 /// A measured number with its definition; `value` is `None` when it could not be measured
 /// (the definition then says why).
@@ -97,10 +87,10 @@ pub struct AuditReport {
     /// The resolved configuration the audit ran with (absent in records before issue 30).
     #[serde(default)]
     pub config: Option<serde_json::Value>,
-    /// What it depends on: protocol, code version, the sha256 of every input (absent in
-    /// records before issue 30).
+    /// What it depends on ([`Provenance`]: protocol, code version, the sha256 of every input;
+    /// "unknown" in records migrated from before issue 30).
     #[serde(default)]
-    pub provenance: Option<crate::record::Provenance>,
+    pub provenance: Option<serde_json::Value>,
     /// Threshold checks.
     pub checks: Vec<Check>,
     /// All checks pass.
@@ -156,11 +146,8 @@ pub fn run(
         &crate::paths::owner_lock(&log_dir),
         &format!("the run folder {} (audit)", log_dir.display()),
     )?;
-    anyhow::ensure!(
-        ckpt_dir.join(crate::paths::files::EXPLAINER).is_file(),
-        "no checkpoint for tag {tag:?}: {} is missing (run step 4 for \"{BASE_TAG}\" and the other baselines, step 5 for an arm)",
-        ckpt_dir.join(crate::paths::files::EXPLAINER).display()
-    );
+    let explainer_json = ckpt_dir.join(crate::paths::files::EXPLAINER);
+    anyhow::ensure!(explainer_json.is_file(), "no checkpoint for tag {tag:?}: {} is missing (run step 4 for \"{BASE_TAG}\" and the other baselines, step 5 for an arm)", explainer_json.display());
     let lexicons = places.models.lexicons();
     let lexicon = Lexicon::load(&lexicons)?;
     let swap = GenderSwap::load(&lexicons)?;
@@ -171,13 +158,7 @@ pub fn run(
     check_run_split(&log_dir, &split)?;
     let base = base_panel(root, ds.name.as_str(), tag, &split, cfg)?;
     let sim = crate::sim::SimUser::for_run(ds, &ranker, &cfg.sim, cfg.split.seed);
-    let e0 = ranker.output_table().detach().copy();
-    crate::env::seed_everything(cfg.seed);
-    let mut ex = init::load_configured(places.models.root(), cfg, device)?;
-    let table = tuned_table(&mut ex, &ckpt_dir, &e0)?;
-    if baseline == Some(Baseline::BaseNoSoft) {
-        ex.projector = None;
-    }
+    let (mut ex, table) = explainer_of(places, cfg, &ckpt_dir, &ranker, baseline)?;
     let histories: Vec<&Vec<u32>> = sets.panel.iter().map(|&u| &ds.train[u - 1]).collect();
     let (lists_before, lists_after) = top10_before_after(&ranker, &histories, &table);
     let everyone = [sets.panel.clone(), sets.members.clone()].concat();
@@ -239,18 +220,34 @@ pub fn run(
     report.tag = tag.into();
     report.checkpoint = crate::paths::relative_to(root, &ckpt_dir);
     report.protocol = protocol(cfg, &key, &rows, (&lexicon, &swap), (&split, baseline));
-    let mut inputs = places.inputs(ds, cfg);
-    inputs.extend([ckpt_dir.clone(), lexicons.clone()]);
     report.config = Some(serde_json::to_value(cfg)?);
-    report.provenance = Some(crate::record::Provenance::of(
-        places.models.root(),
-        &inputs,
-    )?);
+    let inputs = [places.inputs(ds, cfg), vec![ckpt_dir, lexicons]].concat();
+    let provenance = Provenance::of(places.models.root(), &inputs)?;
+    report.provenance = Some(serde_json::to_value(provenance)?);
     crate::io::write_atomic(
         &log_dir.join(crate::paths::files::AUDIT),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
+}
+
+/// The configured explainer with the checkpoint in `ckpt_dir` (its `W_p`, LoRA and change of
+/// `E`; without soft tokens for `base_no_soft`), and the item table it reads.
+fn explainer_of(
+    places: &Places,
+    cfg: &Config,
+    ckpt_dir: &Path,
+    ranker: &Ranker,
+    baseline: Option<Baseline>,
+) -> Result<(Explainer, Tensor)> {
+    let e0 = ranker.output_table().detach().copy();
+    crate::env::seed_everything(cfg.seed);
+    let mut ex = init::load_configured(places.models.root(), cfg, places.device)?;
+    let table = tuned_table(&mut ex, ckpt_dir, &e0)?;
+    if baseline == Some(Baseline::BaseNoSoft) {
+        ex.projector = None;
+    }
+    Ok((ex, table))
 }
 
 /// What the audit's explanations are made with: the explainer, the item table, the requests
@@ -527,28 +524,6 @@ fn protocol(
 
 /// The results protocol of the audit's records ([`crate::record::PROTOCOL`]).
 pub use crate::record::PROTOCOL;
-
-/// Makes the checkpoint of `tag` under `places.out` when it is missing: the step-4
-/// initialisation for a baseline, else a PPO run of the arm with `cfg`'s steps (for smoke
-/// runs, whose steps may run in any order). Returns whether it had to.
-pub fn ensure_checkpoint(places: &Places, ds: &Dataset, cfg: &Config, tag: &str) -> Result<bool> {
-    let device = places.device;
-    let (_, ckpt) = dirs(places.out.root(), ds.name.as_str(), tag)?;
-    if ckpt.join(crate::paths::files::EXPLAINER).is_file() {
-        return Ok(false);
-    }
-    if Baseline::named(tag).is_some() {
-        let ranker = Ranker::load(&places.ranker_dir, ds, device)?;
-        crate::env::seed_everything(cfg.seed);
-        let mut ex = init::load_configured(places.models.root(), cfg, device)?;
-        init::init_and_save(&mut ex, cfg, &ranker, &ckpt)?;
-    } else {
-        let arm = crate::ppo::Arm::named(tag)?;
-        let schedule = crate::ppo::arms::Schedule::every(cfg.max_steps);
-        crate::ppo::run_arm(places, ds, cfg, &arm, &schedule, |_, _| {})?;
-    }
-    Ok(true)
-}
 
 /// Other codes each canary is ranked against.
 pub const CANARY_OTHERS: usize = 999;

@@ -19,12 +19,7 @@ pub fn load_ml100k(dir: &Path, max_malformed: usize) -> Result<RawData> {
         &["user_id", "item_id", "rating", "timestamp"],
         max_malformed,
         &mut raw,
-        |raw, f, at| {
-            let rating = parse_rating(f[2], "rating", at)?;
-            let timestamp = parse_timestamp(f[3], "timestamp", at)?;
-            raw.push(f[0], f[1], rating, timestamp);
-            Ok(())
-        },
+        |raw, f, at| rating_row(raw, f, ("rating", "timestamp"), at),
     )?;
     let item = dir.join("ml-100k.item");
     atomic_rows(
@@ -52,17 +47,15 @@ pub fn load_ml100k(dir: &Path, max_malformed: usize) -> Result<RawData> {
         max_malformed,
         &mut raw,
         |raw, f, _| {
-            if let Some(id) = raw.users.get(f[0]) {
-                raw.user_meta.insert(
-                    id,
-                    UserMeta {
-                        age: f[1].trim().parse().ok(),
-                        gender: Some(f[2].to_string()),
-                        occupation: Some(f[3].to_string()),
-                        location: Some(f[4].to_string()),
-                    },
-                );
-            }
+            raw.set_user_meta(
+                f[0],
+                UserMeta {
+                    age: f[1].trim().parse().ok(),
+                    gender: Some(f[2].to_string()),
+                    occupation: Some(f[3].to_string()),
+                    location: Some(f[4].to_string()),
+                },
+            );
             Ok(())
         },
     )?;
@@ -152,12 +145,7 @@ pub fn load_ml1m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         4,
         max_malformed,
         &mut raw,
-        |raw, f, at| {
-            let rating = parse_rating(f[2], "Rating", at)?;
-            let timestamp = parse_timestamp(f[3], "Timestamp", at)?;
-            raw.push(f[0], f[1], rating, timestamp);
-            Ok(())
-        },
+        |raw, f, at| rating_row(raw, f, ("Rating", "Timestamp"), at),
     )?;
     dat_rows(
         &dir.join("movies.dat"),
@@ -169,17 +157,15 @@ pub fn load_ml1m(dir: &Path, max_malformed: usize) -> Result<RawData> {
     let users = dir.join("users.dat");
     if users.is_file() {
         dat_rows(&users, 5, max_malformed, &mut raw, |raw, f, _| {
-            if let Some(id) = raw.users.get(f[0]) {
-                raw.user_meta.insert(
-                    id,
-                    UserMeta {
-                        gender: Some(f[1].to_string()),
-                        age: f[2].parse().ok(),
-                        occupation: Some(f[3].to_string()),
-                        location: Some(f[4].to_string()),
-                    },
-                );
-            }
+            raw.set_user_meta(
+                f[0],
+                UserMeta {
+                    gender: Some(f[1].to_string()),
+                    age: f[2].parse().ok(),
+                    occupation: Some(f[3].to_string()),
+                    location: Some(f[4].to_string()),
+                },
+            );
             Ok(())
         })?;
     }
@@ -215,12 +201,7 @@ pub fn load_ml25m(dir: &Path, max_malformed: usize) -> Result<RawData> {
         &["userId", "movieId", "rating", "timestamp"],
         max_malformed,
         &mut raw,
-        |raw, f, at| {
-            let rating = parse_rating(f[2], "rating", at)?;
-            let timestamp = parse_timestamp(f[3], "timestamp", at)?;
-            raw.push(f[0], f[1], rating, timestamp);
-            Ok(())
-        },
+        |raw, f, at| rating_row(raw, f, ("rating", "timestamp"), at),
     )?;
     csv_rows(
         b',',
@@ -292,6 +273,15 @@ pub(super) fn timestamp(value: f64, field: &str, at: &At) -> Result<i64> {
 }
 
 /// [`rating`] of a text field.
+/// A `user, item, rating, timestamp` row of the MovieLens layouts (`fields`: the rating's and
+/// the timestamp's column names, for errors) appended to `raw`.
+fn rating_row(raw: &mut RawData, f: &[&str], fields: (&str, &str), at: &At) -> Result<()> {
+    let rating = parse_rating(f[2], fields.0, at)?;
+    let timestamp = parse_timestamp(f[3], fields.1, at)?;
+    raw.push(f[0], f[1], rating, timestamp);
+    Ok(())
+}
+
 pub(super) fn parse_rating(text: &str, field: &str, at: &At) -> Result<f32> {
     rating(parse(text, field, at)?, field, at)
 }

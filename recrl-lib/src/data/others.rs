@@ -202,16 +202,14 @@ pub fn load_bookcrossing(dir: &Path, max_malformed: usize) -> Result<RawData> {
             max_malformed,
             &mut raw,
             |raw, f, _| {
-                if let Some(id) = raw.users.get(f[0]) {
-                    raw.user_meta.insert(
-                        id,
-                        UserMeta {
-                            age: f[2].trim().parse().ok(),
-                            location: Some(f[1].to_string()),
-                            ..UserMeta::default()
-                        },
-                    );
-                }
+                raw.set_user_meta(
+                    f[0],
+                    UserMeta {
+                        age: f[2].trim().parse().ok(),
+                        location: Some(f[1].to_string()),
+                        ..UserMeta::default()
+                    },
+                );
                 Ok(())
             },
         )?;

@@ -117,6 +117,14 @@ impl RawData {
         });
         item
     }
+
+    /// Keeps `meta` for the user whose raw id is `raw_id`, when that user has interactions
+    /// (metadata of users without any is not kept).
+    pub fn set_user_meta(&mut self, raw_id: &str, meta: UserMeta) {
+        if let Some(id) = self.users.get(raw_id) {
+            self.user_meta.insert(id, meta);
+        }
+    }
 }
 
 /// Malformed input lines that were tolerated.

@@ -412,8 +412,6 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
     let inter = read_parquet(&dir.join("interactions.parquet"))?;
     let items = read_parquet(&dir.join("items.parquet"))?;
     let users = read_parquet(&dir.join("users.parquet"))?;
-    let at = |f: &str| format!("{}", dir.join(f).display());
-
     let n_users = users.height();
     let mut ds = Dataset {
         name,
@@ -434,17 +432,27 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
         },
         reviews: Reviews::default(),
     };
-    let inter_path = dir.join("interactions.parquet");
-    let user = column(&inter, "user", &inter_path)?;
-    let item = column(&inter, "item", &inter_path)?;
-    let time = column(&inter, "timestamp", &inter_path)?;
-    let split = column(&inter, "split", &inter_path)?;
+    read_interactions(&mut ds, &inter, &dir.join("interactions.parquet"))?;
+    read_items(&mut ds, &items)?;
+    read_users(&mut ds, &users)?;
+    if dir.join(REVIEWS_FILE).is_file() {
+        ds.reviews = read_reviews(&dir.join(REVIEWS_FILE))?;
+    }
+    Ok(ds)
+}
+
+/// The interactions frame into `ds`'s training sequences, held-out items and timestamps.
+fn read_interactions(ds: &mut Dataset, inter: &DataFrame, path: &Path) -> Result<()> {
+    let user = column(inter, "user", path)?;
+    let item = column(inter, "item", path)?;
+    let time = column(inter, "timestamp", path)?;
+    let split = column(inter, "split", path)?;
     let (user, item, time, split) = (user.u32()?, item.u32()?, time.i64()?, split.str()?);
     for r in 0..inter.height() {
         let (Some(u), Some(i), Some(t), Some(s)) =
             (user.get(r), item.get(r), time.get(r), split.get(r))
         else {
-            bail!("{}: row {r} has a null", at("interactions.parquet"));
+            bail!("{}: row {r} has a null", path.display());
         };
         let u = u as usize - 1;
         ds.times[u].push(t);
@@ -452,21 +460,28 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
             "train" => ds.train[u].push(i),
             "valid" => ds.valid[u] = i,
             "test" => ds.test[u] = i,
-            other => bail!("{}: row {r}: split `{other}`", at("interactions.parquet")),
+            other => bail!("{}: row {r}: split `{other}`", path.display()),
         }
     }
-    let s = |df: &DataFrame, c: &str| -> Result<Vec<Option<String>>> {
-        let ca = df.column(c)?.str()?;
-        Ok((0..ca.len())
-            .map(|r| ca.get(r).map(str::to_string))
-            .collect())
-    };
+    Ok(())
+}
+
+/// A string column of `df`, row by row.
+fn strings(df: &DataFrame, c: &str) -> Result<Vec<Option<String>>> {
+    let ca = df.column(c)?.str()?;
+    Ok((0..ca.len())
+        .map(|r| ca.get(r).map(str::to_string))
+        .collect())
+}
+
+/// The items frame appended to `ds`'s item ids and metadata (lists are `|`-separated).
+fn read_items(ds: &mut Dataset, items: &DataFrame) -> Result<()> {
     let (raw_ids, titles, genres, authors, tags) = (
-        s(&items, "raw_id")?,
-        s(&items, "title")?,
-        s(&items, "genres")?,
-        s(&items, "author")?,
-        s(&items, "tags")?,
+        strings(items, "raw_id")?,
+        strings(items, "title")?,
+        strings(items, "genres")?,
+        strings(items, "author")?,
+        strings(items, "tags")?,
     );
     let years = items.column("year")?.i32()?;
     let years: Vec<Option<i32>> = (0..years.len()).map(|r| years.get(r)).collect();
@@ -488,15 +503,20 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
             tags: split_list(&tags[r]),
         });
     }
+    Ok(())
+}
+
+/// The users frame appended to `ds`'s user ids and metadata.
+fn read_users(ds: &mut Dataset, users: &DataFrame) -> Result<()> {
     let (uids, genders, occupations, locations) = (
-        s(&users, "raw_id")?,
-        s(&users, "gender")?,
-        s(&users, "occupation")?,
-        s(&users, "location")?,
+        strings(users, "raw_id")?,
+        strings(users, "gender")?,
+        strings(users, "occupation")?,
+        strings(users, "location")?,
     );
     let ages = users.column("age")?.u32()?;
     let ages: Vec<Option<u32>> = (0..ages.len()).map(|r| ages.get(r)).collect();
-    for r in 0..n_users {
+    for r in 0..users.height() {
         ds.user_ids.push(uids[r].clone().unwrap_or_default());
         ds.users.push(UserMeta {
             age: ages[r],
@@ -505,8 +525,5 @@ pub fn load(root: &Path, name: DatasetName) -> Result<Dataset> {
             location: locations[r].clone(),
         });
     }
-    if dir.join(REVIEWS_FILE).is_file() {
-        ds.reviews = read_reviews(&dir.join(REVIEWS_FILE))?;
-    }
-    Ok(ds)
+    Ok(())
 }

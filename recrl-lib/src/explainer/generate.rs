@@ -317,24 +317,7 @@ pub fn generate_grouped(
     let mut hidden = prefill(model, batch, soft, group, &mut cache);
     let mut next_pos = positions.select(1, -1).unsqueeze(1) + 1;
     // Tokens seen per row (prompt + reply) for the repetition penalty.
-    let mut seen: Vec<Vec<i64>> = if cfg.repetition_penalty != 1.0 {
-        Vec::<i64>::try_from(batch.ids.to_device(Device::Cpu).flatten(0, -1))?
-            .chunks(batch.ids.size()[1] as usize)
-            .zip(
-                Vec::<bool>::try_from(batch.mask.to_device(Device::Cpu).flatten(0, -1))?
-                    .chunks(batch.ids.size()[1] as usize),
-            )
-            .map(|(ids, m)| {
-                ids.iter()
-                    .zip(m)
-                    .filter(|(_, &k)| k)
-                    .map(|(&i, _)| i)
-                    .collect()
-            })
-            .collect()
-    } else {
-        vec![vec![]; bsz]
-    };
+    let mut seen = prompt_tokens(batch, cfg)?;
     let mut out: Vec<Generation> = (0..bsz)
         .map(|_| Generation {
             tokens: vec![],
@@ -386,20 +369,47 @@ pub fn generate_grouped(
         hidden = model.forward_embeds(&emb, &mask, &positions, &mut cache, false);
     }
     for g in &mut out {
-        let mut text = tok.decode(&g.tokens, true)?;
-        if g.stop == StopReason::StopString {
-            if let Some(cut) = cfg
-                .stop_strings
-                .iter()
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
-                text.truncate(cut);
-            }
-        }
-        g.text = text;
+        g.text = decoded(g, tok, cfg)?;
     }
     Ok(out)
+}
+
+/// Each row's prompt tokens (the repetition penalty's memory; empty rows without a penalty).
+fn prompt_tokens(batch: &PromptBatch, cfg: &GenerationConfig) -> Result<Vec<Vec<i64>>> {
+    let bsz = batch.ids.size()[0] as usize;
+    if cfg.repetition_penalty == 1.0 {
+        return Ok(vec![vec![]; bsz]);
+    }
+    let width = batch.ids.size()[1] as usize;
+    let ids = Vec::<i64>::try_from(batch.ids.to_device(Device::Cpu).flatten(0, -1))?;
+    let mask = Vec::<bool>::try_from(batch.mask.to_device(Device::Cpu).flatten(0, -1))?;
+    Ok(ids
+        .chunks(width)
+        .zip(mask.chunks(width))
+        .map(|(ids, m)| {
+            ids.iter()
+                .zip(m)
+                .filter(|(_, &k)| k)
+                .map(|(&i, _)| i)
+                .collect()
+        })
+        .collect())
+}
+
+/// A reply's text: its tokens decoded, cut before the first stop string when one stopped it.
+fn decoded(g: &Generation, tok: &TextTokenizer, cfg: &GenerationConfig) -> Result<String> {
+    let mut text = tok.decode(&g.tokens, true)?;
+    if g.stop == StopReason::StopString {
+        if let Some(cut) = cfg
+            .stop_strings
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(cut);
+        }
+    }
+    Ok(text)
 }
 
 /// The sentences a reply has ended so far, and whether its text ends one now.

@@ -1,12 +1,14 @@
 //! Measurements of a loaded explainer for the GPU check (`recrl probe`, `scripts/gpu_check.sh`):
 //! its logits on given token ids, to compare with transformers, and its greedy decode
-//! throughput at a few batch sizes, with the tokens it generated.
+//! throughput at a few batch sizes, with the tokens it generated; [`run`] is the whole
+//! `recrl probe`.
 
-use super::{generate, Explainer, GenerationConfig, PromptBatch};
+use super::{generate, Explainer, GenerationConfig, LoadOptions, PromptBatch};
 use anyhow::{ensure, Result};
 use serde::Serialize;
+use std::path::PathBuf;
 use std::time::Instant;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Refuses an empty prompt or a token id outside `ex`'s vocabulary, naming the prompt.
 pub fn check_ids(ex: &Explainer, prompts: &[Vec<u32>]) -> Result<()> {
@@ -97,6 +99,73 @@ pub fn decode(
     })
 }
 
+/// What `recrl probe` measures on a model.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The model: a GGUF file or a Hugging Face folder.
+    pub model: PathBuf,
+    /// Where to save each prompt's logits (`logits.<i>`, [`logits`]), if anywhere.
+    pub logits: Option<PathBuf>,
+    /// Batch sizes to time greedy decoding at ([`decode`]).
+    pub batches: Vec<usize>,
+    /// New tokens per prompt.
+    pub new_tokens: usize,
+    /// Timed runs per batch size (after a warm-up).
+    pub repeats: usize,
+    /// How the weights are loaded (int8, bf16).
+    pub opts: LoadOptions,
+    /// The device it runs on.
+    pub device: Device,
+}
+
+/// `recrl probe`: loads the model (its end-of-sequence tokens cleared, so that every reply has
+/// `new_tokens`), saves the logits of `prompts` when asked, times greedy decoding at each batch
+/// size, and returns the report (model, device, compute kind, int8, the timings). `progress`
+/// gets a line per stage.
+pub fn run(
+    p: &Probe,
+    prompts: &[Vec<u32>],
+    mut progress: impl FnMut(&str),
+) -> Result<serde_json::Value> {
+    let (device, opts) = (p.device, p.opts);
+    let mut ex = Explainer::load(&p.model, device, opts)?;
+    ex.tokenizer.eos.clear();
+    progress(&format!(
+        "probe: {} on {device:?} ({:?})",
+        p.model.display(),
+        opts.kind(device)
+    ));
+    if let Some(out) = &p.logits {
+        let named: Vec<(String, Tensor)> = logits(&ex, prompts)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (format!("logits.{i}"), t))
+            .collect();
+        crate::io::save_tensors(out, &named)?;
+        progress(&format!(
+            "probe: logits of {} prompts → {}",
+            prompts.len(),
+            out.display()
+        ));
+    }
+    let mut timings = Vec::new();
+    for &b in &p.batches {
+        let t = decode(&ex, prompts, b, p.new_tokens, p.repeats)?;
+        progress(&format!(
+            "probe: greedy batch {b}: {:.1} tokens/s",
+            t.tokens_per_s
+        ));
+        timings.push(t);
+    }
+    Ok(serde_json::json!({
+        "model": p.model,
+        "device": format!("{device:?}"),
+        "kind": format!("{:?}", opts.kind(device)),
+        "int8": opts.int8,
+        "decode": timings,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +202,34 @@ mod tests {
             assert_eq!(row[0], want);
         }
         assert_eq!(t.tokens[0], t.tokens[2], "prompt 0 cycled into row 2");
+    }
+
+    #[test]
+    fn run_saves_the_logits_and_reports_each_batch_size() {
+        let out = tempfile::tempdir().unwrap();
+        let p = Probe {
+            model: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/explainer/tiny-llama"),
+            logits: Some(out.path().join("logits.safetensors")),
+            batches: vec![1, 2],
+            new_tokens: 3,
+            repeats: 1,
+            opts: LoadOptions::default(),
+            device: tch::Device::Cpu,
+        };
+        let mut lines = Vec::new();
+        let report = run(&p, &[vec![0, 5, 9]], |l| lines.push(l.to_string())).unwrap();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[1].starts_with("probe: logits of 1 prompts → "));
+        assert!(lines[3].starts_with("probe: greedy batch 2: "));
+        let saved = tch::Tensor::read_safetensors(p.logits.as_ref().unwrap()).unwrap();
+        assert_eq!(saved[0].0, "logits.0");
+        assert_eq!(
+            (report["int8"].as_bool(), report["device"].as_str()),
+            (Some(false), Some("Cpu"))
+        );
+        let decode = report["decode"].as_array().unwrap();
+        assert_eq!(decode.len(), 2);
+        assert_eq!(decode[1]["tokens"].as_array().unwrap().len(), 2);
     }
 }

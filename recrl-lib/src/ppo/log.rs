@@ -214,6 +214,35 @@ pub fn read_samples(log_dir: &Path) -> Result<Vec<Sample>> {
     Ok(out)
 }
 
+/// The step logs of the runs under `dir` (`<dir>/<tag>/metrics.jsonl`) of the arms `arms`,
+/// their seeds pooled: tags `<arm>_s<S>`, in arm order, then by tag. For notebook 05's view of
+/// the committed records (`experiments/records/<ds>/`) without step 7's reader.
+pub fn read_runs(dir: &Path, arms: &[&str]) -> Result<Vec<(String, Vec<StepLog>)>> {
+    let mut tags: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    tags.sort();
+    let mut out = Vec::new();
+    for arm in arms {
+        let seeded = |t: &String| {
+            t.strip_prefix(arm)
+                .and_then(|r| r.strip_prefix("_s"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        for tag in tags.iter().filter(|t| seeded(t)) {
+            let path = dir.join(tag).join(crate::paths::files::METRICS);
+            if path.is_file() {
+                out.push((tag.clone(), crate::io::read_json_lines(&path)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Log lines of `path` (JSON with a `step`) up to step `last`; none when the file is absent.
 /// A last line without its newline that does not parse (a write a kill cut short) is dropped;
 /// any other bad line is an error naming it.
@@ -278,5 +307,40 @@ mod tests {
             lines_upto(&path, 5).is_err(),
             "a complete line that does not parse"
         );
+    }
+
+    #[test]
+    fn read_runs_pools_the_seeds_of_each_arm_in_arm_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |tag: &str, steps: usize| {
+            let d = dir.path().join(tag);
+            std::fs::create_dir_all(&d).unwrap();
+            let lines: String = (0..steps)
+                .map(|s| {
+                    serde_json::to_string(&StepLog {
+                        step: s,
+                        ..Default::default()
+                    })
+                    .unwrap()
+                        + "\n"
+                })
+                .collect();
+            std::fs::write(d.join(crate::paths::files::METRICS), lines).unwrap();
+        };
+        write("shielded_s2", 3);
+        write("shielded_s1", 2);
+        write("no_proj_s1", 1);
+        write("shielded_tau_s1", 1); // another arm's name that starts alike
+        write("shielded_sx", 1);
+        std::fs::create_dir_all(dir.path().join("frozen_s1")).unwrap(); // no log yet
+        let runs = read_runs(dir.path(), &["no_proj", "shielded", "frozen"]).unwrap();
+        let got: Vec<(&str, usize)> = runs.iter().map(|(t, l)| (t.as_str(), l.len())).collect();
+        assert_eq!(
+            got,
+            [("no_proj_s1", 1), ("shielded_s1", 2), ("shielded_s2", 3)]
+        );
+        assert!(read_runs(&dir.path().join("absent"), &["x"])
+            .unwrap()
+            .is_empty());
     }
 }

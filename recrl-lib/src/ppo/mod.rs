@@ -18,8 +18,10 @@
 //! * [`run`]: the loop ([`run::train`]; [`run::Trainer`] holds the state, one step at a
 //!   time), logs, drift every N steps, final checkpoints and resumable snapshots ([`resume`],
 //!   [`adamw`]);
-//! * [`arms`]: the arm table (shielded, no_proj, frozen, kl0, lora4, τ sweep), each arm as one
-//!   call ([`arms::run_arm`]) with its [`arms::Places`].
+//! * [`arms`]: the arm table (shielded, no_proj, frozen, kl0, lora4, τ sweep) and the baselines
+//!   without RL ([`arms::BASELINES`]), their [`arms::Places`] ([`arms::places`]), each arm as
+//!   one call ([`arms::run_arm`], in [`arms::launch`]) and the notebooks' views
+//!   ([`arms::view`]).
 
 pub mod adamw;
 pub mod advantage;

@@ -6,7 +6,7 @@ use super::advantage::{gae, group_centred, group_standardised, token_rewards, wh
 use super::policy::{
     masked_mean, policy_loss, rows_to_tensor, tensor_to_rows, Responses, ValueHead,
 };
-use crate::config::{Algorithm, OldLogprobs};
+use crate::config::{Algorithm, Config, OldLogprobs};
 use crate::explainer::Llama;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -64,29 +64,36 @@ pub struct PpoConfig {
 }
 
 impl Default for PpoConfig {
+    /// The configuration's defaults ([`PpoConfig::of`] [`Config::defaults`]): a crate user gets
+    /// the CLI's algorithm and batch shape.
     fn default() -> Self {
-        PpoConfig {
-            clip: 0.2,
-            epochs: 4,
-            vf_coef: 0.5,
-            max_grad_norm: 1.0,
-            temperature: 0.7,
-            gamma: 1.0,
-            lambda: 0.95,
-            kl_beta: 0.05,
-            micro_batch_size: 8,
-            grad_accum: 1,
-            exec_batch: 0,
-            group_size: 1,
-            algorithm: Algorithm::Ppo,
-            sim_batch: 0,
-            shared_prompts: true,
-            old_logprobs: OldLogprobs::Sampler,
-        }
+        PpoConfig::of(&Config::defaults())
     }
 }
 
 impl PpoConfig {
+    /// The PPO settings of a configuration: the one mapping from its keys.
+    pub fn of(cfg: &Config) -> PpoConfig {
+        PpoConfig {
+            clip: cfg.ppo.clip,
+            epochs: cfg.epochs,
+            vf_coef: cfg.ppo.vf_coef,
+            max_grad_norm: cfg.ppo.max_grad_norm,
+            temperature: cfg.temperature,
+            gamma: cfg.ppo.gamma,
+            lambda: cfg.ppo.lambda,
+            kl_beta: cfg.kl_beta,
+            micro_batch_size: cfg.micro_batch_size,
+            grad_accum: cfg.grad_accum,
+            exec_batch: cfg.exec_batch,
+            group_size: cfg.group_size,
+            algorithm: cfg.algorithm,
+            sim_batch: cfg.sim_batch,
+            shared_prompts: cfg.shared_prompts,
+            old_logprobs: cfg.old_logprobs,
+        }
+    }
+
     /// Rollouts per optimiser step: `micro_batch_size × grad_accum`.
     pub fn step_rows(&self) -> usize {
         self.micro_batch_size.max(1) * self.grad_accum.max(1)

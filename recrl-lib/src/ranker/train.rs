@@ -1,7 +1,7 @@
 //! Training: every position supervised (next item), AdamW, early stopping on validation
 //! NDCG@10 under full ranking, the best epoch's weights kept. Deterministic on CPU for a seed.
 
-use super::batch::{left_pad, training_windows};
+use super::batch::{left_pad, training_windows, Window};
 use super::eval::{evaluate, EvalSet, Split};
 use super::metrics::RankMetrics;
 use super::model::{lookup, Sasrec, SasrecShape};
@@ -118,66 +118,20 @@ pub fn train(
     .build(&ranker.vs, cfg.lr)?;
     let mut windows = training_windows(&ds.train, cfg.max_len);
     let valid_set = EvalSet::new(ds, Split::Valid, opts.seed)?;
-    let mut log = match &opts.log_path {
-        Some(p) => {
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
-        }
-        None => None,
-    };
-    // TensorBoard scalars beside the JSON-lines log (a new event file each training)
-    let mut events = match opts.log_path.as_ref().and_then(|p| p.parent()) {
-        Some(dir) => Some(crate::tensorboard::EventWriter::create(dir)?),
-        None => None,
-    };
-    let autocast = opts.bf16 && opts.device.is_cuda();
-    let batches = windows.len().div_ceil(cfg.batch_size.max(1));
+    let mut log = EpochLogs::open(opts.log_path.as_deref())?;
     let (mut epochs, mut best, mut best_ndcg) = (Vec::new(), Vec::new(), f64::NEG_INFINITY);
     let mut best_epoch = 0;
     for epoch in 1..=cfg.epochs {
         let t = Instant::now();
         rng.shuffle(&mut windows);
-        let (mut loss_sum, mut positions) = (0.0, 0usize);
-        for (b, chunk) in windows.chunks(cfg.batch_size.max(1)).enumerate() {
-            let inputs: Vec<&[u32]> = chunk
-                .iter()
-                .map(|w| &ds.train[w.user][w.start..w.end - 1])
-                .collect();
-            let targets: Vec<&[u32]> = chunk
-                .iter()
-                .map(|w| &ds.train[w.user][w.start + 1..w.end])
-                .collect();
-            let x = left_pad(&inputs, cfg.max_len, opts.device);
-            let y = left_pad(&targets, cfg.max_len, opts.device);
-            // tch::autocast calls libtorch's deprecated CUDA autocast switches, which warn on
-            // every call on a GPU even to disable it: enter it only when it is on
-            let forward = || loss_of(&ranker.net, cfg, &x, &y);
-            let loss = if autocast {
-                tch::autocast(true, forward)
-            } else {
-                forward()
-            };
-            opt.backward_step(&loss);
-            let loss = loss.double_value(&[]);
-            if !loss.is_finite() {
-                bail!(
-                    "epoch {epoch}, batch {}: the loss is {loss} (try a lower ranker.lr)",
-                    b + 1
-                );
-            }
-            let n: usize = targets.iter().map(|t| t.len()).sum();
-            loss_sum += loss * n as f64;
-            positions += n;
-            on_event(TrainEvent::Batch {
-                epoch,
-                done: b + 1,
-                total: batches,
-                loss,
-                positions_per_s: positions as f64 / t.elapsed().as_secs_f64().max(1e-9),
-            });
-        }
+        let (loss_sum, positions) = one_epoch(
+            (&ranker, &mut opt),
+            ds,
+            opts,
+            (epoch, &windows),
+            t,
+            &mut on_event,
+        )?;
         let train_seconds = t.elapsed().as_secs_f64();
         let te = Instant::now();
         let [valid, _] = evaluate(&ranker.net, &valid_set, opts.device)?;
@@ -197,22 +151,7 @@ pub fn train(
             valid,
             best: improved,
         };
-        if let Some(f) = log.as_mut() {
-            writeln!(f, "{}", serde_json::to_string(&entry)?)?;
-            f.flush()?;
-        }
-        if let Some(ev) = events.as_mut() {
-            ev.scalars(
-                epoch as i64,
-                &[
-                    ("train/loss", entry.loss),
-                    ("train/positions_per_s", entry.positions_per_s),
-                    ("valid/ndcg10", entry.valid.ndcg10),
-                    ("valid/hr10", entry.valid.hr10),
-                    ("valid/mrr", entry.valid.mrr),
-                ],
-            )?;
-        }
+        log.write(&entry)?;
         on_event(TrainEvent::Epoch(&entry));
         epochs.push(entry);
         if epoch - best_epoch >= cfg.patience {
@@ -230,6 +169,113 @@ pub fn train(
         seconds: t0.elapsed().as_secs_f64(),
     };
     Ok((ranker, report))
+}
+
+/// One epoch over the shuffled `windows`: a step per batch, each reported to `on_event`
+/// (`t`: when the epoch began). Returns the summed loss over supervised positions and their
+/// count.
+fn one_epoch(
+    (ranker, opt): (&Ranker, &mut nn::Optimizer),
+    ds: &Dataset,
+    opts: &TrainOptions,
+    (epoch, windows): (usize, &[Window]),
+    t: Instant,
+    on_event: &mut impl FnMut(TrainEvent),
+) -> Result<(f64, usize)> {
+    let cfg = &opts.config;
+    let autocast = opts.bf16 && opts.device.is_cuda();
+    let batches = windows.len().div_ceil(cfg.batch_size.max(1));
+    let (mut loss_sum, mut positions) = (0.0, 0usize);
+    for (b, chunk) in windows.chunks(cfg.batch_size.max(1)).enumerate() {
+        let inputs: Vec<&[u32]> = chunk
+            .iter()
+            .map(|w| &ds.train[w.user][w.start..w.end - 1])
+            .collect();
+        let targets: Vec<&[u32]> = chunk
+            .iter()
+            .map(|w| &ds.train[w.user][w.start + 1..w.end])
+            .collect();
+        let x = left_pad(&inputs, cfg.max_len, opts.device);
+        let y = left_pad(&targets, cfg.max_len, opts.device);
+        // tch::autocast calls libtorch's deprecated CUDA autocast switches, which warn on
+        // every call on a GPU even to disable it: enter it only when it is on
+        let forward = || loss_of(&ranker.net, cfg, &x, &y);
+        let loss = if autocast {
+            tch::autocast(true, forward)
+        } else {
+            forward()
+        };
+        opt.backward_step(&loss);
+        let loss = loss.double_value(&[]);
+        if !loss.is_finite() {
+            bail!(
+                "epoch {epoch}, batch {}: the loss is {loss} (try a lower ranker.lr)",
+                b + 1
+            );
+        }
+        let n: usize = targets.iter().map(|t| t.len()).sum();
+        loss_sum += loss * n as f64;
+        positions += n;
+        on_event(TrainEvent::Batch {
+            epoch,
+            done: b + 1,
+            total: batches,
+            loss,
+            positions_per_s: positions as f64 / t.elapsed().as_secs_f64().max(1e-9),
+        });
+    }
+    Ok((loss_sum, positions))
+}
+
+/// The epoch logs of a training: JSON lines at the log path and TensorBoard scalars beside
+/// them (a new event file each training); nothing without a log path.
+struct EpochLogs {
+    lines: Option<std::fs::File>,
+    events: Option<crate::tensorboard::EventWriter>,
+}
+
+impl EpochLogs {
+    fn open(path: Option<&std::path::Path>) -> Result<EpochLogs> {
+        let Some(p) = path else {
+            return Ok(EpochLogs {
+                lines: None,
+                events: None,
+            });
+        };
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lines =
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+        let events = dir
+            .map(crate::tensorboard::EventWriter::create)
+            .transpose()?;
+        Ok(EpochLogs {
+            lines: Some(lines),
+            events,
+        })
+    }
+
+    fn write(&mut self, entry: &EpochLog) -> Result<()> {
+        if let Some(f) = self.lines.as_mut() {
+            writeln!(f, "{}", serde_json::to_string(entry)?)?;
+            f.flush()?;
+        }
+        if let Some(ev) = self.events.as_mut() {
+            ev.scalars(
+                entry.epoch as i64,
+                &[
+                    ("train/loss", entry.loss),
+                    ("train/positions_per_s", entry.positions_per_s),
+                    ("valid/ndcg10", entry.valid.ndcg10),
+                    ("valid/hr10", entry.valid.hr10),
+                    ("valid/mrr", entry.valid.mrr),
+                ],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Mean loss over the supervised (non-padding) positions of a batch.

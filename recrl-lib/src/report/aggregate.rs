@@ -120,7 +120,7 @@ fn read_checked(
     let v: serde_json::Value = crate::io::read_json(path)?;
     for field in need(&v) {
         anyhow::ensure!(
-            v.get(field).is_some(),
+            v.get(field).is_some_and(|x| !x.is_null()),
             "{}: field `{field}` is missing (a record from before issue 30: migrate it with scripts/migrate_records.py)",
             path.display()
         );

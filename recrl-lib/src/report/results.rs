@@ -1,16 +1,17 @@
 //! The paper's figures from the gathered runs (docs/design.md §8): ranking stability, CTR and KL
-//! curves, the τ trade-off, ablation bars, the audit table and the explanation metrics. Each is a plotly [`Plot`] for
+//! curves, the τ trade-off, the seeded arms' CTR and drift with their intervals, the audit table and the explanation metrics. Each is a plotly [`Plot`] for
 //! notebook 07 and, through [`save_all`], standalone HTML plus SVG and PNG in `figures/`.
 
 use super::aggregate::{mean_of, RunRecord};
+use super::seeds::{SeededRow, SEEDED_METRICS};
 use crate::display::charts::{self, Series};
 use crate::display::figures::{save_figure, FigureFormat};
 use crate::ppo::arms::curves;
 use anyhow::Result;
-use plotly::common::{ErrorData, ErrorType, Title};
-use plotly::layout::{Axis, BarMode, Layout};
+use plotly::common::{ErrorData, ErrorType, Mode, Title};
+use plotly::layout::{Axis, BarMode, GridPattern, Layout, LayoutGrid};
 use plotly::traces::table::{Cells, Header};
-use plotly::{Bar, Plot, Table};
+use plotly::{Bar, Plot, Scatter, Table};
 use std::path::{Path, PathBuf};
 
 fn arms(records: &[RunRecord]) -> Vec<(String, Vec<crate::ppo::StepLog>)> {
@@ -149,46 +150,6 @@ pub fn tradeoff_plot(records: &[RunRecord]) -> Plot {
     )
 }
 
-/// Ablation bars per arm: CTR gain (end − start of the run), the audit panel's paired CTR gain
-/// over `base` with its standard error, and |ΔNDCG@10| × 100.
-pub fn ablation_plot(records: &[RunRecord]) -> Plot {
-    let mut names = Vec::new();
-    let (mut gain, mut drift) = (Vec::new(), Vec::new());
-    let (mut panel, mut panel_se) = (Vec::new(), Vec::new());
-    for r in records.iter().filter(|r| !r.trained().is_empty()) {
-        let start = mean_of(r.window(true), |l| l.ctr).unwrap_or(f64::NAN);
-        let audit = |m: &str| {
-            r.audit
-                .as_ref()
-                .and_then(|a| a.value(m))
-                .unwrap_or(f64::NAN)
-        };
-        names.push(label(r, records));
-        gain.push(end_ctr(r).unwrap_or(f64::NAN) - start);
-        panel.push(audit("panel_ctr_gain"));
-        panel_se.push(audit("panel_ctr_gain_se"));
-        drift.push(final_drift(r).map_or(f64::NAN, |d| 100.0 * d.abs()));
-    }
-    let mut p = Plot::new();
-    p.add_trace(Bar::new(names.clone(), gain).name("CTR gain (last 10 − first 10 steps)"));
-    p.add_trace(
-        Bar::new(names.clone(), panel)
-            .name("panel CTR gain over base (audit users, ± se)")
-            .error_y(ErrorData::new(ErrorType::Data).array(panel_se)),
-    );
-    p.add_trace(Bar::new(names, drift).name("|ΔNDCG@10| × 100"));
-    p.set_layout(
-        Layout::new()
-            .title(Title::with_text(
-                "Ablations: reward gained vs ranking moved",
-            ))
-            .bar_mode(BarMode::Group)
-            .x_axis(Axis::new().title(Title::with_text("arm")))
-            .y_axis(Axis::new().title(Title::with_text("value"))),
-    );
-    p
-}
-
 /// The audit's headline numbers per run, as a table figure ("missing" where not measured).
 pub fn audit_table_plot(records: &[RunRecord]) -> Plot {
     // (metric, column header)
@@ -301,14 +262,118 @@ pub fn text_metrics_plot(records: &[RunRecord]) -> Plot {
     p
 }
 
+/// One point per row of the seeded table (dataset · arm, baselines included) with its 95 % CI
+/// across seeds (over panel users for one seed, where the audit has it), in a row of panels
+/// that each have their own axis: one per `(metric, panel title)`. Labels run along the y axis,
+/// so they never overlap.
+fn seeded_points(title: &str, rows: &[SeededRow], metrics: &[(&str, &str)]) -> Plot {
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} · {} (p{}, {} seed(s))",
+                r.dataset,
+                r.arm,
+                r.protocol,
+                r.seeds.len()
+            )
+        })
+        .collect();
+    let mut p = Plot::new();
+    let mut layout = Layout::new()
+        .title(Title::with_text(title))
+        .show_legend(false)
+        .grid(
+            LayoutGrid::new()
+                .rows(1)
+                .columns(metrics.len())
+                .pattern(GridPattern::Independent),
+        );
+    for (k, (metric, name)) in metrics.iter().enumerate() {
+        let j = SEEDED_METRICS
+            .iter()
+            .position(|(n, _)| n == metric)
+            .expect("a seeded metric");
+        let (mut y, mut x, mut half) = (Vec::new(), Vec::new(), Vec::new());
+        for (r, label) in rows.iter().zip(&labels) {
+            if let Some((mean, ci)) = r.cells[j] {
+                y.push(label.clone());
+                x.push(mean);
+                half.push(ci.unwrap_or(0.0));
+            }
+        }
+        let axis = |a: &str| {
+            if k == 0 {
+                a.to_string()
+            } else {
+                format!("{a}{}", k + 1)
+            }
+        };
+        p.add_trace(
+            Scatter::new(x, y)
+                .mode(Mode::Markers)
+                .name(*name)
+                .error_x(ErrorData::new(ErrorType::Data).array(half))
+                .x_axis(axis("x"))
+                .y_axis(axis("y")),
+        );
+        let x_axis = Axis::new().title(Title::with_text(*name));
+        let y_axis = Axis::new().show_tick_labels(k == 0).auto_range(true);
+        layout = match k {
+            0 => layout.x_axis(x_axis).y_axis(y_axis),
+            1 => layout.x_axis2(x_axis).y_axis2(y_axis),
+            2 => layout.x_axis3(x_axis).y_axis3(y_axis),
+            _ => layout.x_axis4(x_axis).y_axis4(y_axis),
+        };
+    }
+    p.set_layout(layout);
+    p
+}
+
+/// The seeded results' explanations: panel CTR (absolute), its ratio to base's and its gain
+/// over best-of-N, each mean ± 95 % CI per dataset · arm (issue 31).
+pub fn seeded_ctr_plot(rows: &[SeededRow]) -> Plot {
+    seeded_points(
+        "Held-out panel CTR per arm (mean ± 95 % CI)",
+        rows,
+        &[
+            ("panel_ctr", "panel CTR"),
+            ("panel_ctr_ratio", "÷ base"),
+            ("gain_over_best_of_n", "gain over best-of-N"),
+        ],
+    )
+}
+
+/// The seeded results' ranking drift, on the measures that separate the arms: max |δs|, the
+/// smallest top-10 overlap and the largest |ΔNDCG@10| (validation, full ranking), each mean ±
+/// 95 % CI per dataset · arm.
+pub fn seeded_drift_plot(rows: &[SeededRow]) -> Plot {
+    let runs: Vec<SeededRow> = rows
+        .iter()
+        .filter(|r| r.algorithm != "none")
+        .cloned()
+        .collect();
+    seeded_points(
+        "Ranking drift per arm (mean ± 95 % CI over seeds)",
+        &runs,
+        &[
+            ("max_abs_ds", "max |δs|"),
+            ("top10_overlap_min", "top-10 overlap (min)"),
+            ("max_abs_d_ndcg10", "max |ΔNDCG@10|"),
+        ],
+    )
+}
+
 /// Every figure as `(file name, plot)`.
 pub fn all_figures(records: &[RunRecord]) -> Vec<(&'static str, Plot)> {
+    let seeded = super::seeds::pool(records);
     vec![
         ("ranking_stability", stability_plot(records)),
         ("ctr_curves", ctr_plot(records, 10)),
         ("kl_curves", kl_plot(records, 10)),
         ("tau_tradeoff", tradeoff_plot(records)),
-        ("ablation_bars", ablation_plot(records)),
+        ("arms_ctr", seeded_ctr_plot(&seeded)),
+        ("arms_drift", seeded_drift_plot(&seeded)),
         ("audit_table", audit_table_plot(records)),
         ("text_metrics", text_metrics_plot(records)),
     ]

@@ -4,7 +4,7 @@
 //! row per dataset × arm in `experiments/seeded_results.csv`.
 
 use super::aggregate::{mean_of, RunRecord};
-use crate::audit::clicks::{paired, PanelUser};
+use crate::audit::clicks::{paired, Measure, PanelUser};
 use crate::ppo::arms::{Arm, Baseline};
 use crate::ppo::StepLog;
 use anyhow::Result;
@@ -36,40 +36,63 @@ pub const SEEDED_METRICS: &[(&str, &str)] = &[
     ("ctr_end", "simulated CTR, mean of the last 10 PPO steps"),
     ("d_ndcg10", "validation NDCG@10 (full ranking) at the last evaluation minus step 0"),
     ("max_abs_d_ndcg10", "largest |ΔNDCG@10| (full ranking, validation) over every evaluation"),
+    ("max_abs_ds", "largest max |δs| (the validation users' largest score change against step 0) over every evaluation"),
+    ("top10_overlap_min", "smallest top-10 overlap with step 0's lists (validation users) over every evaluation"),
     ("kl_final", "KL to the reference, mean of the last 10 PPO steps"),
     ("usr", "unique sentence ratio of the greedy audit explanations"),
     ("seconds_per_step", "mean seconds of a PPO step"),
     ("steps", "PPO steps run"),
 ];
 
+/// The panels a run's record is paired with, user by user, on its dataset and protocol: the
+/// `base` baseline's and the `best_of_n` baseline's, when they are there.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peers<'a> {
+    /// `base`'s panel.
+    pub base: Option<&'a [PanelUser]>,
+    /// `best_of_n`'s panel.
+    pub best_of_n: Option<&'a [PanelUser]>,
+}
+
 /// The values of [`SEEDED_METRICS`] for one run, each with the half-width of its 95 % interval
-/// over panel users where the audit has one (the interval a row of one seed shows). `best` is
-/// the `best_of_n` baseline's panel on the run's dataset, when there is one. Protocol 1's panel
-/// ratio compares the run's panel CTR with base's explanations clicked by the same simulated
-/// user (the run's seed), so the users' biases cancel.
-pub fn values(r: &RunRecord, best: Option<&[PanelUser]>) -> Vec<(Option<f64>, Option<f64>)> {
+/// over panel users where the audit has one (the interval a row of one seed shows). The gains
+/// over base and its ratio are the audit's, or, for an audit made before base's existed, paired
+/// here with `peers.base`'s panel the same way; the gain over best-of-N is paired with
+/// `peers.best_of_n`. Protocol 1's panel ratio compares the run's panel CTR with base's
+/// explanations clicked by the same simulated user (the run's seed), so the users' biases
+/// cancel.
+pub fn values(r: &RunRecord, peers: Peers) -> Vec<(Option<f64>, Option<f64>)> {
     let audit = |name: &str| r.audit.as_ref().and_then(|a| a.value(name));
     let panel = r.audit.as_ref().map(|a| a.panel.as_slice()).unwrap_or(&[]);
-    let over_best = best
-        .filter(|_| !panel.is_empty() && Baseline::named(&r.tag) != Some(Baseline::BestOfN))
-        .and_then(|b| paired(panel, b, |p| p.ctr));
-    let gain = |name: &str| (audit(name), audit(&format!("{name}_ci95")));
-    let ratio = audit("panel_ctr_ratio").or_else(|| {
-        audit("panel_ctr")
-            .zip(audit("panel_ctr_gain"))
-            .map(|(ctr, gain)| ctr / (ctr - gain))
-    });
+    let with = |other: Option<&[PanelUser]>, me: Baseline, f: Measure| {
+        other
+            .filter(|_| !panel.is_empty() && Baseline::named(&r.tag) != Some(me))
+            .and_then(|o| paired(panel, o, f))
+    };
+    let over_best = with(peers.best_of_n, Baseline::BestOfN, |p| p.ctr);
+    let over_base = |name: &str, f: Measure| match audit(&format!("{name}_gain")) {
+        Some(g) => (Some(g), audit(&format!("{name}_gain_ci95"))),
+        None => with(peers.base, Baseline::Base, f)
+            .map_or((None, None), |p| (Some(p.mean), Some(p.ci95))),
+    };
+    let ratio = audit("panel_ctr_ratio")
+        .or_else(|| with(peers.base, Baseline::Base, |p| p.ctr).map(|p| p.ratio))
+        .or_else(|| {
+            audit("panel_ctr")
+                .zip(audit("panel_ctr_gain"))
+                .map(|(ctr, gain)| ctr / (ctr - gain))
+        });
     let mut out = vec![
         (audit("panel_ctr"), None),
         (ratio, None),
-        gain("panel_ctr_gain"),
+        over_base("panel_ctr", |p| p.ctr),
         (over_best.map(|p| p.mean), over_best.map(|p| p.ci95)),
         (audit("judge_faithfulness"), None),
-        gain("judge_faithfulness_gain"),
+        over_base("judge_faithfulness", |p| p.faithful),
         (audit("judge_completeness"), None),
-        gain("judge_completeness_gain"),
+        over_base("judge_completeness", |p| p.complete),
         (audit("judge_artefact"), None),
-        gain("judge_artefact_gain"),
+        over_base("judge_artefact", |p| p.artefact),
         (audit("judge_readability"), None),
     ];
     out.extend(step_values(r).into_iter().map(|v| (v, None)));
@@ -80,11 +103,12 @@ pub fn values(r: &RunRecord, best: Option<&[PanelUser]>) -> Vec<(Option<f64>, Op
 fn step_values(r: &RunRecord) -> Vec<Option<f64>> {
     let (tail, steps) = (r.window(false), r.trained());
     let part = |f: fn(&StepLog) -> f64| mean_of(tail, f);
-    let max_drift = r
-        .steps
-        .iter()
-        .filter_map(|l| l.drift.as_ref().map(|d| d.d_ndcg10.abs()))
-        .reduce(f64::max);
+    let over_evaluations = |f: fn(&crate::ppo::Drift) -> f64, pick: fn(f64, f64) -> f64| {
+        r.steps
+            .iter()
+            .filter_map(|l| l.drift.as_ref().map(f))
+            .reduce(pick)
+    };
     vec![
         part(|l| l.quality),
         part(|l| l.quality_parts.fluency),
@@ -94,7 +118,9 @@ fn step_values(r: &RunRecord) -> Vec<Option<f64>> {
         part(|l| l.quality_parts.length),
         part(|l| l.ctr),
         r.first_drift().and(r.last_drift()).map(|d| d.d_ndcg10),
-        max_drift,
+        over_evaluations(|d| d.d_ndcg10.abs(), f64::max),
+        over_evaluations(|d| d.max_abs_ds, f64::max),
+        over_evaluations(|d| d.top10_overlap, f64::min),
         part(|l| l.stats.kl),
         r.text.as_ref().map(|t| t.usr),
         mean_of(steps, |l| l.seconds),
@@ -166,21 +192,25 @@ pub fn pool(records: &[RunRecord]) -> Vec<SeededRow> {
         );
         groups.entry(key).or_default().push(r);
     }
-    let best_of_n = |dataset: &str, protocol: u64| {
+    let panel_of = |dataset: &str, protocol: u64, tag: Baseline| {
         records
             .iter()
-            .filter(|r| r.dataset == dataset && r.tag == Baseline::BestOfN.name())
+            .filter(|r| r.dataset == dataset && r.tag == tag.name())
             .filter(|r| protocol_of(r) == protocol)
             .filter_map(|r| r.audit.as_ref())
             .map(|a| a.panel.as_slice())
             .find(|p| !p.is_empty())
+    };
+    let peers = |dataset: &str, protocol: u64| Peers {
+        base: panel_of(dataset, protocol, Baseline::Base),
+        best_of_n: panel_of(dataset, protocol, Baseline::BestOfN),
     };
     groups
         .into_iter()
         .map(|((dataset, protocol, arm, algorithm), runs)| {
             let per_run: Vec<_> = runs
                 .iter()
-                .map(|r| values(r, best_of_n(&dataset, protocol)))
+                .map(|r| values(r, peers(&dataset, protocol)))
                 .collect();
             let cells = (0..SEEDED_METRICS.len())
                 .map(|j| {
@@ -249,7 +279,7 @@ pub fn show(cell: Option<(f64, Option<f64>)>, p: usize) -> String {
 }
 
 /// The headers of the seeded results table (README, notebook 07).
-pub const HEADERS: [&str; 17] = [
+pub const HEADERS: [&str; 19] = [
     "dataset",
     "protocol",
     "arm",
@@ -264,13 +294,16 @@ pub const HEADERS: [&str; 17] = [
     "q(x) (last 10 steps)",
     "ΔNDCG@10 (last)",
     "max |ΔNDCG@10|",
+    "max |δs|",
+    "top-10 overlap (min)",
     "KL",
     "steps",
     "s / step",
 ];
 
 /// The seeded results per dataset × protocol × arm: seeds, panel CTR (absolute, relative to
-/// base, gain over best-of-N), the judge's rates, q(x), ΔNDCG@10 (last and largest), KL, steps
+/// base, gain over best-of-N), the judge's rates, q(x), ΔNDCG@10 (last and largest), max |δs|,
+/// the smallest top-10 overlap, KL, steps
 /// and seconds a step, each mean ± 95 % CI across seeds (one seed: over panel users where the
 /// audit has it).
 pub fn cells(rows: &[SeededRow]) -> Vec<Vec<String>> {
@@ -298,6 +331,8 @@ pub fn cells(rows: &[SeededRow]) -> Vec<Vec<String>> {
                 c("quality_end", 3),
                 c("d_ndcg10", 5),
                 c("max_abs_d_ndcg10", 5),
+                c("max_abs_ds", 4),
+                c("top10_overlap_min", 3),
                 c("kl_final", 2),
                 c("steps", 0),
                 c("seconds_per_step", 1),
@@ -342,6 +377,16 @@ pub fn splice(readme: &str, table: &str) -> Result<String> {
     Ok(format!("{}\n{table}{}", &readme[..start], &readme[end..]))
 }
 
+/// Writes the seeded results table of `rows` ([`markdown`]) into the README at `path`, between
+/// its [`README_MARKERS`] (`recrl aggregate --readme`).
+pub fn write_into_readme(path: &std::path::Path, rows: &[SeededRow]) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let spliced =
+        splice(&text, &markdown(rows)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    crate::io::write_atomic(path, spliced.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +424,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("seeded-results"));
+    }
+
+    #[test]
+    fn the_readme_gets_the_table_between_its_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("README.md");
+        let (o, c) = README_MARKERS;
+        std::fs::write(&path, format!("intro\n{o}\nold table\n{c}\nrest\n")).unwrap();
+        write_into_readme(&path, &[]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("intro\n{o}\n{}{c}\nrest\n", markdown(&[])));
+        std::fs::write(&path, "no markers").unwrap();
+        let err = write_into_readme(&path, &[]).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: ", path.display())), "{err}");
+        let gone = dir.path().join("nope.md");
+        let err = write_into_readme(&gone, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("reading {}: ", gone.display())),
+            "{err}"
+        );
     }
 }
