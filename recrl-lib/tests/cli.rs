@@ -441,6 +441,15 @@ fn the_records_say_what_they_depend_on(r: &Path) {
         );
     }
     let basis = read("checkpoints/basis_ml-100k.json");
+    // the checkpoints the run read name the code that made them
+    let code = &run["provenance"]["code"];
+    for f in [
+        "checkpoints/sasrec_ml-100k.json",
+        "checkpoints/basis_ml-100k.json",
+        "checkpoints/lora_init_ml-100k/explainer.json",
+    ] {
+        assert_eq!(&read(f)["code"], code, "{f}");
+    }
     assert_eq!(run["shield"]["k"], basis["k"], "{}", run["shield"]);
     assert_eq!(run["shield"]["tau"], run["config"]["shield"]["tau"]);
     let ckpt = "checkpoints/ppo_ml-100k_shielded_s1/explainer.json";

@@ -415,6 +415,7 @@ impl Explainer {
                 "format": "recrl-explainer/1", "base_model": self.source, "lora": cfg,
                 "projector": self.projector.as_ref().map(|p| p.weight.size()),
                 "files": sha256s(dir, &["adapter_model.safetensors", "w_p.safetensors", "e_delta.safetensors"])?,
+                "code": crate::record::code(),
             });
             io::write_atomic(
                 &dir.join(crate::paths::files::EXPLAINER),

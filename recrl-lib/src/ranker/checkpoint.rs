@@ -49,6 +49,9 @@ pub struct CheckpointMeta {
     pub device: String,
     /// Wall-clock seconds of training and evaluation.
     pub train_seconds: f64,
+    /// The code that trained it (absent in checkpoints from before issue 30).
+    #[serde(default)]
+    pub code: Option<crate::record::Code>,
 }
 
 /// sha256 over the split (every user's train items, valid and test item, little-endian u32s

@@ -196,6 +196,7 @@ pub fn train_and_save(
         weights_sha256: String::new(),
         device: format!("{:?}", opts.device),
         train_seconds: report.seconds,
+        code: Some(crate::record::code()),
     };
     ranker.save(&layout.checkpoints(), meta)?;
     Ok((ranker, report))

@@ -35,6 +35,9 @@ pub struct BasisMeta {
     pub dataset_sha256: String,
     /// sha256 of the basis safetensors file.
     pub basis_sha256: String,
+    /// The code that fitted it (absent in bases from before issue 30).
+    #[serde(default)]
+    pub code: Option<crate::record::Code>,
 }
 
 impl Basis {
@@ -62,6 +65,7 @@ impl Basis {
             ranker_weights_sha256: rmeta.weights_sha256.clone(),
             dataset_sha256: rmeta.dataset_sha256.clone(),
             basis_sha256,
+            code: Some(crate::record::code()),
         };
         // weights and sidecar change together (a kill leaves the old basis or the new one)
         let mut commit = Commit::new(dir);
