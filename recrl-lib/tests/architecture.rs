@@ -120,6 +120,89 @@ fn architecture_md_names_every_ranked_module() {
     );
 }
 
+/// Each notebook's step (its file name's two-digit prefix) and the module of that step: a
+/// notebook may use that module and anything below it, nothing above (ARCHITECTURE.md).
+const NOTEBOOK_STEPS: &[(&str, &str)] = &[
+    ("00", "display"),
+    ("01", "data"),
+    ("02", "ranker"),
+    ("03", "shield"),
+    ("04", "explainer"),
+    ("05", "ppo"),
+    ("06", "audit"),
+    ("07", "report"),
+];
+
+#[test]
+fn notebooks_use_nothing_above_their_step() {
+    let rank: BTreeMap<&str, u32> = RANKS.iter().copied().collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks");
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("notebooks/") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".ipynb") {
+            continue;
+        }
+        seen += 1;
+        let step = NOTEBOOK_STEPS
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{name}: no step in NOTEBOOK_STEPS"));
+        let limit = rank[step.1];
+        let text = std::fs::read_to_string(&path).unwrap();
+        for module in notebook_modules(&text) {
+            match rank.get(module.as_str()) {
+                Some(&r) if r > limit => problems.push(format!(
+                    "{name} (step `{}`) uses `recrl_lib::{module}`, a later step",
+                    step.1
+                )),
+                None if !ROOT_ITEMS.contains(&module.as_str()) => {
+                    problems.push(unknown_module(&module, &name))
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(seen, NOTEBOOK_STEPS.len(), "one notebook per step");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The top-level modules a notebook's text names: `recrl_lib::NAME` and the first segment of
+/// each item of `use recrl_lib::{a, b::c}`.
+fn notebook_modules(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let ident = |s: &str| -> String { s.chars().take_while(|c| is_ident_char(*c)).collect() };
+    for (i, _) in text.match_indices("recrl_lib::") {
+        let rest = &text[i + "recrl_lib::".len()..];
+        if let Some(list) = rest.strip_prefix('{') {
+            let list = &list[..list.find('}').unwrap_or(list.len())];
+            for item in list.split(',') {
+                let m = ident(item.trim());
+                if !m.is_empty() {
+                    out.insert(m);
+                }
+            }
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out
+}
+
+#[test]
+fn notebook_modules_reads_paths_and_use_lists() {
+    let got = notebook_modules(
+        r#""use recrl_lib::{config::Config, data, ppo};\n", "recrl_lib::report::run(&o)""#,
+    );
+    let want: BTreeSet<String> = ["config", "data", "ppo", "report"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(got, want);
+}
+
 /// Every `.rs` file under `dir`, as paths relative to `root`, sorted.
 fn read_tree(root: &Path, dir: &Path, out: &mut Vec<Source>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
