@@ -283,6 +283,8 @@ fn seeded_points(title: &str, rows: &[SeededRow], metrics: &[(&str, &str)]) -> P
     let mut layout = Layout::new()
         .title(Title::with_text(title))
         .show_legend(false)
+        .height(220 + 40 * rows.len())
+        .width(1100)
         .grid(
             LayoutGrid::new()
                 .rows(1)
@@ -318,7 +320,10 @@ fn seeded_points(title: &str, rows: &[SeededRow], metrics: &[(&str, &str)]) -> P
                 .y_axis(axis("y")),
         );
         let x_axis = Axis::new().title(Title::with_text(*name));
-        let y_axis = Axis::new().show_tick_labels(k == 0).auto_range(true);
+        let y_axis = Axis::new()
+            .show_tick_labels(k == 0)
+            .auto_margin(true)
+            .auto_range(true);
         layout = match k {
             0 => layout.x_axis(x_axis).y_axis(y_axis),
             1 => layout.x_axis2(x_axis).y_axis2(y_axis),
