@@ -163,7 +163,7 @@ pub fn run(
     let (lists_before, lists_after) = top10_before_after(&ranker, &histories, &table);
     let everyone = [sets.panel.clone(), sets.members.clone()].concat();
     let requests = init::requests_for(ds, &ranker, &everyone, 5);
-    let checkpoint = crate::io::sha256_file(&ckpt_dir.join(crate::paths::files::EXPLAINER))?;
+    let checkpoint = crate::io::sha256_file(&explainer_json)?;
     let candidates = match baseline {
         Some(Baseline::BestOfN) => cfg.audit.best_of.max(1),
         _ => 1,
